@@ -1,0 +1,249 @@
+"""The ``ivr`` command: train, parse, simulate, chat, evaluate.
+
+Every failure a user can cause ends in one ``error: ...`` line on stderr and a non-zero exit,
+never a traceback (set IVR_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from ivr.errors import IvrError
+from ivr.project import Project
+
+EXIT_ERROR = 1
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+async def _open_engine(project: Project, model: Path | None):
+    from ivr.bank import DemoBank
+    from ivr.dialogue.engine import DialogueEngine
+    from ivr.knowledge import KnowledgeBase
+
+    kb = KnowledgeBase.load(project.knowledge)
+    return await DialogueEngine.load(model or project.latest_model(), DemoBank(), kb)
+
+
+def _parse_output(text: str, parse: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "text": text,
+        "normalized": parse.get("normalized", text),
+        "intent": parse["intent"]["name"],
+        "confidence": round(float(parse["intent"]["confidence"]), 4),
+        "entities": [{k: e[k] for k in ("entity", "value", "start", "end") if k in e}
+                     for e in parse.get("entities", [])],
+        "dialect": parse.get("dialect", "mandarin"),
+        "intent_ranking": [{"name": r["name"], "confidence": round(float(r["confidence"]), 4)}
+                           for r in parse.get("intent_ranking", [])[:5]],
+    }
+
+
+async def cmd_train(args: argparse.Namespace) -> int:
+    from ivr.training import train
+
+    result = train(args.project_obj, force=args.force)
+    state = "trained" if result.trained else "up to date (inputs unchanged)"
+    print(f"model {state}: {result.model}")
+    return 0
+
+
+async def cmd_parse(args: argparse.Namespace) -> int:
+    engine = await _open_engine(args.project_obj, args.model)
+    texts = [args.text] if args.text is not None else (line.rstrip("\n") for line in sys.stdin)
+    for text in texts:
+        if not text.strip():
+            continue
+        out = _parse_output(text, await engine.parse(text))
+        if args.json:
+            _print_json(out)
+        else:
+            print(f"{out['intent']} ({out['confidence']:.2f}) [{out['dialect']}] "
+                  f"{out['normalized']}")
+    return 0
+
+
+async def cmd_simulate(args: argparse.Namespace) -> int:
+    from ivr.handoff import AcdWebhook
+    from ivr.simulate import load_script, run_script
+
+    scripts = [load_script(Path(p)) for p in args.scripts]  # all checked before the model loads
+    engine = await _open_engine(args.project_obj, args.model)
+    acd = AcdWebhook(args.acd_url, timeout_s=args.acd_timeout) if args.acd_url else None
+    failed = 0
+    for script in scripts:
+        result = await run_script(script, engine, acd)
+        if args.json:
+            _print_json(result)
+        else:
+            _print_call(result)
+        delivery = result.get("delivery")
+        if delivery and delivery["status"] != "delivered":
+            failed += 1
+            print(f"error: {script.path}: handoff not delivered: {delivery['error']}",
+                  file=sys.stderr)
+    return EXIT_ERROR if failed else 0
+
+
+def _print_call(result: dict[str, Any]) -> None:
+    print(f"== {result['script']} (caller {result['caller'] or 'unknown'})")
+    for prompt in result["greeting"]:
+        print(f"  bot:    {prompt}")
+    for turn in result["turns"]:
+        said = turn["input"]
+        shown = said.get("say") or (f"#{said['dtmf']}" if "dtmf" in said else
+                                    "(silence)" if "silence" in said else "(hangs up)")
+        understood = f"  -> {turn['intent']} {turn.get('confidence', 0):.2f}" if turn.get(
+            "intent") else ""
+        print(f"  caller: {shown}{understood}")
+        for prompt in turn.get("prompts", []):
+            print(f"  bot:    {prompt}")
+    line = f"  => {result['outcome']}, topic {result['intent']}"
+    if result["outcome"] == "escalated":
+        line += (f", queue {result['queue']}, reason {result['reason']}, "
+                 f"priority {result['priority']}, skills {result['skills']}")
+    print(line)
+
+
+async def cmd_chat(args: argparse.Namespace) -> int:
+    from ivr.call import Call, InputError
+
+    engine = await _open_engine(args.project_obj, args.model)
+    print("Caller at the phone: type what you say; #1234 presses keys; an empty line is "
+          "silence; Ctrl-D hangs up.")
+    call = Call(engine, caller_id=args.caller, locale="zh")
+    for prompt in await call.start():
+        print(f"bot: {prompt}")
+    loop = asyncio.get_running_loop()
+    while not call.ended:
+        line = await loop.run_in_executor(None, _read_line)
+        if line is None:
+            await call.hangup()
+            break
+        try:
+            if line.startswith("#"):
+                turn = await call.press(line[1:].strip() or "#")
+            elif not line.strip():
+                turn = await call.silence()
+            else:
+                turn = await call.say(line.strip())
+        except InputError as e:
+            print(f"error: {e}")
+            continue
+        if turn.intent:
+            print(f"     [{turn.intent} {turn.confidence:.2f}, {turn.dialect or '-'}]")
+        for prompt in turn.prompts:
+            print(f"bot: {prompt}")
+    result = call.result()
+    print(f"== {result['outcome']}" + (f" -> {result['queue']} ({result['reason']})"
+                                      if result["outcome"] == "escalated" else ""))
+    if args.json:
+        _print_json(result)
+    return 0
+
+
+def _read_line() -> str | None:
+    try:
+        return input("you: ")
+    except EOFError:
+        return None
+
+
+async def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ivr.evaluation import evaluate, load_heldout, save_confusion_matrix
+
+    project = args.project_obj
+    examples = load_heldout(Path(args.test) if args.test else project.heldout)
+    engine = await _open_engine(project, args.model)
+    report = await evaluate(engine, examples)
+    out_dir = Path(args.out)
+    image = save_confusion_matrix(report.pop("pairs"), out_dir / "confusion_matrix.png")
+    report["confusion_matrix"] = str(image)
+    (out_dir / "evaluation.json").write_text(
+        json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    if args.json:
+        _print_json(report)
+        return 0
+    print(f"held-out examples: {report['examples']}  model: {report['model']}")
+    print(f"intent accuracy: {report['accuracy']:.3f}   dialect/ASR part: "
+          f"{report['dialect_and_asr_accuracy']:.3f} (n={report['dialect_and_asr_examples']})")
+    print("per form:   " + "  ".join(f"{k} {v['accuracy']:.3f} (n={v['n']})"
+                                     for k, v in report["per_form"].items()))
+    print("per intent:")
+    for name, v in report["per_intent"].items():
+        print(f"  {name:22s} {v['accuracy']:.3f} (n={v['n']})")
+    print(f"confusion matrix: {image}; full report: {out_dir / 'evaluation.json'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ivr", description=__doc__.splitlines()[0])
+    parser.add_argument("--project", type=Path, help="project folder (default: found from cwd)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], Awaitable[int]], help: str,
+            model: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(fn=fn)
+        if model:
+            p.add_argument("--model", type=Path, help="model file (default: newest in models/)")
+        return p
+
+    p = add("train", cmd_train, "train the model if its data changed", model=False)
+    p.add_argument("--force", action="store_true", help="train even if up to date")
+
+    p = add("parse", cmd_parse, "understand utterances (TEXT, or one per line on stdin)")
+    p.add_argument("text", nargs="?", help="the utterance; omit to read stdin")
+    p.add_argument("--json", action="store_true", help="one JSON object per utterance")
+
+    p = add("simulate", cmd_simulate, "run scripted calls through the real engine")
+    p.add_argument("scripts", nargs="+", help="call scripts (YAML)")
+    p.add_argument("--json", action="store_true", help="one JSON object per call")
+    p.add_argument("--acd-url", default=os.environ.get("IVR_ACD_URL"),
+                   help="ACD webhook for handoffs (default: $IVR_ACD_URL; none: not sent)")
+    p.add_argument("--acd-timeout", type=float, default=3.0, help="seconds per attempt")
+
+    p = add("chat", cmd_chat, "be the caller at the terminal")
+    p.add_argument("--caller", default="+8613800000001", help="caller id (phone number)")
+    p.add_argument("--json", action="store_true", help="print the call result as JSON at the end")
+
+    p = add("evaluate", cmd_evaluate, "score the model on the held-out test set")
+    p.add_argument("--test", help="held-out file (default: nlu_data/heldout/<locale>.yml)")
+    p.add_argument("--out", default="reports/zh", help="where the report and image go")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    debug = bool(os.environ.get("IVR_DEBUG"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    args.project_obj = Project(args.project.resolve()) if args.project else Project.discover()
+    try:
+        return asyncio.run(args.fn(args))
+    except IvrError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug: still one line for the user, the trace with IVR_DEBUG=1
+        if debug:
+            raise
+        print(f"error: internal error ({type(e).__name__}: {e}); rerun with IVR_DEBUG=1",
+              file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The trained Rasa model, loaded once, with the custom actions running in-process.
+
+NLU inference (TensorFlow) runs on one worker thread so it never blocks the event loop.
+Rasa is imported lazily: importing it takes seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ivr.bank import BankAdapter
+from ivr.errors import ModelNotFoundError
+from ivr.knowledge import KnowledgeBase
+
+log = logging.getLogger(__name__)
+
+
+def quiet_ml_logging() -> None:
+    """TensorFlow and Rasa are loud at import; the engine's own output must stay clean."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+    os.environ.setdefault("LOG_LEVEL_LIBRARIES", "ERROR")
+    for name in ("rasa", "rasa_sdk", "tensorflow", "absl", "jieba", "sanic", "apscheduler"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    from rasa.utils.log_utils import configure_structlog
+
+    configure_structlog(logging.ERROR)  # unconfigured, Rasa's structlog prints debug lines
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    """What one caller input produced: how it was understood and what the bot did."""
+
+    parse: dict[str, Any]
+    prompts: list[str]
+    slots: dict[str, Any]
+    changed: dict[str, Any]  # slots the dialogue set in this turn
+
+
+class DialogueEngine:
+    """One loaded model serving many concurrent calls, each a Rasa conversation."""
+
+    def __init__(self, agent: Any, model_path: Path) -> None:
+        self._agent = agent
+        self.model_path = model_path
+        self._nlu_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlu")
+
+    @classmethod
+    async def load(cls, model_path: Path, bank: BankAdapter, kb: KnowledgeBase) -> DialogueEngine:
+        quiet_ml_logging()
+        if not model_path.is_file():
+            raise ModelNotFoundError(f"no model at {model_path}: run `ivr train` first")
+        loop = asyncio.get_running_loop()
+        agent = await loop.run_in_executor(None, _load_agent, model_path, bank, kb)
+        return cls(agent, model_path)
+
+    async def parse(self, text: str) -> dict[str, Any]:
+        """Run the NLU pipeline (normaliser, tokenizer, DIET, fallback) on one utterance."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._nlu_thread, self._parse_blocking, text)
+
+    def _parse_blocking(self, text: str) -> dict[str, Any]:
+        from rasa.core.channels.channel import UserMessage
+
+        return asyncio.run(self._agent.processor.parse_message(UserMessage(text)))
+
+    async def handle(self, call_id: str, parse: dict[str, Any]) -> TurnOutcome:
+        """Advance one call's dialogue with an already parsed input."""
+        from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+
+        channel = CollectingOutputChannel()
+        message = UserMessage(
+            parse.get("text") or "", channel, sender_id=call_id, parse_data=parse
+        )
+        await self._agent.handle_message(message)
+        from rasa.shared.core.events import SlotSet, UserUttered
+
+        tracker = await self._agent.tracker_store.retrieve(call_id)
+        slots = tracker.current_slot_values()
+        slots["active_loop"] = tracker.active_loop_name
+        changed: dict[str, Any] = {}
+        for event in reversed(tracker.events):
+            if isinstance(event, UserUttered):
+                break
+            if isinstance(event, SlotSet):
+                changed.setdefault(event.key, event.value)
+        prompts = [m["text"] for m in channel.messages if m.get("text")]
+        return TurnOutcome(parse, prompts, slots, changed)
+
+    async def end(self, call_id: str) -> None:
+        """Forget a finished call: its tracker may hold the PIN it was verified with."""
+        store = getattr(self._agent.tracker_store, "store", None)
+        if isinstance(store, dict):  # the in-memory store of the embedded default
+            store.pop(call_id, None)
+
+    def close(self) -> None:
+        self._nlu_thread.shutdown(wait=False)
+
+
+def _load_agent(model_path: Path, bank: BankAdapter, kb: KnowledgeBase) -> Any:
+    from rasa.core.agent import Agent
+
+    from ivr.dialogue.action_endpoint import InProcessActionEndpoint
+
+    return Agent.load(str(model_path), action_endpoint=InProcessActionEndpoint(bank, kb))

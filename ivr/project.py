@@ -1,0 +1,91 @@
+"""Where a locale's data, configuration and models live in a project checkout."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ivr.errors import ModelNotFoundError
+
+# Normaliser data sits beside the NLU examples (trainers edit both) but is not Rasa data.
+NORMALIZER_FILES = ("dialects.yml", "lexicon.yml")
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The project root: $IVR_HOME, else the nearest folder up with domain.yml and nlu_data/."""
+    if os.environ.get("IVR_HOME"):
+        return Path(os.environ["IVR_HOME"]).resolve()
+    for folder in [(start or Path.cwd()).resolve(), *(start or Path.cwd()).resolve().parents]:
+        if (folder / "domain.yml").is_file() and (folder / "nlu_data").is_dir():
+            return folder
+    return Path(__file__).resolve().parent.parent  # a source checkout
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    locale: str = "zh"
+
+    @classmethod
+    def discover(cls, locale: str = "zh") -> Project:
+        return cls(find_root(), locale)
+
+    @property
+    def domain(self) -> Path:
+        return self.root / "domain.yml"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config" / f"{self.locale}.yml"
+
+    @property
+    def rules(self) -> Path:
+        return self.root / "dialogue" / "rules.yml"
+
+    @property
+    def nlu_dir(self) -> Path:
+        return self.root / "nlu_data" / self.locale
+
+    @property
+    def heldout(self) -> Path:
+        return self.root / "nlu_data" / "heldout" / f"{self.locale}.yml"
+
+    @property
+    def knowledge(self) -> Path:
+        return self.root / "knowledge" / f"{self.locale}.yml"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    def nlu_files(self) -> list[Path]:
+        return sorted(p for p in self.nlu_dir.glob("*.yml") if p.name not in NORMALIZER_FILES)
+
+    def normalizer_files(self) -> list[Path]:
+        return [self.nlu_dir / name for name in NORMALIZER_FILES]
+
+    def fingerprint(self) -> str:
+        """Hash of everything a model is trained from, the normaliser's code included."""
+        code = Path(__file__).parent / "nlu"
+        inputs = [self.domain, self.config, self.rules, *self.nlu_files(),
+                  *self.normalizer_files(), *sorted(code.glob("*.py"))]
+        digest = hashlib.sha256()
+        for path in inputs:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes() if path.is_file() else b"<missing>")
+        return digest.hexdigest()[:12]
+
+    def model_for(self, fingerprint: str) -> Path:
+        return self.models_dir / f"{self.locale}-{fingerprint}.tar.gz"
+
+    def latest_model(self) -> Path:
+        """The newest trained model of this locale."""
+        models = sorted(self.models_dir.glob(f"{self.locale}-*.tar.gz"),
+                        key=lambda p: p.stat().st_mtime)
+        if not models:
+            raise ModelNotFoundError(
+                f"no {self.locale} model in {self.models_dir}: run `ivr train` first"
+            )
+        return models[-1]

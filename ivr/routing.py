@@ -1,0 +1,96 @@
+"""The routing contract of SPEC.md: what each intent means for the call.
+
+Names here are public interface: queues, reasons and priorities reach the bank's ACD.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Service(Enum):
+    ACCOUNT = "account"      # served by the engine after verification
+    KNOWLEDGE = "knowledge"  # served by the engine from the knowledge base
+    AGENT = "agent"          # escalated to the topic's queue
+
+
+QUEUES = ("general", "cards", "fraud", "loans", "wealth", "private_banking", "complaints")
+
+# Priorities an ACD can order by, lowest first.
+NORMAL, HIGH, URGENT = "normal", "high", "urgent"
+
+# Reasons a call escalates.
+REASONS = (
+    "intent",               # the request is served by agents (loans, complaints...)
+    "caller_request",       # 转人工 / DTMF 0
+    "no_match",             # two turns in a row not understood
+    "no_input",             # two turns in a row of silence
+    "verification_failed",  # three wrong PINs or card numbers
+    "offer_accepted",       # the caller accepted an offer to speak to an agent
+    "engine_error",         # the dialogue layer failed: never leave the caller alone
+)
+
+
+@dataclass(frozen=True)
+class Topic:
+    intent: str
+    service: Service
+    queue: str
+    label: str  # how the bot names the topic to the caller
+    priority: str = NORMAL
+
+
+TOPICS: dict[str, Topic] = {
+    t.intent: t
+    for t in (
+        Topic("check_balance", Service.ACCOUNT, "general", "查询余额"),
+        Topic("recent_transactions", Service.ACCOUNT, "general", "查询近期交易明细"),
+        Topic("credit_card_bill", Service.ACCOUNT, "cards", "查询信用卡账单"),
+        Topic("report_lost_card", Service.ACCOUNT, "cards", "挂失银行卡"),
+        Topic("activate_card", Service.ACCOUNT, "cards", "激活新卡"),
+        Topic("branch_info", Service.KNOWLEDGE, "general", "查询网点信息"),
+        Topic("exchange_rate", Service.KNOWLEDGE, "general", "查询外汇汇率"),
+        Topic("interest_rate", Service.KNOWLEDGE, "general", "查询存贷款利率"),
+        Topic("password_reset", Service.AGENT, "cards", "重置密码"),
+        Topic("fraud_report", Service.AGENT, "fraud", "举报欺诈或盗刷", URGENT),
+        Topic("complaint", Service.AGENT, "complaints", "投诉"),
+        Topic("loan_inquiry", Service.AGENT, "loans", "咨询贷款"),
+        Topic("wealth_management", Service.AGENT, "wealth", "咨询理财"),
+    )
+}
+
+QUEUE_NAMES = {
+    "general": "综合服务专员",
+    "cards": "卡务专员",
+    "fraud": "反欺诈专员",
+    "loans": "贷款专员",
+    "wealth": "理财专员",
+    "private_banking": "私人银行专属客户经理",
+    "complaints": "投诉处理专员",
+}
+
+# Where a bare card type or currency takes the current topic ("那信用卡呢" after a balance).
+CREDIT, DEBIT = "信用卡", "借记卡"
+FOLLOW_UPS: dict[tuple[str, str], str] = {
+    ("check_balance", CREDIT): "credit_card_bill",
+    ("recent_transactions", CREDIT): "credit_card_bill",
+    ("credit_card_bill", DEBIT): "check_balance",
+}
+
+
+def queue_for(intent: str | None, vip: bool = False) -> str:
+    """The queue a call about ``intent`` escalates to (``general`` with no topic)."""
+    topic = TOPICS.get(intent or "")
+    if topic is None:
+        return "general"
+    if topic.queue == "wealth" and vip:
+        return "private_banking"
+    return topic.queue
+
+
+def priority_for(intent: str | None, vip: bool = False) -> str:
+    topic = TOPICS.get(intent or "")
+    if topic and topic.priority == URGENT:
+        return URGENT
+    return HIGH if vip else NORMAL

@@ -1,0 +1,84 @@
+"""Scripted calls (``ivr simulate``): the real engine, driven by YAML instead of audio."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ivr.call import Call
+from ivr.dialogue.engine import DialogueEngine
+from ivr.errors import ScriptError
+from ivr.handoff import AcdWebhook
+from ivr.yamlfile import read_mapping
+
+LOCALES = ("zh",)
+_PHONE = re.compile(r"\+?[0-9]{3,15}")
+_KINDS = ("say", "dtmf", "silence", "hangup")
+
+
+@dataclass(frozen=True)
+class Script:
+    path: Path
+    caller: str
+    locale: str
+    turns: list[tuple[str, Any]]
+
+
+def load_script(path: Path) -> Script:
+    """Read and check a call script; any problem is one ``ScriptError`` line."""
+    data = read_mapping(path, ScriptError)
+    caller = str(data.get("caller", "") or "")
+    if caller and not _PHONE.fullmatch(caller):
+        raise ScriptError(f"{path}: caller {caller!r} is not a phone number (e.g. +8613800000001)")
+    locale = str(data.get("locale", "zh"))
+    if locale not in LOCALES:
+        raise ScriptError(f"{path}: locale {locale!r} is not one of {', '.join(LOCALES)}")
+    raw_turns = data.get("turns")
+    if not isinstance(raw_turns, list) or not raw_turns:
+        raise ScriptError(f"{path}: 'turns' must be a non-empty list")
+    turns = [_turn(path, i, t) for i, t in enumerate(raw_turns, start=1)]
+    return Script(path, caller, locale, turns)
+
+
+def _turn(path: Path, index: int, raw: Any) -> tuple[str, Any]:
+    where = f"{path}: turn {index}"
+    if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in _KINDS:
+        raise ScriptError(f"{where}: expected exactly one of {', '.join(_KINDS)}")
+    kind, value = next(iter(raw.items()))
+    if kind == "say" and not (isinstance(value, str) and value.strip()):
+        raise ScriptError(f"{where}: 'say' needs the caller's words")
+    if kind == "dtmf":
+        value = str(value)
+        if not re.fullmatch(r"[0-9*#]+", value):
+            raise ScriptError(f"{where}: dtmf must be keys 0-9, * or #")
+    if kind in ("silence", "hangup") and value is not True:
+        raise ScriptError(f"{where}: write '{kind}: true'")
+    return kind, value
+
+
+async def run_script(script: Script, engine: DialogueEngine,
+                     acd: AcdWebhook | None = None) -> dict[str, Any]:
+    """Play a script through a real call; the handoff, if any, goes to the ACD."""
+    call = Call(engine, caller_id=script.caller, locale=script.locale)
+    await call.start()
+    for kind, value in script.turns:
+        if call.ended:
+            break
+        if kind == "say":
+            await call.say(value)
+        elif kind == "dtmf":
+            await call.press(value)
+        elif kind == "silence":
+            await call.silence()
+        else:
+            await call.hangup()
+    if not call.ended:
+        await call.hangup()  # the script ran out: the caller put the phone down
+    result = call.result()
+    result["script"] = str(script.path)
+    bundle = call.handoff_bundle()
+    if bundle and acd:
+        result["delivery"] = (await acd.deliver(bundle)).as_dict()
+    return result

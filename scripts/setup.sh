@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Set up a fresh clone: find Python 3.10 (Rasa 3.6 needs it), make .venv, install the
+# project, train the zh model (skipped when its data is unchanged).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+is_py310() { [ -x "$1" ] && "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; }
+
+find_python() {
+    local candidates=("${PYTHON:-}" "$(command -v python3.10 || true)")
+    if command -v pyenv >/dev/null 2>&1; then
+        for v in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.10(\.|$)' | sort -rV); do
+            candidates+=("$(pyenv root)/versions/$v/bin/python")
+        done
+    fi
+    candidates+=(/usr/bin/python3.10 /usr/local/bin/python3.10)
+    for c in "${candidates[@]}"; do
+        if [ -n "$c" ] && is_py310 "$c"; then echo "$c"; return 0; fi
+    done
+    return 1
+}
+
+if ! is_py310 .venv/bin/python; then
+    PY=$(find_python) || { echo "error: Python 3.10 not found (set PYTHON=/path/to/python3.10)" >&2; exit 1; }
+    echo "setup: creating .venv with $PY"
+    rm -rf .venv
+    "$PY" -m venv .venv
+    .venv/bin/python -m pip install --quiet --upgrade pip wheel
+fi
+echo "setup: installing the project and its pinned dependencies"
+.venv/bin/python -m pip install --quiet -e '.[dev]'
+echo "setup: training the zh model if its data changed"
+.venv/bin/ivr train
