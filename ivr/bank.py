@@ -87,10 +87,14 @@ class BankAdapter(Protocol):
 
 
 class DemoBank:
-    """An in-memory bank with the SPEC's demo customers. Each instance starts fresh."""
+    """An in-memory bank with the SPEC's demo customers; frozen or activated cards last
+    until ``reset``."""
 
-    def __init__(self, customers: list[Customer] | None = None) -> None:
-        self._customers = {c.customer_id: c for c in (customers or demo_customers())}
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._customers = {c.customer_id: c for c in demo_customers()}
 
     def _info(self, c: Customer) -> CustomerInfo:
         return CustomerInfo(c.customer_id, c.vip, tuple(sorted({k.card_type for k in c.cards})))

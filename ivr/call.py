@@ -115,9 +115,11 @@ class Call:
         return await self._turn(Turn({"silence": True}, "no_input", 1.0),
                                 _event("no_input", "/no_input"))
 
-    async def hangup(self) -> None:
+    async def hangup(self, record: bool = True) -> None:
+        """The caller hung up; ``record=False`` when the input just ran out (no turn)."""
         self.hung_up = True
-        self.turns.append(Turn({"hangup": True}))
+        if record:
+            self.turns.append(Turn({"hangup": True}))
         await self.engine.end(self.call_id)
 
     def _mask_keys(self, digits: str) -> str:

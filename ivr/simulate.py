@@ -28,7 +28,11 @@ class Script:
 
 def load_script(path: Path) -> Script:
     """Read and check a call script; any problem is one ``ScriptError`` line."""
-    data = read_mapping(path, ScriptError)
+    return parse_script(read_mapping(path, ScriptError), path)
+
+
+def parse_script(data: dict[str, Any], path: Path) -> Script:
+    """Check a call script already read from ``path``."""
     caller = str(data.get("caller", "") or "")
     if caller and not _PHONE.fullmatch(caller):
         raise ScriptError(f"{path}: caller {caller!r} is not a phone number (e.g. +8613800000001)")
@@ -75,7 +79,7 @@ async def run_script(script: Script, engine: DialogueEngine,
         else:
             await call.hangup()
     if not call.ended:
-        await call.hangup()  # the script ran out: the caller put the phone down
+        await call.hangup(record=False)  # the script ran out: the caller put the phone down
     result = call.result()
     result["script"] = str(script.path)
     bundle = call.handoff_bundle()

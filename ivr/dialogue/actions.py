@@ -32,7 +32,10 @@ from ivr.routing import (
 
 MAX_ATTEMPTS = 3          # wrong PINs or card numbers before escalation
 MAX_UNCLEAR_TURNS = 2     # no-match / no-input turns in a row before escalation (rule 1)
-CLARIFY_MIN_CONFIDENCE = 0.6  # top two intents together, to ask "A or B?" instead of "sorry"
+# Two topics compete, and the caller is asked "A or B?", when the runner-up has at least
+# this confidence and the two together at least CLARIFY_TOGETHER.
+CLARIFY_RUNNER_UP = 0.25
+CLARIFY_TOGETHER = 0.6
 FORM = "verification_form"
 OFFER_CARDS = "cards"
 
@@ -114,6 +117,10 @@ class ActionRoute(_BankAction):
 
     async def run(self, dispatcher, tracker, domain) -> list[EventType]:
         intent = _intent(tracker)
+        if intent in TOPICS and not tracker.get_slot("clarify_options"):
+            options = _competing_topics(tracker)
+            if options:
+                return _clarify(dispatcher, tracker, options)
         current = tracker.get_slot("topic")
         topic = intent if intent in TOPICS else self._resolve_fragment(tracker, current)
         if topic is None:
@@ -147,7 +154,7 @@ class ActionRoute(_BankAction):
             dispatcher.utter_message(response="utter_ask_which_card_lost")
             return events
         if tracker.get_slot("verified") is True:
-            return events + await serve(dispatcher, self.bank, tracker)
+            return events + await serve(dispatcher, self.bank, tracker, topic)
         if not _form_active(tracker):
             dispatcher.utter_message(response="utter_verify_first")
         return events + [FollowupAction(FORM)]
@@ -173,10 +180,9 @@ def _lost_card_type(tracker: Tracker) -> str | None:
 
 
 async def serve(
-    dispatcher: CollectingDispatcher, bank: BankAdapter, tracker: Tracker
+    dispatcher: CollectingDispatcher, bank: BankAdapter, tracker: Tracker, topic: str
 ) -> list[EventType]:
-    """Serve the current account topic for a verified caller."""
-    topic = tracker.get_slot("topic")
+    """Serve an account topic for a verified caller."""
     customer = tracker.get_slot("customer_id")
     events: list[EventType] = [SlotSet("topic_served", True)]
     if topic == "check_balance":
@@ -252,7 +258,7 @@ class ActionServe(_BankAction):
         if tracker.get_slot("topic") == "report_lost_card" and not _lost_card_type(tracker):
             dispatcher.utter_message(response="utter_ask_which_card_lost")
             return []
-        return await serve(dispatcher, self.bank, tracker)
+        return await serve(dispatcher, self.bank, tracker, tracker.get_slot("topic"))
 
 
 class ValidateVerificationForm(FormValidationAction, _BankAction):
@@ -403,22 +409,29 @@ class ActionNoMatch(_BankAction):
         return "action_no_match"
 
     async def run(self, dispatcher, tracker, domain) -> list[EventType]:
-        options = _close_topics(tracker)
-        if options and int(tracker.get_slot("unclear_turns") or 0) + 1 < MAX_UNCLEAR_TURNS:
-            dispatcher.utter_message(response="utter_clarify", first=TOPICS[options[0]].label,
-                                     second=TOPICS[options[1]].label)
-            return [SlotSet("unclear_turns", 1), SlotSet("clarify_options", options),
-                    *_continue_form(tracker)]
+        options = _competing_topics(tracker)
+        if options and not tracker.get_slot("unclear_turns"):
+            return _clarify(dispatcher, tracker, options)
         return _unclear(dispatcher, tracker, "no_match", "utter_not_understood")
 
 
-def _close_topics(tracker: Tracker) -> list[str] | None:
+def _competing_topics(tracker: Tracker) -> list[str] | None:
+    """The two topics a request may mean, when neither clearly wins (我想查账单)."""
     ranking = tracker.latest_message.get("intent_ranking") or []
     top = [r for r in ranking if r.get("name") != "nlu_fallback"][:2]
     if len(top) == 2 and all(r["name"] in TOPICS for r in top):
-        if top[0]["confidence"] + top[1]["confidence"] >= CLARIFY_MIN_CONFIDENCE:
+        first, second = (float(r["confidence"]) for r in top)
+        if second >= CLARIFY_RUNNER_UP and first + second >= CLARIFY_TOGETHER:
             return [top[0]["name"], top[1]["name"]]
     return None
+
+
+def _clarify(dispatcher, tracker, options: list[str]) -> list[EventType]:
+    """Ask which of two topics the caller means; it counts as one unclear turn."""
+    dispatcher.utter_message(response="utter_clarify", first=TOPICS[options[0]].label,
+                             second=TOPICS[options[1]].label)
+    return [SlotSet("unclear_turns", 1), SlotSet("clarify_options", options),
+            *_continue_form(tracker)]
 
 
 class ActionNoInput(_BankAction):

@@ -1,0 +1,66 @@
+"""Shared fixtures: the real trained zh model, loaded once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ivr.bank import DemoBank
+from ivr.dialogue.engine import DialogueEngine
+from ivr.knowledge import KnowledgeBase
+from ivr.project import Project
+from ivr.simulate import parse_script, run_script
+from ivr.training import train
+
+KNOWN = "+8613800000001"   # SPEC demo customer: PIN 123456, debit 1234, credit 5678
+VIP = "+8613900000009"     # SPEC demo customer: PIN 888888, private banking
+UNKNOWN = "+8613700000000"
+
+
+@pytest.fixture(scope="session")
+def project() -> Project:
+    return Project.discover()
+
+
+@pytest.fixture(scope="session")
+def model(project: Project) -> Path:
+    """The model of the current data: trained here if `ivr train` has not been run."""
+    return train(project).model
+
+
+@pytest.fixture(scope="session")
+def bank() -> DemoBank:
+    return DemoBank()
+
+
+@pytest.fixture(scope="session")
+async def engine(project: Project, model: Path, bank: DemoBank) -> DialogueEngine:
+    engine = await DialogueEngine.load(model, bank, KnowledgeBase.load(project.knowledge))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_bank(bank: DemoBank) -> None:
+    bank.reset()  # a card frozen or activated by one test stays untouched for the next
+
+
+@pytest.fixture
+def call(engine: DialogueEngine):
+    """Run one scripted call: ``await call([{"say": ...}, {"dtmf": ...}], caller=...)``."""
+
+    async def _run(turns: list[dict[str, Any]], caller: str = KNOWN, acd=None) -> dict[str, Any]:
+        script = parse_script({"caller": caller, "turns": turns}, Path("<test>"))
+        return await run_script(script, engine, acd)
+
+    return _run
+
+
+def prompts(result: dict[str, Any]) -> str:
+    """Everything the bot said in a call, as one string."""
+    said = list(result["greeting"])
+    for turn in result["turns"]:
+        said += turn.get("prompts", [])
+    return "\n".join(said)
