@@ -224,11 +224,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_cli_warnings() -> None:
+    """TensorFlow, JAX and Rasa warn about themselves at every start, and some of them reset
+    warning filters: send warnings to a logger that only shows errors instead."""
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = bool(os.environ.get("IVR_DEBUG"))
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not debug:
+        quiet_cli_warnings()
     args.project_obj = Project(args.project.resolve()) if args.project else Project.discover()
     try:
         return asyncio.run(args.fn(args))

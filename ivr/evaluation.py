@@ -65,7 +65,8 @@ async def evaluate(engine: DialogueEngine, examples: list[Example]) -> dict[str,
         "dialect_and_asr_examples": len(dialect_pairs),
         "per_intent": {k: {"accuracy": _accuracy(v), "n": len(v)}
                        for k, v in sorted(by_intent.items())},
-        "per_form": {k: {"accuracy": _accuracy(v), "n": len(v)} for k, v in sorted(by_form.items())},
+        "per_form": {k: {"accuracy": _accuracy(v), "n": len(v)}
+                     for k, v in sorted(by_form.items())},
         "errors": [{"text": ex.text, "form": ex.form, "expected": ex.intent, "predicted": p,
                     "confidence": round(c, 3)} for ex, p, c in rows if p != ex.intent],
         "pairs": all_pairs,

@@ -69,8 +69,8 @@ class AcdWebhook:
                 try:
                     async with session.post(self.url, data=body, headers=headers) as resp:
                         if resp.status < 300:
-                            reply = await resp.json(content_type=None) if resp.content_length else {}
-                            ref = (reply or {}).get("id") if isinstance(reply, dict) else None
+                            reply = await resp.json(content_type=None)
+                            ref = reply.get("id") if isinstance(reply, dict) else None
                             return Delivery("delivered", attempt, acd_reference=ref)
                         error = f"ACD answered HTTP {resp.status}"
                         if resp.status < 500:  # the ACD refused the bundle: retrying won't help

@@ -199,8 +199,8 @@ async def test_cantonese_caller_gets_a_yue_agent(call):
 
 
 async def test_handoff_carries_every_field_and_no_secret(call):
-    result = await call([{"say": "查余额"}, {"dtmf": "654321"}, {"say": "我说我的卡号是6222020000001234"},
-                         {"say": "转人工"}])
+    result = await call([{"say": "查余额"}, {"dtmf": "654321"},
+                         {"say": "我说我的卡号是6222020000001234"}, {"say": "转人工"}])
     handoff = result["handoff"]
     for field in ("call_id", "caller_id", "locale", "dialect", "intent_history", "slots",
                   "transcript", "verification", "reason", "queue", "skills", "priority"):

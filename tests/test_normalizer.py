@@ -80,8 +80,8 @@ def test_a_new_synonym_in_the_data_file_changes_behaviour(tmp_path: Path):
     utterance = "荷包仲有几多"
     assert "荷包" in Normalizer.from_files(dialects, lexicon).normalize(utterance).text
     edited = tmp_path / "dialects.yml"
-    edited.write_text(dialects.read_text(encoding="utf-8").replace("  yue:", "  yue:\n    荷包: 账户", 1),
-                      encoding="utf-8")
+    text = dialects.read_text(encoding="utf-8")
+    edited.write_text(text.replace("  yue:", "  yue:\n    荷包: 账户", 1), encoding="utf-8")
     after = Normalizer.from_files(edited, lexicon).normalize(utterance)
     assert after.text.startswith("账户")
     assert after.dialect == "yue"

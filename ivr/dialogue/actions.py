@@ -149,7 +149,7 @@ class ActionRoute(_BankAction):
         if service is Service.KNOWLEDGE:
             answer(dispatcher, self.kb, topic, tracker)
             dispatcher.utter_message(response="utter_anything_else")
-            return events + [SlotSet("topic_served", True), *_end_form(tracker)]
+            return [*events, SlotSet("topic_served", True), *_end_form(tracker)]
         if topic == "report_lost_card" and not _lost_card_type(tracker):
             dispatcher.utter_message(response="utter_ask_which_card_lost")
             return events
@@ -157,7 +157,7 @@ class ActionRoute(_BankAction):
             return events + await serve(dispatcher, self.bank, tracker, topic)
         if not _form_active(tracker):
             dispatcher.utter_message(response="utter_verify_first")
-        return events + [FollowupAction(FORM)]
+        return [*events, FollowupAction(FORM)]
 
     @staticmethod
     def _resolve_fragment(tracker: Tracker, current: str | None) -> str | None:

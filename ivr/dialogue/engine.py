@@ -28,8 +28,10 @@ def quiet_ml_logging() -> None:
     os.environ.setdefault("LOG_LEVEL_LIBRARIES", "ERROR")
     for name in ("rasa", "rasa_sdk", "tensorflow", "absl", "jieba", "sanic", "apscheduler"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    import jieba
     from rasa.utils.log_utils import configure_structlog
 
+    jieba.setLogLevel(logging.WARNING)  # jieba sets its own logger to DEBUG on import
     configure_structlog(logging.ERROR)  # unconfigured, Rasa's structlog prints debug lines
 
 

@@ -93,7 +93,9 @@ class Normalizer:
         for term in self.terms:
             self._terms_by_len.setdefault(len(term), []).append(term)
         # Read as a phrase: 活期 is huo qi, so 过期 (guo qi) is not mistaken for it.
-        self._term_readings = {t: pinyin(t, style=Style.NORMAL, errors="ignore") for t in self.terms}
+        self._term_readings = {
+            t: pinyin(t, style=Style.NORMAL, errors="ignore") for t in self.terms
+        }
 
     @classmethod
     def from_files(cls, dialects_path: Path, lexicon_path: Path) -> Normalizer:

@@ -1,0 +1,92 @@
+"""The `ivr` command as users run it: real processes, JSON output, one-line errors."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_handoff import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+IVR = [sys.executable, "-m", "ivr.cli"]
+
+
+def ivr(*args: str, stdin: str | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([*IVR, *args], input=stdin, capture_output=True, text=True,
+                          cwd=cwd, timeout=600, encoding="utf-8")
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_parse_reads_stdin_as_json_lines(model):
+    proc = ivr("parse", "--json", "--model", str(model), stdin="帮我查下余额\n\n我张卡唔见咗咋整\n")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 2  # the blank line is skipped
+    first, second = map(json.loads, lines)
+    for obj in (first, second):
+        assert {"text", "normalized", "intent", "confidence", "entities", "dialect"} <= obj.keys()
+    assert (first["intent"], first["dialect"]) == ("check_balance", "mandarin")
+    assert (second["intent"], second["dialect"]) == ("report_lost_card", "yue")
+    assert second["text"] == "我张卡唔见咗咋整" and "丢了" in second["normalized"]
+    assert "唔见咗" in lines[1]  # Chinese written as is, not \u-escaped
+
+
+def test_simulate_prints_one_object_per_call_and_reports_an_unreachable_acd(model):
+    scripts = sorted(str(p) for p in (ROOT / "examples" / "calls").glob("*.yml"))
+    proc = ivr("simulate", *scripts, "--json", "--model", str(model),
+               "--acd-url", f"http://127.0.0.1:{free_port()}/handoffs", "--acd-timeout", "0.5")
+    results = [json.loads(line) for line in proc.stdout.strip().splitlines()]
+    assert [Path(r["script"]).name for r in results] == [Path(s).name for s in scripts]
+    by_name = {Path(r["script"]).stem: r for r in results}
+    assert by_name["balance_then_credit_card"]["served"] == ["check_balance", "credit_card_bill"]
+    assert by_name["fraud"]["queue"] == "fraud"
+    assert by_name["vip_wealth"]["queue"] == "private_banking"
+    assert by_name["lost_card_cantonese"]["skills"] == ["yue"]
+    assert by_name["unknown_caller_bill"]["outcome"] == "self_service"
+    assert "123456" not in proc.stdout and "6258880000005678" not in proc.stdout
+    # Escalated calls were printed whole, then each failed delivery named on stderr.
+    escalated = [r for r in results if r["outcome"] == "escalated"]
+    assert all(r["delivery"]["status"] == "failed" for r in escalated)
+    assert proc.returncode == 1
+    assert proc.stderr.count("error: ") == len(escalated) and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("script", "fragment"), [
+    ("turns: [say: 你好\n", "not valid YAML"),
+    ("turns:\n  - dtmf: 12a4\n", "turn 1: dtmf must be keys"),
+    ("caller: 'call me maybe'\nturns:\n  - say: 查余额\n", "is not a phone number"),
+    ("locale: fr\nturns:\n  - say: 查余额\n", "locale 'fr'"),
+    ("turns:\n  - shout: 查余额\n", "turn 1: expected exactly one of"),
+    ("caller: '+8613800000001'\n", "'turns' must be a non-empty list"),
+])
+def test_broken_scripts_are_one_line_errors(tmp_path, script, fragment):
+    path = tmp_path / "call.yml"
+    path.write_text(script, encoding="utf-8")
+    assert_one_line_error(ivr("simulate", str(path)), str(path), fragment)
+
+
+def test_missing_script_and_missing_model_are_one_line_errors(tmp_path):
+    assert_one_line_error(ivr("simulate", str(tmp_path / "nope.yml")), "file not found")
+    assert_one_line_error(ivr("parse", "查余额", "--model", str(tmp_path / "none.tar.gz")),
+                          "no model at")
+
+
+def test_broken_training_data_is_a_one_line_error(tmp_path):
+    for part in ("domain.yml", "config", "dialogue", "nlu_data", "knowledge"):
+        src = ROOT / part
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / part)
+    banking = tmp_path / "nlu_data" / "zh" / "banking.yml"
+    banking.write_text(banking.read_text(encoding="utf-8") + "\n- intent: [broken\n",
+                       encoding="utf-8")
+    assert_one_line_error(ivr("--project", str(tmp_path), "train"), "banking.yml", "line")
