@@ -6,8 +6,9 @@ import re
 
 _CN_DIGITS = "零〇一二三四五六七八九幺两"
 # Six or more digits in a row (Arabic or spoken Chinese, spaces or dashes allowed between):
-# a PIN, a card, an ID or an account number. Shorter runs (amounts, dates) are kept.
-_DIGIT_RUN = re.compile(rf"[0-9{_CN_DIGITS}](?:[\s-]?[0-9{_CN_DIGITS}]){{5,}}")
+# a PIN, a card, an ID (whose last character may be X) or an account number. Shorter runs
+# (amounts, dates) are kept.
+_DIGIT_RUN = re.compile(rf"[0-9{_CN_DIGITS}](?:[\s-]?[0-9{_CN_DIGITS}]){{5,}}[Xx]?")
 
 
 def mask_card(number: str) -> str:

@@ -90,3 +90,15 @@ def test_broken_training_data_is_a_one_line_error(tmp_path):
     banking.write_text(banking.read_text(encoding="utf-8") + "\n- intent: [broken\n",
                        encoding="utf-8")
     assert_one_line_error(ivr("--project", str(tmp_path), "train"), "banking.yml", "line")
+
+
+def test_chat_is_a_caller_at_the_terminal(model):
+    proc = ivr("chat", "--model", str(model), "--json",
+               stdin="帮我查一下余额\n#123456\n\n那信用卡呢\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "12345.67" in proc.stdout and "3210.00" in proc.stdout
+    assert "123456" not in proc.stdout  # the typed PIN is never echoed back
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [t["input"] for t in result["turns"][:3]] == [
+        {"say": "帮我查一下余额"}, {"dtmf": "******"}, {"silence": True}]
+    assert result["outcome"] == "self_service"

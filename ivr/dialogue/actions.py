@@ -129,7 +129,7 @@ class ActionRoute(_BankAction):
                 dispatcher.utter_message(response="utter_which_service_for_card",
                                          card_type=card_type)
                 return [*_understood(), *_continue_form(tracker)]
-            return await ActionNoMatch(self.bank, self.kb).run(dispatcher, tracker, domain)
+            return _not_understood(dispatcher, tracker)
 
         events = _understood()
         served = tracker.get_slot("topic_served")
@@ -150,11 +150,17 @@ class ActionRoute(_BankAction):
             answer(dispatcher, self.kb, topic, tracker)
             dispatcher.utter_message(response="utter_anything_else")
             return [*events, SlotSet("topic_served", True), *_end_form(tracker)]
-        if topic == "report_lost_card" and not _lost_card_type(tracker):
-            dispatcher.utter_message(response="utter_ask_which_card_lost")
-            return events
+        lost_card = None
+        if topic == "report_lost_card":
+            # Only a card named for this request counts, not one from an earlier topic.
+            lost_card = _entity(tracker, "card_type") or (
+                tracker.get_slot("lost_card") if current == topic else None)
+            if not lost_card:
+                dispatcher.utter_message(response="utter_ask_which_card_lost")
+                return events
+            events.append(SlotSet("lost_card", lost_card))
         if tracker.get_slot("verified") is True:
-            return events + await serve(dispatcher, self.bank, tracker, topic)
+            return events + await serve(dispatcher, self.bank, tracker, topic, lost_card)
         if not _form_active(tracker):
             dispatcher.utter_message(response="utter_verify_first")
         return [*events, FollowupAction(FORM)]
@@ -175,12 +181,9 @@ class ActionRoute(_BankAction):
         return None
 
 
-def _lost_card_type(tracker: Tracker) -> str | None:
-    return _entity(tracker, "card_type") or tracker.get_slot("card_type")
-
-
 async def serve(
-    dispatcher: CollectingDispatcher, bank: BankAdapter, tracker: Tracker, topic: str
+    dispatcher: CollectingDispatcher, bank: BankAdapter, tracker: Tracker, topic: str,
+    lost_card: str | None = None,
 ) -> list[EventType]:
     """Serve an account topic for a verified caller."""
     customer = tracker.get_slot("customer_id")
@@ -207,7 +210,7 @@ async def serve(
                                      amount=f"{bill.amount:.2f}", minimum=f"{bill.minimum:.2f}",
                                      due_day=bill.due_day)
     elif topic == "report_lost_card":
-        card_type = _lost_card_type(tracker) or DEBIT
+        card_type = lost_card or tracker.get_slot("lost_card") or DEBIT
         last4 = await bank.freeze_card(customer, card_type)
         if last4 is None:
             dispatcher.utter_message(response="utter_no_such_card", card_type=card_type)
@@ -255,9 +258,6 @@ class ActionServe(_BankAction):
     async def run(self, dispatcher, tracker, domain) -> list[EventType]:
         if tracker.get_slot("verified") is not True:
             return _escalate(dispatcher, tracker, "verification_failed")
-        if tracker.get_slot("topic") == "report_lost_card" and not _lost_card_type(tracker):
-            dispatcher.utter_message(response="utter_ask_which_card_lost")
-            return []
         return await serve(dispatcher, self.bank, tracker, tracker.get_slot("topic"))
 
 
@@ -409,10 +409,14 @@ class ActionNoMatch(_BankAction):
         return "action_no_match"
 
     async def run(self, dispatcher, tracker, domain) -> list[EventType]:
-        options = _competing_topics(tracker)
-        if options and not tracker.get_slot("unclear_turns"):
-            return _clarify(dispatcher, tracker, options)
-        return _unclear(dispatcher, tracker, "no_match", "utter_not_understood")
+        return _not_understood(dispatcher, tracker)
+
+
+def _not_understood(dispatcher, tracker) -> list[EventType]:
+    options = _competing_topics(tracker)
+    if options and not tracker.get_slot("unclear_turns"):
+        return _clarify(dispatcher, tracker, options)
+    return _unclear(dispatcher, tracker, "no_match", "utter_not_understood")
 
 
 def _competing_topics(tracker: Tracker) -> list[str] | None:

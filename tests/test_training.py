@@ -1,0 +1,58 @@
+"""Training: a trainer's data edit changes the engine's behaviour with no code change."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from ivr.bank import DemoBank
+from ivr.dialogue.engine import DialogueEngine
+from ivr.knowledge import KnowledgeBase
+from ivr.project import Project
+
+UTTERANCE = "仲剩几多水"  # Cantonese slang: "how much money is left?"
+SYNONYMS = "    几多水: 多少钱\n    仲剩: 还剩\n"
+
+
+def copy_project(root, target):
+    for part in ("domain.yml", "config", "dialogue", "nlu_data", "knowledge"):
+        src = root / part
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, target / part)
+    return Project(target)
+
+
+def ivr_train(project: Project) -> str:
+    proc = subprocess.run([sys.executable, "-m", "ivr.cli", "--project", str(project.root),
+                           "train"], capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_train_is_skipped_when_nothing_changed(project, model):
+    assert "up to date" in ivr_train(project)
+    assert project.model_for(project.fingerprint()) == model
+
+
+@pytest.mark.slow
+async def test_a_new_dialect_synonym_takes_effect_after_retraining(engine, project, tmp_path):
+    before = await engine.parse(UTTERANCE)
+    assert before["intent"]["name"] != "check_balance"
+
+    edited = copy_project(project.root, tmp_path)
+    dialects = edited.nlu_dir / "dialects.yml"
+    text = dialects.read_text(encoding="utf-8")
+    dialects.write_text(text.replace("  yue:", "  yue:\n" + SYNONYMS.rstrip("\n"), 1),
+                        encoding="utf-8")
+    assert "几多水" in dialects.read_text(encoding="utf-8")
+    assert edited.fingerprint() != project.fingerprint()
+
+    assert "model trained" in ivr_train(edited)
+    retrained = await DialogueEngine.load(edited.latest_model(), DemoBank(),
+                                          KnowledgeBase.load(edited.knowledge))
+    try:
+        after = await retrained.parse(UTTERANCE)
+    finally:
+        retrained.close()
+    assert after["normalized"] == "还剩多少钱"
+    assert (after["intent"]["name"], after["dialect"]) == ("check_balance", "yue")
