@@ -164,8 +164,8 @@ class Call:
     # --- what the call amounts to -------------------------------------------------------
     @property
     def dialect(self) -> str:
-        """The call's dialect: Cantonese if heard at all (it sets a skill), else the most
-        frequent non-Mandarin dialect, else Mandarin."""
+        """Cantonese if heard at all (it sets an agent skill), else the most frequent
+        non-Mandarin dialect, else Mandarin."""
         heard = Counter(t.dialect for t in self.turns if t.dialect and t.dialect != MANDARIN)
         if "yue" in heard:
             return "yue"

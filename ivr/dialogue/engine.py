@@ -39,7 +39,6 @@ def quiet_ml_logging() -> None:
 class TurnOutcome:
     """What one caller input produced: how it was understood and what the bot did."""
 
-    parse: dict[str, Any]
     prompts: list[str]
     slots: dict[str, Any]
     changed: dict[str, Any]  # slots the dialogue set in this turn
@@ -93,7 +92,7 @@ class DialogueEngine:
             if isinstance(event, SlotSet):
                 changed.setdefault(event.key, event.value)
         prompts = [m["text"] for m in channel.messages if m.get("text")]
-        return TurnOutcome(parse, prompts, slots, changed)
+        return TurnOutcome(prompts, slots, changed)
 
     async def end(self, call_id: str) -> None:
         """Forget a finished call: its tracker may hold the PIN it was verified with."""
