@@ -24,6 +24,17 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+STALLS: list[float] = []
+
+
+async def loop_stalls(period_s: float = 0.005) -> None:
+    """How late a 5 ms timer fires: what the caller's audio would wait for."""
+    while True:
+        t0 = time.perf_counter()
+        await asyncio.sleep(period_s)
+        STALLS.append((time.perf_counter() - t0 - period_s) * 1000)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path)
@@ -62,10 +73,15 @@ async def main() -> None:
                 turns += len(result["turns"]) + 1  # + the call start
 
         t0 = time.perf_counter()
+        ticker = asyncio.create_task(loop_stalls())
         await asyncio.gather(*(one(i) for i in range(args.calls)))
+        ticker.cancel()
         elapsed = time.perf_counter() - t0
         print(f"simulated calls: {args.calls} calls, {turns} turns, concurrency {concurrency}: "
-              f"{turns / elapsed:.1f} turns/s, {args.calls / elapsed:.1f} calls/s")
+              f"{turns / elapsed:.1f} turns/s, {args.calls / elapsed:.1f} calls/s; "
+              f"event-loop stall p99 {percentile(STALLS, 0.99):.1f} ms, "
+              f"max {max(STALLS):.1f} ms")
+        STALLS.clear()
     engine.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,25 @@ def model(project: Project) -> Path:
     return train(project).model
 
 
+class RecordingBank(DemoBank):
+    """The demo bank, noting which thread each call to it came from."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[str] = []
+
+    async def customer_by_phone(self, phone: str):
+        self.threads.append(threading.current_thread().name)
+        return await super().customer_by_phone(phone)
+
+    async def verify_pin(self, customer_id: str, pin: str) -> bool:
+        self.threads.append(threading.current_thread().name)
+        return await super().verify_pin(customer_id, pin)
+
+
 @pytest.fixture(scope="session")
-def bank() -> DemoBank:
-    return DemoBank()
+def bank() -> RecordingBank:
+    return RecordingBank()
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,5 @@
 """The trained Rasa model, loaded once, with the custom actions running in-process.
 
-NLU inference (TensorFlow) runs on one worker thread so it never blocks the event loop.
 Rasa is imported lazily: importing it takes seconds.
 """
 
@@ -9,16 +8,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ivr.bank import BankAdapter
 from ivr.errors import ModelNotFoundError
 from ivr.knowledge import KnowledgeBase
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def quiet_ml_logging() -> None:
@@ -26,7 +27,8 @@ def quiet_ml_logging() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
     os.environ.setdefault("LOG_LEVEL_LIBRARIES", "ERROR")
-    for name in ("rasa", "rasa_sdk", "tensorflow", "absl", "jieba", "sanic", "apscheduler"):
+    for name in ("rasa", "rasa_sdk", "tensorflow", "absl", "jieba", "sanic", "apscheduler",
+                 "matplotlib"):
         logging.getLogger(name).setLevel(logging.ERROR)
     import jieba
     from rasa.utils.log_utils import configure_structlog
@@ -45,43 +47,57 @@ class TurnOutcome:
 
 
 class DialogueEngine:
-    """One loaded model serving many concurrent calls, each a Rasa conversation."""
+    """One loaded model serving many concurrent calls, each a Rasa conversation.
 
-    def __init__(self, agent: Any, model_path: Path) -> None:
+    All Rasa work (TensorFlow inference, policy prediction, Rasa's JSON-schema check of
+    every action result: tens of milliseconds a turn) runs on a dedicated dialogue thread
+    with its own event loop, so the caller's loop (audio, sockets) never blocks. The
+    custom actions, and the bank adapter they call, run on that loop too.
+    """
+
+    def __init__(self, agent: Any, model_path: Path, loop: asyncio.AbstractEventLoop) -> None:
         self._agent = agent
         self.model_path = model_path
-        self._nlu_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlu")
+        self._loop = loop
 
     @classmethod
     async def load(cls, model_path: Path, bank: BankAdapter, kb: KnowledgeBase) -> DialogueEngine:
         quiet_ml_logging()
         if not model_path.is_file():
             raise ModelNotFoundError(f"no model at {model_path}: run `ivr train` first")
-        loop = asyncio.get_running_loop()
-        agent = await loop.run_in_executor(None, _load_agent, model_path, bank, kb)
-        return cls(agent, model_path)
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, name="dialogue", daemon=True).start()
+        try:
+            agent = await asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(_load_agent(model_path, bank, kb), loop))
+        except BaseException:
+            loop.call_soon_threadsafe(loop.stop)
+            raise
+        return cls(agent, model_path, loop)
+
+    async def _on_dialogue_thread(self, coro: Coroutine[Any, Any, T]) -> T:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
 
     async def parse(self, text: str) -> dict[str, Any]:
         """Run the NLU pipeline (normaliser, tokenizer, DIET, fallback) on one utterance."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._nlu_thread, self._parse_blocking, text)
-
-    def _parse_blocking(self, text: str) -> dict[str, Any]:
         from rasa.core.channels.channel import UserMessage
 
-        return asyncio.run(self._agent.processor.parse_message(UserMessage(text)))
+        return await self._on_dialogue_thread(
+            self._agent.processor.parse_message(UserMessage(text)))
 
     async def handle(self, call_id: str, parse: dict[str, Any]) -> TurnOutcome:
         """Advance one call's dialogue with an already parsed input."""
+        return await self._on_dialogue_thread(self._handle(call_id, parse))
+
+    async def _handle(self, call_id: str, parse: dict[str, Any]) -> TurnOutcome:
         from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+        from rasa.shared.core.events import SlotSet, UserUttered
 
         channel = CollectingOutputChannel()
         message = UserMessage(
             parse.get("text") or "", channel, sender_id=call_id, parse_data=parse
         )
         await self._agent.handle_message(message)
-        from rasa.shared.core.events import SlotSet, UserUttered
-
         tracker = await self._agent.tracker_store.retrieve(call_id)
         slots = tracker.current_slot_values()
         slots["active_loop"] = tracker.active_loop_name
@@ -96,15 +112,18 @@ class DialogueEngine:
 
     async def end(self, call_id: str) -> None:
         """Forget a finished call: its tracker may hold the PIN it was verified with."""
+        await self._on_dialogue_thread(self._forget(call_id))
+
+    async def _forget(self, call_id: str) -> None:
         store = getattr(self._agent.tracker_store, "store", None)
         if isinstance(store, dict):  # the in-memory store of the embedded default
             store.pop(call_id, None)
 
     def close(self) -> None:
-        self._nlu_thread.shutdown(wait=False)
+        self._loop.call_soon_threadsafe(self._loop.stop)
 
 
-def _load_agent(model_path: Path, bank: BankAdapter, kb: KnowledgeBase) -> Any:
+async def _load_agent(model_path: Path, bank: BankAdapter, kb: KnowledgeBase) -> Any:
     from rasa.core.agent import Agent
 
     from ivr.dialogue.action_endpoint import InProcessActionEndpoint
