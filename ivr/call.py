@@ -24,6 +24,8 @@ from ivr.routing import priority_for, queue_for
 
 log = logging.getLogger(__name__)
 
+# Said when the dialogue layer itself fails, so it cannot come from the domain's prompts.
+FAILURE_PROMPT = "抱歉，系统出了点问题，正在为您转接人工服务，请稍候。"
 AGENT_KEY = "0"  # DTMF 0 asks for an agent in every state (SPEC rule 2)
 _DTMF = re.compile(r"[0-9*#]+")
 
@@ -84,7 +86,7 @@ class Call:
         entities = [{"entity": "caller_id", "value": self.caller_id},
                     {"entity": "locale", "value": self.locale}]
         outcome = await self._advance(_event("call_start", "/call_start", entities))
-        self.greeting = outcome.prompts if outcome else []
+        self.greeting = outcome.prompts if outcome else [FAILURE_PROMPT]
         return self.greeting
 
     async def say(self, text: str) -> Turn:
@@ -139,6 +141,8 @@ class Call:
         if outcome:
             turn.prompts = outcome.prompts
             turn.correction_of = outcome.changed.get("correction_of")
+        else:
+            turn.prompts = [FAILURE_PROMPT]
         self.turns.append(turn)
         if self.ended:
             await self.engine.end(self.call_id)

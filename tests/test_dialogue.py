@@ -2,6 +2,7 @@
 of SPEC.md, driven by ``ivr simulate``'s code path."""
 
 import json
+import logging
 
 import pytest
 
@@ -211,3 +212,11 @@ async def test_handoff_carries_every_field_and_no_secret(call):
     dump = json.dumps(result, ensure_ascii=False)
     assert "654321" not in dump
     assert "6222020000001234" not in dump and "************1234" in dump
+
+
+async def test_no_secret_reaches_any_log(call, caplog):
+    with caplog.at_level(logging.DEBUG):
+        await call([{"say": "我忘了卡号，卡号是6258880000005678"}, {"dtmf": PIN},
+                    {"say": "转人工"}], caller=UNKNOWN)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert PIN not in logged and "6258880000005678" not in logged

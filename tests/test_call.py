@@ -1,0 +1,46 @@
+"""A call survives a failing dialogue layer: the caller goes to an agent, never a dead line."""
+
+import pytest
+
+from ivr.call import FAILURE_PROMPT, Call, InputError
+from ivr.dialogue.engine import TurnOutcome
+
+
+class BrokenDialogue:
+    """A dialogue layer that greets, then fails on the next turn (a bug, a timeout...)."""
+
+    def __init__(self) -> None:
+        self.ended: list[str] = []
+
+    async def parse(self, text: str) -> dict:
+        return {"text": text, "intent": {"name": "loan_inquiry", "confidence": 0.9},
+                "entities": [], "normalized": text, "dialect": "mandarin"}
+
+    async def handle(self, call_id: str, parse: dict) -> TurnOutcome:
+        if parse["intent"]["name"] == "call_start":
+            return TurnOutcome(["您好"], {"topic": None}, {})
+        raise RuntimeError("dialogue down")
+
+    async def end(self, call_id: str) -> None:
+        self.ended.append(call_id)
+
+
+async def test_a_failing_dialogue_escalates_with_the_whole_record():
+    dialogue = BrokenDialogue()
+    call = Call(dialogue, caller_id="+8613800000001")  # type: ignore[arg-type]
+    await call.start()
+    await call.say("我想问问房贷")
+    result = call.result()
+    assert (result["outcome"], result["queue"], result["reason"]) == (
+        "escalated", "general", "engine_error")
+    assert result["turns"][-1]["prompts"] == [FAILURE_PROMPT]  # the caller hears why
+    assert {"speaker": "caller", "say": "我想问问房贷"} in result["handoff"]["transcript"]
+    assert dialogue.ended == [call.call_id]
+    with pytest.raises(InputError, match="already ended"):
+        await call.say("喂？")
+
+
+async def test_keys_must_be_keys():
+    call = Call(BrokenDialogue())  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="DTMF must be keys"):
+        await call.press("12a")
