@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from ivr.bank import CREDIT, DEBIT
+
 
 class Service(Enum):
     ACCOUNT = "account"      # served by the engine after verification
@@ -70,8 +72,7 @@ QUEUE_NAMES = {
     "complaints": "投诉处理专员",
 }
 
-# Where a bare card type or currency takes the current topic ("那信用卡呢" after a balance).
-CREDIT, DEBIT = "信用卡", "借记卡"
+# Where a bare card type takes the current topic ("那信用卡呢" after a balance).
 FOLLOW_UPS: dict[tuple[str, str], str] = {
     ("check_balance", CREDIT): "credit_card_bill",
     ("recent_transactions", CREDIT): "credit_card_bill",

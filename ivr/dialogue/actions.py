@@ -16,12 +16,10 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from ivr.bank import BankAdapter
+from ivr.bank import CREDIT, DEBIT, BankAdapter
 from ivr.knowledge import KnowledgeBase
 from ivr.masking import mask_card
 from ivr.routing import (
-    CREDIT,
-    DEBIT,
     FOLLOW_UPS,
     QUEUE_NAMES,
     TOPICS,
