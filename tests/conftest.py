@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,21 @@ def call(engine: DialogueEngine):
         return await run_script(script, engine, acd)
 
     return _run
+
+
+def copy_project(root: Path, target: Path) -> Project:
+    """A copy of a project's data and configuration (no models) to edit in a test."""
+    for part in ("domain.yml", "config", "dialogue", "nlu_data", "knowledge"):
+        src = root / part
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, target / part)
+    return Project(target)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def prompts(result: dict[str, Any]) -> str:

@@ -1,14 +1,13 @@
 """The `ivr` command as users run it: real processes, JSON output, one-line errors."""
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.test_handoff import free_port
+from tests.conftest import copy_project, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 IVR = [sys.executable, "-m", "ivr.cli"]
@@ -83,10 +82,7 @@ def test_missing_script_and_missing_model_are_one_line_errors(tmp_path):
 
 
 def test_broken_training_data_is_a_one_line_error(tmp_path):
-    for part in ("domain.yml", "config", "dialogue", "nlu_data", "knowledge"):
-        src = ROOT / part
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / part)
-    banking = tmp_path / "nlu_data" / "zh" / "banking.yml"
+    banking = copy_project(ROOT, tmp_path).nlu_dir / "banking.yml"
     banking.write_text(banking.read_text(encoding="utf-8") + "\n- intent: [broken\n",
                        encoding="utf-8")
     assert_one_line_error(ivr("--project", str(tmp_path), "train"), "banking.yml", "line")

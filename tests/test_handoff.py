@@ -1,18 +1,10 @@
 """Handoff delivery to the ACD webhook over real loopback sockets."""
 
-import socket
-
 from ivr.handoff import AcdWebhook, skills_for
-from tests.conftest import KNOWN
+from tests.conftest import KNOWN, free_port
 from tests.fake_acd import FakeAcd
 
 BUNDLE = {"call_id": "c-1", "queue": "cards", "transcript": [{"speaker": "caller", "text": "挂失"}]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_skills_follow_language_and_dialect():

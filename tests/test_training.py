@@ -1,6 +1,5 @@
 """Training: a trainer's data edit changes the engine's behaviour with no code change."""
 
-import shutil
 import subprocess
 import sys
 
@@ -10,16 +9,10 @@ from ivr.bank import DemoBank
 from ivr.dialogue.engine import DialogueEngine
 from ivr.knowledge import KnowledgeBase
 from ivr.project import Project
+from tests.conftest import copy_project
 
 UTTERANCE = "仲剩几多水"  # Cantonese slang: "how much money is left?"
 SYNONYMS = "    几多水: 多少钱\n    仲剩: 还剩\n"
-
-
-def copy_project(root, target):
-    for part in ("domain.yml", "config", "dialogue", "nlu_data", "knowledge"):
-        src = root / part
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, target / part)
-    return Project(target)
 
 
 def ivr_train(project: Project) -> str:
