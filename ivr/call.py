@@ -87,10 +87,18 @@ class Call:
                     {"entity": "locale", "value": self.locale}]
         outcome = await self._advance(_event("call_start", "/call_start", entities))
         self.greeting = outcome.prompts if outcome else [FAILURE_PROMPT]
+        if self.ended:
+            await self.engine.end(self.call_id)
         return self.greeting
 
     async def say(self, text: str) -> Turn:
-        parse = await self.engine.parse(text)
+        self._check_open()
+        try:
+            parse = await self.engine.parse(text)
+        except Exception:
+            log.exception("understanding failed on call %s; escalating", self.call_id)
+            self._fail_over()
+            return await self._finish_turn(Turn({"say": mask_text(text)}), None)
         turn = Turn(
             {"say": mask_text(text)},
             intent=parse["intent"]["name"],
@@ -134,10 +142,15 @@ class Call:
                 return mask_card(digits)
         return mask_text(digits)
 
-    async def _turn(self, turn: Turn, parse: dict[str, Any]) -> Turn:
+    def _check_open(self) -> None:
         if self.ended:
             raise InputError("the call has already ended")
-        outcome = await self._advance(parse)
+
+    async def _turn(self, turn: Turn, parse: dict[str, Any]) -> Turn:
+        self._check_open()
+        return await self._finish_turn(turn, await self._advance(parse))
+
+    async def _finish_turn(self, turn: Turn, outcome: TurnOutcome | None) -> Turn:
         if outcome:
             turn.prompts = outcome.prompts
             turn.correction_of = outcome.changed.get("correction_of")
@@ -148,16 +161,19 @@ class Call:
             await self.engine.end(self.call_id)
         return turn
 
+    def _fail_over(self) -> None:
+        """The dialogue layer failed: the caller must never be left alone, so go to an agent."""
+        topic, vip = self.slots.get("topic"), bool(self.slots.get("vip"))
+        self._engine_failure = {"queue": queue_for(topic, vip), "reason": "engine_error",
+                                "topic": topic, "priority": priority_for(topic, vip)}
+
     async def _advance(self, parse: dict[str, Any]) -> TurnOutcome | None:
+        """One step of the dialogue; None (and escalated) when the dialogue layer failed."""
         try:
             outcome = await self.engine.handle(self.call_id, parse)
         except Exception:
-            # A failing dialogue layer must never leave the caller alone: go to an agent.
             log.exception("dialogue failed on call %s; escalating", self.call_id)
-            topic = self.slots.get("topic")
-            self._engine_failure = {"queue": queue_for(topic, bool(self.slots.get("vip"))),
-                                    "reason": "engine_error", "topic": topic,
-                                    "priority": priority_for(topic)}
+            self._fail_over()
             return None
         self.slots = outcome.slots
         topic = self.slots.get("topic")

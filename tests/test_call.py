@@ -44,3 +44,18 @@ async def test_keys_must_be_keys():
     call = Call(BrokenDialogue())  # type: ignore[arg-type]
     with pytest.raises(InputError, match="DTMF must be keys"):
         await call.press("12a")
+
+
+class DeafDialogue(BrokenDialogue):
+    """Greets, then its speech understanding fails."""
+
+    async def parse(self, text: str) -> dict:
+        raise TimeoutError("NLU timed out")
+
+
+async def test_failing_understanding_escalates_too():
+    call = Call(DeafDialogue(), caller_id="+8613900000009")  # type: ignore[arg-type]
+    await call.start()
+    turn = await call.say("我想买基金")
+    assert turn.prompts == [FAILURE_PROMPT]
+    assert (call.outcome, call.handoff["reason"]) == ("escalated", "engine_error")
