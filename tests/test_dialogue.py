@@ -220,3 +220,20 @@ async def test_no_secret_reaches_any_log(call, caplog):
                     {"say": "转人工"}], caller=UNKNOWN)
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert PIN not in logged and "6258880000005678" not in logged
+
+
+@pytest.mark.parametrize(("turns", "dialect", "served", "queue"), [
+    ([{"say": "我的卡搞掉了，咋个办嘛"}, {"say": "储蓄卡"}, {"dtmf": PIN}], "sc",
+     ["report_lost_card"], None),
+    ([{"say": "我那信用卡这个月得还多少钱呐，咋整"}, {"dtmf": PIN}], "db",
+     ["credit_card_bill"], None),
+    ([{"say": "阿拉想问问卡里还有几钿"}, {"dtmf": PIN}], "wu", ["check_balance"], None),
+    ([{"say": "我想睇下最近啲交易记录"}, {"dtmf": PIN}], "yue", ["recent_transactions"], None),
+    ([{"say": "阮欲揣真人讲话"}, {"say": "阮欲办贷款"}], "minnan", [], "loans"),
+    ([{"say": "我要刮失信用咖"}, {"dtmf": PIN}], "mandarin", ["report_lost_card"], None),
+])
+async def test_a_whole_call_in_each_dialect(call, turns, dialect, served, queue):
+    result = await call(turns)
+    assert result["dialect"] == dialect
+    assert result["served"] == served
+    assert result.get("queue") == queue
