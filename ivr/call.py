@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 # Said when the dialogue layer itself fails, so it cannot come from the domain's prompts.
 FAILURE_PROMPT = "抱歉，系统出了点问题，正在为您转接人工服务，请稍候。"
 AGENT_KEY = "0"  # DTMF 0 asks for an agent in every state (SPEC rule 2)
-_DTMF = re.compile(r"[0-9*#]+")
+DTMF_KEYS = re.compile(r"[0-9*#]+")
 
 
 class InputError(IvrError):
@@ -113,7 +113,7 @@ class Call:
     async def press(self, keys: str) -> Turn:
         """Keys pressed by the caller; a trailing ``#`` ends the entry."""
         keys = str(keys)
-        if not _DTMF.fullmatch(keys):
+        if not DTMF_KEYS.fullmatch(keys):
             raise InputError(f"DTMF must be keys 0-9, * or # (got {len(keys)} other characters)")
         digits = keys.rstrip("#")
         if digits == AGENT_KEY:

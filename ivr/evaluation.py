@@ -9,8 +9,7 @@ from typing import Any
 
 from ivr.dialogue.engine import DialogueEngine
 from ivr.errors import DataFileError
-
-MANDARIN = "mandarin"
+from ivr.nlu.normalizer import MANDARIN
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ivr.call import Call
+from ivr.call import DTMF_KEYS, Call
 from ivr.dialogue.engine import DialogueEngine
 from ivr.errors import ScriptError
 from ivr.handoff import AcdWebhook
@@ -55,7 +55,7 @@ def _turn(path: Path, index: int, raw: Any) -> tuple[str, Any]:
         raise ScriptError(f"{where}: 'say' needs the caller's words")
     if kind == "dtmf":
         value = str(value)
-        if not re.fullmatch(r"[0-9*#]+", value):
+        if not DTMF_KEYS.fullmatch(value):
             raise ScriptError(f"{where}: dtmf must be keys 0-9, * or #")
     if kind in ("silence", "hangup") and value is not True:
         raise ScriptError(f"{where}: write '{kind}: true'")

@@ -265,9 +265,6 @@ class ValidateVerificationForm(FormValidationAction, _BankAction):
     Neither is stored: a card becomes its last four digits, a PIN becomes True or False.
     """
 
-    def __init__(self, bank: BankAdapter, kb: KnowledgeBase) -> None:
-        _BankAction.__init__(self, bank, kb)
-
     def name(self) -> str:
         return "validate_verification_form"
 
