@@ -61,8 +61,9 @@ class Call:
     """A call in progress. Not thread-safe: one input at a time, as a caller speaks."""
 
     def __init__(self, engine: DialogueEngine, caller_id: str = "", locale: str = "zh",
-                 call_id: str | None = None) -> None:
+                 call_id: str | None = None, failure_prompt: str = FAILURE_PROMPT) -> None:
         self.engine = engine
+        self.failure_prompt = failure_prompt
         self.caller_id = caller_id
         self.locale = locale
         self.call_id = call_id or uuid.uuid4().hex
@@ -72,6 +73,7 @@ class Call:
         self.slots: dict[str, Any] = {}
         self.served: list[str] = []
         self.hung_up = False
+        self.prompt_names: list[str | None] = []  # the domain responses last said, in order
         self._engine_failure: dict[str, Any] | None = None
 
     @property
@@ -86,7 +88,7 @@ class Call:
         entities = [{"entity": "caller_id", "value": self.caller_id},
                     {"entity": "locale", "value": self.locale}]
         outcome = await self._advance(_event("call_start", "/call_start", entities))
-        self.greeting = outcome.prompts if outcome else [FAILURE_PROMPT]
+        self.greeting = outcome.prompts if outcome else [self.failure_prompt]
         if self.ended:
             await self.engine.end(self.call_id)
         return self.greeting
@@ -97,7 +99,7 @@ class Call:
             parse = await self.engine.parse(text)
         except Exception:
             log.exception("understanding failed on call %s; escalating", self.call_id)
-            self._fail_over()
+            self.fail_over()
             return await self._finish_turn(Turn({"say": mask_text(text)}), None)
         turn = Turn(
             {"say": mask_text(text)},
@@ -121,15 +123,22 @@ class Call:
         parse = _event("dtmf", "/dtmf", [{"entity": "digits", "value": digits}])
         return await self._turn(Turn({"dtmf": self._mask_keys(digits)}, "dtmf", 1.0), parse)
 
+    async def unintelligible(self, heard: str = "") -> Turn:
+        """Speech the recogniser could not match to anything the caller may say here."""
+        turn = Turn({"say": mask_text(heard)}, "nlu_fallback", 0.0)
+        return await self._turn(turn, _event("nlu_fallback", heard or "/nlu_fallback"))
+
     async def silence(self) -> Turn:
         return await self._turn(Turn({"silence": True}, "no_input", 1.0),
                                 _event("no_input", "/no_input"))
 
-    async def hangup(self, record: bool = True) -> None:
-        """The caller hung up; ``record=False`` when the input just ran out (no turn)."""
+    async def hangup(self, record: bool = True, heard: str = "") -> None:
+        """The caller hung up (``heard``: what they were saying as they did);
+        ``record=False`` when the input just ran out (no turn)."""
         self.hung_up = True
         if record:
-            self.turns.append(Turn({"hangup": True}))
+            said = {"heard": mask_text(heard)} if heard else {}
+            self.turns.append(Turn({"hangup": True, **said}))
         await self.engine.end(self.call_id)
 
     def _mask_keys(self, digits: str) -> str:
@@ -155,13 +164,13 @@ class Call:
             turn.prompts = outcome.prompts
             turn.correction_of = outcome.changed.get("correction_of")
         else:
-            turn.prompts = [FAILURE_PROMPT]
+            turn.prompts = [self.failure_prompt]
         self.turns.append(turn)
         if self.ended:
             await self.engine.end(self.call_id)
         return turn
 
-    def _fail_over(self) -> None:
+    def fail_over(self) -> None:
         """The dialogue layer failed: the caller must never be left alone, so go to an agent."""
         topic, vip = self.slots.get("topic"), bool(self.slots.get("vip"))
         self._engine_failure = {"queue": queue_for(topic, vip), "reason": "engine_error",
@@ -173,9 +182,11 @@ class Call:
             outcome = await self.engine.handle(self.call_id, parse)
         except Exception:
             log.exception("dialogue failed on call %s; escalating", self.call_id)
-            self._fail_over()
+            self.fail_over()
+            self.prompt_names = [None]
             return None
         self.slots = outcome.slots
+        self.prompt_names = outcome.prompt_names
         topic = self.slots.get("topic")
         if self.slots.get("topic_served") and topic and topic not in self.served:
             self.served.append(topic)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a fresh clone: find Python 3.10 (Rasa 3.6 needs it), make .venv, install the
-# project, train the zh model (skipped when its data is unchanged).
+# project, train each locale's model (skipped when its data is unchanged).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,14 @@ find_python() {
     done
     return 1
 }
+
+# espeak-ng speaks the prompts (the embedded TTS); sox makes repeatable test audio.
+if ! command -v espeak-ng >/dev/null 2>&1 || ! command -v sox >/dev/null 2>&1; then
+    echo "setup: installing espeak-ng and sox"
+    SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq espeak-ng sox >/dev/null \
+        || { echo "error: could not install espeak-ng and sox (apt-get)" >&2; exit 1; }
+fi
 
 if ! is_py310 .venv/bin/python; then
     PY=$(find_python) || { echo "error: Python 3.10 not found (set PYTHON=/path/to/python3.10)" >&2; exit 1; }

@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,6 +44,7 @@ class TurnOutcome:
     prompts: list[str]
     slots: dict[str, Any]
     changed: dict[str, Any]  # slots the dialogue set in this turn
+    prompt_names: list[str | None] = field(default_factory=list)  # the domain response of each
 
 
 class DialogueEngine:
@@ -90,10 +91,10 @@ class DialogueEngine:
         return await self._on_dialogue_thread(self._handle(call_id, parse))
 
     async def _handle(self, call_id: str, parse: dict[str, Any]) -> TurnOutcome:
-        from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+        from rasa.core.channels.channel import UserMessage
         from rasa.shared.core.events import SlotSet, UserUttered
 
-        channel = CollectingOutputChannel()
+        channel = _prompt_channel()
         message = UserMessage(
             parse.get("text") or "", channel, sender_id=call_id, parse_data=parse
         )
@@ -107,8 +108,9 @@ class DialogueEngine:
                 break
             if isinstance(event, SlotSet):
                 changed.setdefault(event.key, event.value)
-        prompts = [m["text"] for m in channel.messages if m.get("text")]
-        return TurnOutcome(prompts, slots, changed)
+        said = [m for m in channel.messages if m.get("text")]
+        return TurnOutcome([m["text"] for m in said], slots, changed,
+                           [m.get("utter_action") for m in said])
 
     async def end(self, call_id: str) -> None:
         """Forget a finished call: its tracker may hold the PIN it was verified with."""
@@ -121,6 +123,21 @@ class DialogueEngine:
 
     def close(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def _prompt_channel() -> Any:
+    """Rasa's collecting channel, keeping which domain response each prompt came from (the
+    voice layer picks recordings and speech grammars by it)."""
+    from rasa.core.channels.channel import CollectingOutputChannel
+
+    class PromptChannel(CollectingOutputChannel):
+        async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+            for part in text.strip().split("\n\n"):
+                message = self._message(recipient_id, text=part)
+                message["utter_action"] = kwargs.get("utter_action")
+                await self._persist_message(message)
+
+    return PromptChannel()
 
 
 async def _load_agent(model_path: Path, bank: BankAdapter, kb: KnowledgeBase) -> Any:

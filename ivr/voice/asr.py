@@ -1,0 +1,306 @@
+"""Speech recognition: one Vosk model per locale, loaded once; one recogniser per call.
+
+A recogniser is a stream: audio goes in, hypotheses (partial, then final at Vosk's end of
+utterance) come out. Where the dialogue expects a closed set of answers the recogniser is
+switched to Vosk's phrase-list (grammar) mode and its output is mapped to the nearest
+allowed phrase; elsewhere it decodes free-form. Vosk calls block for milliseconds to tens
+of milliseconds, so they all run in an executor, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import importlib.util
+import json
+import logging
+import struct
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ivr.errors import IvrError
+from ivr.voice.audio import SAMPLE_RATE, SpeechDetector, duration_ms
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_WORDS = ("[unk]", "<unk>", "<UNK>")  # what Vosk models call an out-of-grammar word
+BATCH_BYTES = 1600  # 100 ms: fewer executor hops than one per 20 ms frame
+MIN_PHRASE_SIMILARITY = 0.5
+
+
+class SpeechModelError(IvrError):
+    """A speech model that is missing or unusable."""
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    text: str  # in grammar mode: the allowed phrase it maps to, or "" for none
+    final: bool
+    raw: str = ""  # what the recogniser itself said
+
+
+class Recognizer(Protocol):
+    """One call's speech recogniser."""
+
+    async def expect(self, phrases: Sequence[str] | None) -> None:
+        """Listen for one of ``phrases`` from now on (None: free-form speech)."""
+
+    async def accept(self, pcm: bytes) -> Hypothesis | None:
+        """Take caller audio; return a new partial or a final hypothesis, if any."""
+
+    async def finish(self) -> Hypothesis:
+        """The caller stopped (hung up): whatever was heard so far, as final."""
+
+
+def nearest_phrase(text: str, phrases: Sequence[str]) -> str:
+    """The allowed phrase closest to what was recognised ("" when none is close).
+
+    Grammar-mode output is built from the phrases' words and may mix them
+    ("비밀번호 연결"); character similarity brings it back to one phrase.
+    """
+    text = " ".join(w for w in text.split() if w not in UNKNOWN_WORDS)
+    if not text:
+        return ""
+    squashed = text.replace(" ", "")
+    best, score = "", 0.0
+    for phrase in phrases:
+        s = difflib.SequenceMatcher(None, squashed, phrase.replace(" ", "")).ratio()
+        if s > score:
+            best, score = phrase, s
+    return best if score >= MIN_PHRASE_SIMILARITY else ""
+
+
+def resolve_model_path(spec: str) -> Path:
+    """A model folder, or ``package:NAME`` for a model shipped in a Python package."""
+    if spec.startswith("package:"):
+        name = spec.removeprefix("package:")
+        found = importlib.util.find_spec(name)
+        if found is None or not found.submodule_search_locations:
+            raise SpeechModelError(f"speech model package {name!r} is not installed "
+                                   f"(pip install {name.replace('_', '-')})")
+        return Path(next(iter(found.submodule_search_locations))) / "model"
+    return Path(spec).expanduser()
+
+
+def read_vocabulary(path: Path) -> frozenset[str]:
+    """The words a model can recognise: graph/words.txt, else the output symbol table
+    embedded in a lookahead model's Gr.fst (small Vosk models ship only that)."""
+    words_txt = path / "graph" / "words.txt"
+    if words_txt.is_file():
+        return frozenset(line.split()[0] for line in words_txt.read_text("utf-8").splitlines()
+                         if line.strip())
+    fst = path / "graph" / "Gr.fst"
+    if not fst.is_file():
+        raise SpeechModelError(f"{path}: no graph/words.txt or graph/Gr.fst; not a Vosk model?")
+    return frozenset(_fst_output_symbols(fst))
+
+
+def _fst_output_symbols(path: Path) -> list[str]:
+    """OpenFst's binary header: magic, type, arc type, version, flags, properties, start,
+    counts; then the input and output symbol tables when the flags say they are there."""
+    with path.open("rb") as f:
+        def i32() -> int:
+            return struct.unpack("<i", f.read(4))[0]
+
+        def i64() -> int:
+            return struct.unpack("<q", f.read(8))[0]
+
+        def string() -> str:
+            return f.read(i32()).decode("utf-8", "replace")
+
+        if i32() != 0x7EB2FDD6:
+            raise SpeechModelError(f"{path}: not an OpenFst file")
+        string(), string()
+        i32()
+        flags = i32()
+        i64(), i64(), i64(), i64()
+        tables: list[list[str]] = []
+        for has_table in (flags & 1, flags & 2):
+            if has_table:
+                i32(), string(), i64()
+                size = i64()
+                table = []
+                for _ in range(size):
+                    table.append(string())
+                    i64()
+                tables.append(table)
+        if not flags & 2:
+            raise SpeechModelError(f"{path}: no output symbol table")
+        return tables[-1]
+
+
+@dataclass
+class SpeechModel:
+    """A Vosk model, loaded once per locale and shared by every call."""
+
+    locale: str
+    path: Path
+    model: Any
+    vocabulary: frozenset[str]
+    unknown_word: str | None
+    end_of_speech_ms: int = 500
+    _overlay: Any = field(default=None, repr=False)  # keeps the config overlay alive
+
+    @classmethod
+    def load(cls, locale: str, spec: str, end_of_speech_ms: int = 500) -> SpeechModel:
+        """Blocking (about a second): call it in an executor."""
+        import vosk
+
+        path = resolve_model_path(spec)
+        if not (path / "am" / "final.mdl").is_file():
+            raise SpeechModelError(f"{locale}: no Vosk model at {path} (am/final.mdl missing)")
+        vosk.SetLogLevel(-1)
+        overlay = _with_endpointing(path, end_of_speech_ms)
+        vocabulary = read_vocabulary(path)
+        unknown = next((w for w in UNKNOWN_WORDS if w in vocabulary), None)
+        return cls(locale, path, vosk.Model(overlay.name), vocabulary, unknown,
+                   end_of_speech_ms, overlay)
+
+    def missing_words(self, phrases: Sequence[str]) -> list[str]:
+        return sorted({w for p in phrases for w in p.split() if w not in self.vocabulary})
+
+    def grammar(self, phrases: Sequence[str]) -> str:
+        words = [*phrases, *([self.unknown_word] if self.unknown_word else [])]
+        return json.dumps(words, ensure_ascii=False)  # Vosk does not decode \u escapes
+
+
+def _with_endpointing(path: Path, end_of_speech_ms: int) -> tempfile.TemporaryDirectory:
+    """The model as a folder of links, with its end-of-utterance silence set from config.
+
+    Vosk 0.3.45 reads endpointing only from conf/model.conf; the overlay changes that one
+    file and leaves the user's model folder untouched.
+    """
+    overlay = tempfile.TemporaryDirectory(prefix=f"vosk-{path.name}-")
+    root = Path(overlay.name)
+    for entry in path.iterdir():
+        if entry.name != "conf":
+            (root / entry.name).symlink_to(entry.resolve())
+    (root / "conf").mkdir()
+    conf = path / "conf"
+    for entry in conf.iterdir() if conf.is_dir() else []:
+        if entry.name != "model.conf":
+            (root / "conf" / entry.name).symlink_to(entry.resolve())
+    lines = [ln for ln in (conf / "model.conf").read_text().splitlines()
+             if not ln.startswith("--endpoint.rule")] if (conf / "model.conf").is_file() else []
+    seconds = end_of_speech_ms / 1000
+    lines += [f"--endpoint.rule2.min-trailing-silence={seconds:.2f}",
+              f"--endpoint.rule3.min-trailing-silence={2 * seconds:.2f}",
+              f"--endpoint.rule4.min-trailing-silence={4 * seconds:.2f}"]
+    (root / "conf" / "model.conf").write_text("\n".join(lines) + "\n")
+    return overlay
+
+
+class VoskRecognizer:
+    """A Vosk KaldiRecognizer for one call; all its calls run in ``executor``.
+
+    The end of an utterance is Vosk's endpointing. In free-form mode on poor audio Vosk
+    can hold a filler word open and never end it, so silence (by energy) that lasts twice
+    the configured end-of-speech time after some words ends the utterance as a backstop.
+    """
+
+    def __init__(self, model: SpeechModel, executor: Executor | None = None) -> None:
+        self._model = model
+        self._executor = executor
+        self._rec: Any = None
+        self._phrases: Sequence[str] | None = None
+        self._buffer = b""
+        self._partial = ""
+        self._quiet = SpeechDetector()
+        self._quiet_ms = 0.0
+        self._backstop_ms = 2 * model.end_of_speech_ms
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def expect(self, phrases: Sequence[str] | None) -> None:
+        import vosk
+
+        phrases = list(phrases) if phrases else None
+        if self._rec is not None and phrases == self._phrases:
+            return
+        args = (self._model.grammar(phrases),) if phrases else ()
+        self._rec = await self._run(vosk.KaldiRecognizer, self._model.model, SAMPLE_RATE, *args)
+        self._phrases, self._buffer, self._partial, self._quiet_ms = phrases, b"", "", 0.0
+
+    async def accept(self, pcm: bytes) -> Hypothesis | None:
+        if self._rec is None:
+            await self.expect(None)
+        self._buffer += pcm
+        self._quiet_ms = 0.0 if self._quiet.feed(pcm) else self._quiet_ms + duration_ms(pcm)
+        if len(self._buffer) < BATCH_BYTES:
+            return None
+        batch, self._buffer = self._buffer, b""
+        final, text = await self._run(self._decode, batch)
+        if not final and self._partial and self._quiet_ms >= self._backstop_ms:
+            final, text = True, await self._run(self._final)
+        if final:
+            self._partial, self._quiet_ms = "", 0.0
+            return self._hypothesis(text, final=True)
+        if text != self._partial:
+            self._partial = text
+            return self._hypothesis(text, final=False)
+        return None
+
+    def _final(self) -> str:
+        return json.loads(self._rec.FinalResult()).get("text", "")
+
+    def _decode(self, batch: bytes) -> tuple[bool, str]:
+        if self._rec.AcceptWaveform(batch):
+            return True, json.loads(self._rec.Result()).get("text", "")
+        return False, json.loads(self._rec.PartialResult()).get("partial", "")
+
+    async def finish(self) -> Hypothesis:
+        if self._rec is None:
+            return Hypothesis("", final=True)
+        batch, self._buffer = self._buffer, b""
+
+        def flush() -> str:
+            if batch:
+                self._rec.AcceptWaveform(batch)
+            return self._final()
+
+        return self._hypothesis(await self._run(flush), final=True)
+
+    def _hypothesis(self, raw: str, final: bool) -> Hypothesis:
+        raw = " ".join(w for w in raw.split() if w not in UNKNOWN_WORDS)
+        text = nearest_phrase(raw, self._phrases) if self._phrases else raw
+        return Hypothesis(text, final, raw)
+
+
+class ScriptedRecognizer:
+    """A stand-in recogniser for a locale whose model is not installed (tests, demos).
+
+    It "hears" the next scripted utterance each time a burst of caller audio ends, so the
+    rest of the voice path (timers, barge-in, grammars, dialogue) runs exactly as with Vosk.
+    """
+
+    def __init__(self, utterances: Sequence[str], end_of_speech_ms: int = 500) -> None:
+        self._utterances = list(utterances)
+        self._detector = SpeechDetector(hangover_ms=end_of_speech_ms)
+        self._phrases: Sequence[str] | None = None
+        self._in_speech = False
+
+    async def expect(self, phrases: Sequence[str] | None) -> None:
+        self._phrases = list(phrases) if phrases else None
+
+    async def accept(self, pcm: bytes) -> Hypothesis | None:
+        speaking = self._detector.feed(pcm) > 0
+        if speaking and not self._in_speech:
+            self._in_speech = True
+            return Hypothesis("…", final=False)
+        if self._in_speech and not speaking:
+            self._in_speech = False
+            return self._next()
+        return None
+
+    async def finish(self) -> Hypothesis:
+        return self._next() if self._in_speech else Hypothesis("", final=True)
+
+    def _next(self) -> Hypothesis:
+        raw = self._utterances.pop(0) if self._utterances else ""
+        text = nearest_phrase(raw, self._phrases) if self._phrases else raw
+        return Hypothesis(text, final=True, raw=raw)

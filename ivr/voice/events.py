@@ -1,0 +1,55 @@
+"""The voice engine's own vocabulary. Transports translate wire frames into the inbound
+events below and implement ``CallOutput``; nothing past them knows which protocol a call
+came on."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class AudioIn:
+    pcm: bytes  # telephone audio (ivr.voice.audio)
+
+
+@dataclass(frozen=True)
+class DigitIn:
+    digit: str  # one DTMF key: 0-9, *, #
+
+
+@dataclass(frozen=True)
+class PlaybackDone:
+    mark: str  # the prompt whose audio has now been played to the caller
+
+
+@dataclass(frozen=True)
+class CallerHangup:
+    reason: str = "hangup"
+
+
+InboundEvent = AudioIn | DigitIn | PlaybackDone | CallerHangup
+
+
+class CallOutput(Protocol):
+    """What a transport does for the engine."""
+
+    async def play(self, pcm: bytes, mark: str, text: str) -> None:
+        """Queue a prompt's audio; report ``PlaybackDone(mark)`` once the caller heard it."""
+
+    async def clear(self) -> None:
+        """Barge-in: drop whatever audio the caller has not heard yet."""
+
+    async def end(self, result: dict[str, Any]) -> None:
+        """The call is over (hung up, finished or handed to an agent)."""
+
+
+@dataclass(frozen=True)
+class VoiceEvent:
+    """Something that happened on a call, for observers (metrics, logs, the call log)."""
+
+    call_id: str
+    kind: str  # language, prompt, barge_in, speech, partial, dtmf, no_input, turn, error, end
+    data: dict[str, Any] = field(default_factory=dict)
+    at: float = field(default_factory=time.time)

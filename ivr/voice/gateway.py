@@ -1,0 +1,117 @@
+"""Live calls, whatever transport they came on: start them, run them, count them, and hand
+finished calls to what needs them (the ACD for handoffs, the recent-calls list)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from ivr.handoff import AcdWebhook
+from ivr.voice.events import CallerHangup, VoiceEvent
+from ivr.voice.session import VoiceServices, VoiceSession
+from ivr.voice.transports import Limits
+
+log = logging.getLogger(__name__)
+
+
+class Metrics:
+    """Prometheus metrics, an observer of call events (it never sits in the call's path)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.calls_active = Gauge("ivr_calls_active", "Calls in progress", ["transport"],
+                                  registry=r)
+        self.calls = Counter("ivr_calls", "Calls ended", ["transport", "outcome"], registry=r)
+        self.events = Counter("ivr_call_events", "Call events by kind", ["kind"], registry=r)
+        self.errors = Counter("ivr_errors", "Failures inside calls", ["error"], registry=r)
+        self.malformed = Counter("ivr_malformed_messages", "Frames or messages refused",
+                                 ["transport"], registry=r)
+        self.response_latency = Histogram(
+            "ivr_response_seconds", "End of caller speech (or key) to the first prompt audio",
+            buckets=(0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10), registry=r)
+        self._heard_at: dict[str, float] = {}
+
+    def observe(self, event: VoiceEvent) -> None:
+        self.events.labels(event.kind).inc()
+        if event.kind == "error":
+            self.errors.labels(str(event.data.get("error"))).inc()
+        elif event.kind in ("speech", "dtmf", "no_input"):
+            self._heard_at.setdefault(event.call_id, event.at)
+        elif event.kind == "prompt" and event.call_id in self._heard_at:
+            self.response_latency.observe(event.at - self._heard_at.pop(event.call_id))
+        elif event.kind == "end":
+            self._heard_at.pop(event.call_id, None)
+
+
+class Gateway:
+    """The one place calls are started and ended (a ``CallHost`` for every transport)."""
+
+    def __init__(self, services: VoiceServices, limits: Limits | None = None,
+                 acd: AcdWebhook | None = None, keep_results: int = 200) -> None:
+        self.services = services
+        self.limits = limits or Limits()
+        self.acd = acd
+        self.metrics = Metrics()
+        services.observers.append(self.metrics.observe)
+        self.live: dict[str, VoiceSession] = {}
+        self.results: deque[dict[str, Any]] = deque(maxlen=keep_results)
+        self.ended: list[Callable[[dict[str, Any]], Awaitable[None]]] = []
+        self._registered: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def start_call(self, caller_id: str, locale: str | None, call_id: str | None,
+                   transport: str) -> VoiceSession:
+        if call_id in self.live:
+            call_id = None  # a replayed id must not take over a live call's records
+        return VoiceSession(self.services, output=None, caller_id=caller_id, locale=locale,
+                            call_id=call_id, transport=transport)
+
+    async def run_call(self, session: VoiceSession, pumping: Awaitable[None]) -> None:
+        """Run a call while the transport pumps its input; whatever fails, the call ends
+        with a result (and a handoff is delivered)."""
+        pump = asyncio.ensure_future(pumping)
+        pump.add_done_callback(lambda t: t.cancelled() or t.exception() is None
+                               or session.push(CallerHangup("transport_error")))
+        self.live[session.call_id] = session
+        gauge = self.metrics.calls_active.labels(session.transport)
+        gauge.inc()
+        try:
+            result = await session.run()
+        finally:
+            gauge.dec()
+            self.live.pop(session.call_id, None)
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pump
+        self.metrics.calls.labels(session.transport, result["outcome"]).inc()
+        if result.get("handoff") and self.acd:
+            result["delivery"] = (await self.acd.deliver(result["handoff"])).as_dict()
+            if result["delivery"]["status"] != "delivered":
+                log.error("call %s: handoff not delivered: %s", session.call_id,
+                          result["delivery"].get("error"))
+        self.results.append(result)
+        for callback in self.ended:
+            try:
+                await callback(result)
+            except Exception:
+                log.exception("call %s: end-of-call hook failed", session.call_id)
+
+    def malformed(self, transport: str, reason: str) -> None:
+        self.metrics.malformed.labels(transport).inc()
+
+    # --- AudioSocket carries no caller number: the dialplan registers it first ----------
+    def register(self, call_uuid: str, info: dict[str, Any], ttl_s: float = 60.0) -> None:
+        now = time.monotonic()
+        self._registered = {k: v for k, v in self._registered.items() if v[0] > now}
+        self._registered[call_uuid] = (now + ttl_s, info)
+
+    def registered(self, call_uuid: str) -> dict[str, Any]:
+        expires, info = self._registered.pop(call_uuid, (0.0, {}))
+        return info if expires > time.monotonic() else {}

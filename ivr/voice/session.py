@@ -1,0 +1,400 @@
+"""One phone call on the voice path: caller audio and keys in, prompt audio out.
+
+The session hears the caller (a recogniser per call), talks (prompt audio through the
+transport), stops talking when interrupted (barge-in), collects keys, runs the no-input
+timer, and drives ``ivr.call.Call`` (the dialogue). It knows nothing of sockets: a
+transport pushes inbound events and implements ``CallOutput``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ivr.call import Call, Turn
+from ivr.dialogue.engine import DialogueEngine
+from ivr.masking import mask_text
+from ivr.voice.asr import Hypothesis, Recognizer
+from ivr.voice.audio import SpeechDetector, duration_ms
+from ivr.voice.events import (
+    AudioIn,
+    CallerHangup,
+    CallOutput,
+    DigitIn,
+    InboundEvent,
+    PlaybackDone,
+    VoiceEvent,
+)
+from ivr.voice.tts import PromptAudio
+from ivr.voice.voice_locale import VoiceLocale
+
+log = logging.getLogger(__name__)
+
+LANGUAGE_ATTEMPTS = 2  # then the default language
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    no_input_ms: int = 6000  # silence after a prompt before it counts as no input
+    inter_digit_ms: int = 3000  # a key entry ends this long after the last key
+    max_digits: int = 19  # a card number
+    barge_in_min_speech_ms: int = 300  # shorter sounds (a cough) do not cut a prompt
+    vad_threshold: int = 400  # RMS energy that counts as speech
+    dialogue_timeout_s: float = 10.0  # then the caller goes to an agent
+    playback_grace_s: float = 3.0  # a prompt counts as heard this long after its length
+    max_queued_audio: int = 500  # inbound frames waiting (10 s at 20 ms); more are dropped
+
+
+@dataclass
+class VoiceServices:
+    """What every call shares: loaded once by the server."""
+
+    engines: dict[str, DialogueEngine]
+    locales: dict[str, VoiceLocale]
+    prompts: PromptAudio
+    recognizer_for: Callable[[str], Recognizer | None]  # None: the locale takes keys only
+    default_locale: str
+    settings: VoiceSettings = field(default_factory=VoiceSettings)
+    observers: list[Callable[[VoiceEvent], None]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Speech:
+    hypothesis: Hypothesis
+    recognizer: Recognizer
+
+
+@dataclass(frozen=True)
+class _Digit:
+    digit: str
+
+
+@dataclass(frozen=True)
+class _Timeout:
+    kind: str  # no_input | digits
+
+
+@dataclass(frozen=True)
+class _Hangup:
+    heard: str
+
+
+class VoiceSession:
+    def __init__(self, services: VoiceServices, output: CallOutput | None, caller_id: str = "",
+                 locale: str | None = None, call_id: str | None = None,
+                 transport: str = "") -> None:
+        self.services = services
+        self.settings = services.settings
+        self.output: CallOutput = output  # type: ignore[assignment]  # a transport sets it
+        self.caller_id = caller_id
+        self.locale = locale if locale in services.engines else None
+        self.call_id = call_id or uuid.uuid4().hex
+        self.transport = transport
+        self.call: Call | None = None
+        self.events: list[VoiceEvent] = []
+        self._inbox: asyncio.Queue[InboundEvent] = asyncio.Queue()
+        self._queued_audio = 0
+        self._dropped_audio = 0
+        self._detector = SpeechDetector(services.settings.vad_threshold)
+        self._pending: dict[str, bool] = {}  # prompt marks not yet heard -> interruptible
+        self._play_until = 0.0
+        self._deadline: float | None = None
+        self._deadline_kind = "no_input"
+        self._marks = 0
+        self._recognizers: list[Recognizer] = []
+        self._result: dict[str, Any] | None = None
+
+    # --- from the transport --------------------------------------------------------------
+    def push(self, event: InboundEvent) -> None:
+        """Take an inbound event; never blocks. Audio beyond the cap is dropped (the call is
+        far behind real time) so a flood cannot grow memory; keys and hangups never are."""
+        if isinstance(event, AudioIn):
+            if self._queued_audio >= self.settings.max_queued_audio:
+                if not self._dropped_audio:
+                    log.warning("call %s: audio backlog full, dropping frames", self.call_id)
+                self._dropped_audio += 1
+                return
+            self._queued_audio += 1
+        self._inbox.put_nowait(event)
+
+    # --- the call ------------------------------------------------------------------------
+    async def run(self) -> dict[str, Any]:
+        """Run the call to its end and return its result (``Call.result()`` plus voice)."""
+        try:
+            await self._run()
+        except _CallerGone:
+            pass
+        except Exception:
+            log.exception("call %s: voice session failed", self.call_id)
+            self._emit("error", error="voice_session")
+            if self.call and not self.call.ended:
+                self.call.fail_over()
+        finally:
+            result = await self._close()
+        return result
+
+    async def _run(self) -> None:
+        locale = self.locale or await self._choose_language()
+        self.locale = locale
+        voice = self.services.locales[locale]
+        self.call = Call(self.services.engines[locale], self.caller_id, locale, self.call_id,
+                         failure_prompt=voice.failure_prompt)
+        recognizer = self.services.recognizer_for(locale)
+        self._recognizers = [recognizer] if recognizer else []
+        if voice.notice:
+            await self._say([voice.notice], [None], interruptible=False)
+        greeting = await self._dialogue(self.call.start())
+        await self._say(greeting, self.call.prompt_names)
+        keys = ""
+        while not self.call.ended:
+            await self._listen_for(self.call.prompt_names)
+            event = await self._next_input(collecting=bool(keys))
+            if isinstance(event, _Hangup):
+                await self.call.hangup(heard=event.heard)
+                return
+            turn: Awaitable[Turn] | None = None
+            if isinstance(event, _Digit):
+                self._emit("dtmf", digit="*" if self._wants_digits() else event.digit)
+                if self._wants_digits() and event.digit != "#":
+                    keys += event.digit
+                    if len(keys) < self.settings.max_digits:
+                        continue
+                elif event.digit != "#":
+                    keys = event.digit
+                if not keys:
+                    continue
+                turn, keys = self.call.press(keys + "#"), ""
+            elif isinstance(event, _Timeout):
+                if event.kind == "digits" and keys:
+                    turn, keys = self.call.press(keys + "#"), ""
+                else:
+                    self._emit("no_input")
+                    turn = self.call.silence()
+            else:
+                hyp = event.hypothesis
+                if hyp.text:
+                    turn = self.call.say(hyp.text)
+                elif hyp.raw:
+                    turn = self.call.unintelligible(hyp.raw)
+                else:
+                    continue  # noise: nothing said
+            prompts = await self._dialogue(turn)
+            await self._say(prompts, self.call.prompt_names)
+        await self._wait_for_playback()
+
+    def _wants_digits(self) -> bool:
+        """Keys collect into one entry (ended by # or a pause) while the dialogue asks
+        for a card number or PIN; elsewhere every key counts on its own."""
+        slots = self.call.slots if self.call else {}
+        return slots.get("active_loop") == "verification_form"
+
+    async def _dialogue(self, step: Awaitable[Any]) -> list[str]:
+        """One dialogue request (never two at once on a call), bounded in time: a stuck
+        dialogue layer sends the caller to an agent instead of leaving them in silence."""
+        assert self.call is not None
+        self._deadline = None
+        try:
+            outcome = await asyncio.wait_for(step, self.settings.dialogue_timeout_s)
+        except asyncio.TimeoutError:
+            log.error("call %s: dialogue timed out; escalating", self.call_id)
+            self._emit("error", error="dialogue_timeout")
+            self.call.fail_over()
+            self.call.prompt_names = [None]
+            return [self.call.failure_prompt]
+        if isinstance(outcome, Turn):
+            self._emit("turn", input=outcome.input, intent=outcome.intent,
+                       confidence=outcome.confidence, prompts=outcome.prompts)
+            return outcome.prompts
+        return list(outcome)
+
+    async def _listen_for(self, prompt_names: Sequence[str | None]) -> None:
+        assert self.locale is not None
+        phrases = self.services.locales[self.locale].phrases_after(prompt_names)
+        for recognizer in self._recognizers:
+            await recognizer.expect(phrases)
+
+    async def _choose_language(self) -> str:
+        """Ask which language (keys, or speech in grammar mode on every locale's model)."""
+        locales = self.services.locales
+        if len(self.services.engines) == 1:
+            return next(iter(self.services.engines))
+        offered = [v for k, v in locales.items() if k in self.services.engines]
+        by_recognizer: dict[int, str] = {}
+        for voice in offered:
+            recognizer = self.services.recognizer_for(voice.locale)
+            if recognizer:
+                await recognizer.expect(voice.language_phrases)
+                self._recognizers.append(recognizer)
+                by_recognizer[id(recognizer)] = voice.locale
+        for _ in range(LANGUAGE_ATTEMPTS):
+            for voice in offered:
+                await self._say([voice.language_prompt], [None], voice=voice)
+            while True:
+                event = await self._next_input()
+                if isinstance(event, _Hangup):
+                    raise _CallerGone
+                if isinstance(event, _Digit):
+                    self._emit("dtmf", digit=event.digit)
+                    chosen = next((v.locale for v in offered if v.language_key == event.digit),
+                                  None)
+                elif isinstance(event, _Speech):
+                    chosen = by_recognizer.get(id(event.recognizer)) if event.hypothesis.text \
+                        else None
+                else:
+                    break  # no input: ask again
+                if chosen:
+                    self._emit("language", locale=chosen, by=type(event).__name__[1:].lower())
+                    return chosen
+        self._emit("language", locale=self.services.default_locale, by="default")
+        return self.services.default_locale
+
+    # --- listening -----------------------------------------------------------------------
+    async def _next_input(self, collecting: bool = False) -> _Speech | _Digit | _Timeout | _Hangup:
+        """Wait for the caller's next input, handling playback, barge-in and timers."""
+        loop = asyncio.get_running_loop()
+        while True:
+            timeout = None
+            if self._pending:
+                timeout = max(0.0, self._play_until - loop.time())
+            elif self._deadline is not None:
+                timeout = max(0.0, self._deadline - loop.time())
+            try:
+                event = await asyncio.wait_for(self._inbox.get(), timeout)
+            except asyncio.TimeoutError:
+                if self._pending:  # the transport never confirmed playback: assume heard
+                    self._pending.clear()
+                    self._start_timer(collecting)
+                    continue
+                self._deadline = None
+                return _Timeout(self._deadline_kind)
+            if isinstance(event, PlaybackDone):
+                if self._pending.pop(event.mark, None) is not None and not self._pending:
+                    self._start_timer(collecting)
+            elif isinstance(event, CallerHangup):
+                return _Hangup(await self._heard_so_far())
+            elif isinstance(event, DigitIn):
+                await self._barge_in()
+                self._deadline = loop.time() + self.settings.inter_digit_ms / 1000
+                self._deadline_kind = "digits" if collecting or event.digit != "#" else "no_input"
+                return _Digit(event.digit)
+            elif isinstance(event, AudioIn):
+                self._queued_audio -= 1
+                speech = await self._hear(event.pcm)
+                if speech:
+                    return speech
+
+    async def _hear(self, pcm: bytes) -> _Speech | None:
+        speaking_ms = self._detector.feed(pcm)
+        if self._pending and not all(self._pending.values()):
+            return None  # a prompt that must be heard out: the caller cannot answer yet
+        if speaking_ms and self._deadline_kind == "no_input":
+            self._deadline = None  # the caller is talking: no-input is off
+        if self._pending and speaking_ms >= self.settings.barge_in_min_speech_ms:
+            await self._barge_in()
+        for recognizer in self._recognizers:
+            try:
+                hyp = await recognizer.accept(pcm)
+            except Exception:
+                log.exception("call %s: speech recognition failed", self.call_id)
+                self._emit("error", error="asr")
+                raise
+            if hyp and hyp.final:
+                self._emit("speech", text=mask_text(hyp.text), raw=mask_text(hyp.raw))
+                if not hyp.text and not hyp.raw and not self._pending:
+                    self._start_timer(False)  # only noise: keep waiting
+                return _Speech(hyp, recognizer)
+            if hyp:
+                self._emit("partial", text=mask_text(hyp.raw))
+        return None
+
+    async def _heard_so_far(self) -> str:
+        """A caller who hangs up mid-sentence: keep what they said for the record."""
+        for recognizer in self._recognizers:
+            try:
+                hyp = await recognizer.finish()
+            except Exception:
+                continue
+            if hyp.raw:
+                return hyp.raw
+        return ""
+
+    def _start_timer(self, collecting: bool) -> None:
+        loop = asyncio.get_running_loop()
+        if collecting:
+            self._deadline_kind = "digits"
+            self._deadline = loop.time() + self.settings.inter_digit_ms / 1000
+        else:
+            self._deadline_kind = "no_input"
+            self._deadline = loop.time() + self.settings.no_input_ms / 1000
+
+    # --- talking -------------------------------------------------------------------------
+    async def _say(self, prompts: Sequence[str], names: Sequence[str | None],
+                   interruptible: bool = True, voice: VoiceLocale | None = None) -> None:
+        voice = voice or self.services.locales[self.locale or self.services.default_locale]
+        loop = asyncio.get_running_loop()
+        names = list(names) + [None] * (len(prompts) - len(names))
+        for text, name in zip(prompts, names, strict=False):
+            try:
+                pcm = await self.services.prompts.render(text, voice.tts_voice, voice.locale, name)
+            except Exception:
+                log.exception("call %s: no audio for prompt %r", self.call_id, name)
+                self._emit("error", error="tts", prompt=name)
+                if self.call and not self.call.ended:
+                    self.call.fail_over()  # a caller who cannot hear us needs a person
+                continue
+            self._marks += 1
+            mark = f"{name or 'prompt'}-{self._marks}"
+            self._pending[mark] = interruptible and name not in voice.play_through
+            start = max(loop.time(), self._play_until)
+            self._play_until = start + duration_ms(pcm) / 1000 + self.settings.playback_grace_s
+            self._emit("prompt", name=name, text=text, mark=mark, ms=round(duration_ms(pcm)))
+            await self.output.play(pcm, mark, text)
+
+    async def _barge_in(self) -> None:
+        if self._pending and all(self._pending.values()):
+            self._pending.clear()
+            self._emit("barge_in")
+            await self.output.clear()
+
+    async def _wait_for_playback(self) -> None:
+        """Let the last prompts (goodbye, "transferring you") be heard before ending."""
+        while self._pending:
+            event = await self._next_input()
+            if isinstance(event, _Hangup):
+                return
+
+    async def _close(self) -> dict[str, Any]:
+        if self.call is None:
+            result: dict[str, Any] = {"call_id": self.call_id, "caller": self.caller_id,
+                                      "outcome": "hangup", "turns": [], "locale": None}
+        else:
+            if not self.call.ended:
+                await self.call.hangup()
+            result = self.call.result()
+        result["transport"] = self.transport
+        result["dropped_audio_frames"] = self._dropped_audio
+        self._result = result
+        self._emit("end", outcome=result["outcome"], queue=result.get("queue"))
+        try:
+            await self.output.end(result)
+        except Exception:
+            log.exception("call %s: transport failed to end the call", self.call_id)
+        return result
+
+    def _emit(self, kind: str, **data: Any) -> None:
+        event = VoiceEvent(self.call_id, kind, data)
+        self.events.append(event)
+        for observer in self.services.observers:
+            try:
+                observer(event)
+            except Exception:
+                log.exception("observer failed on %s", kind)
+
+
+class _CallerGone(Exception):
+    """The caller hung up before the dialogue started."""
+

@@ -1,0 +1,167 @@
+"""Twilio Media Streams: a bidirectional ``<Connect><Stream>`` WebSocket.
+
+In: ``connected``, ``start`` (stream and call ids, ``customParameters``, the media format),
+``media`` (base64 8 kHz mu-law), ``dtmf``, ``mark`` (a prompt has played), ``stop``.
+Out: ``media``, ``mark`` after each prompt, ``clear`` on barge-in.
+Twilio holds the outbound audio and plays it in real time, so prompts are sent at once
+and Twilio's ``mark`` echo says when the caller has heard them.
+
+Twilio passes the caller's number only if the TwiML forwards it:
+``<Stream url="wss://.../twilio"><Parameter name="caller" value="{{From}}"/></Stream>``
+(and ``locale`` the same way to skip the language menu).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from ivr.voice.audio import pcm_to_ulaw, ulaw_to_pcm
+from ivr.voice.events import AudioIn, CallerHangup, DigitIn, InboundEvent, PlaybackDone
+from ivr.voice.transports import (
+    CallHost,
+    ProtocolError,
+    WebSocketOutput,
+    first_message,
+    is_loopback,
+    read_messages,
+)
+
+CHUNK_BYTES = 800  # mu-law bytes per media message: 100 ms
+DTMF_DIGITS = set("0123456789*#")
+
+
+def twilio_signature(auth_token: str, url: str, params: dict[str, str] | None = None) -> str:
+    """Twilio's request signature: HMAC-SHA1 over the URL and the sorted POST parameters,
+    keyed with the account's auth token, base64-encoded."""
+    payload = url + "".join(k + v for k, v in sorted((params or {}).items()))
+    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def signature_valid(request: web.Request, auth_token: str, public_url: str | None) -> bool:
+    """Check ``X-Twilio-Signature`` against the URL Twilio dialled (``public_url`` when
+    the server sits behind a proxy that changes scheme or host)."""
+    given = request.headers.get("X-Twilio-Signature", "")
+    base = (public_url.rstrip("/") if public_url
+            else f"{'wss' if request.secure else 'ws'}://{request.host}")
+    expected = twilio_signature(auth_token, base + request.path_qs)
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+class TwilioOutput:
+    """``CallOutput`` over a Twilio stream."""
+
+    def __init__(self, socket: WebSocketOutput, stream_sid: str) -> None:
+        self.socket = socket
+        self.stream_sid = stream_sid
+
+    async def play(self, pcm: bytes, mark: str, text: str) -> None:
+        ulaw = pcm_to_ulaw(pcm)
+        for i in range(0, len(ulaw), CHUNK_BYTES):
+            payload = base64.b64encode(ulaw[i:i + CHUNK_BYTES]).decode()
+            await self.socket.send_json({"event": "media", "streamSid": self.stream_sid,
+                                         "media": {"payload": payload}})
+        await self.socket.send_json({"event": "mark", "streamSid": self.stream_sid,
+                                     "mark": {"name": mark}})
+
+    async def clear(self) -> None:
+        await self.socket.send_json({"event": "clear", "streamSid": self.stream_sid})
+
+    async def end(self, result: dict[str, Any]) -> None:
+        await self.socket.close()
+
+
+def parse_start(msg: Any) -> dict[str, Any] | None:
+    """The ``start`` message: stream id, call id, custom parameters; audio must be 8 kHz
+    mono mu-law (the only format bidirectional streams carry). None for ``connected``."""
+    data = _json(msg)
+    if data.get("event") == "connected":
+        return None
+    if data.get("event") != "start":
+        raise ProtocolError(f"expected a start message, got {data.get('event')!r}")
+    start = data.get("start")
+    if not isinstance(start, dict) or not start.get("streamSid"):
+        raise ProtocolError("start message without start.streamSid")
+    fmt = start.get("mediaFormat") or {}
+    if (fmt.get("encoding"), int(fmt.get("sampleRate") or 0), int(fmt.get("channels") or 1)) \
+            != ("audio/x-mulaw", 8000, 1):
+        raise ProtocolError(f"unsupported media format {fmt}: need audio/x-mulaw, 8000 Hz, mono")
+    params = start.get("customParameters") or {}
+    return {"stream_sid": str(start["streamSid"]), "call_sid": str(start.get("callSid") or ""),
+            "caller": str(params.get("caller") or ""),
+            "locale": str(params["locale"]) if params.get("locale") else None}
+
+
+def parse_message(msg: Any) -> InboundEvent | None:
+    """One message during the call as an engine event (None: nothing for the engine)."""
+    data = _json(msg)
+    event = data.get("event")
+    if event == "media":
+        media = data.get("media")
+        if not isinstance(media, dict) or media.get("track", "inbound") not in ("inbound",
+                                                                                 "inbound_track"):
+            return None
+        try:
+            ulaw = base64.b64decode(str(media.get("payload", "")), validate=True)
+        except (binascii.Error, ValueError):
+            raise ProtocolError("media payload is not base64") from None
+        return AudioIn(ulaw_to_pcm(ulaw)) if ulaw else None
+    if event == "dtmf":
+        digit = str((data.get("dtmf") or {}).get("digit", ""))
+        if digit not in DTMF_DIGITS:
+            raise ProtocolError(f"dtmf digit {digit[:5]!r} is not a key")
+        return DigitIn(digit)
+    if event == "mark":
+        name = (data.get("mark") or {}).get("name")
+        return PlaybackDone(str(name)) if name else None
+    if event == "stop":
+        return CallerHangup("stop")
+    if event in ("connected", "start"):
+        return None
+    raise ProtocolError(f"unknown event {str(event)[:30]!r}")
+
+
+def _json(msg: Any) -> dict[str, Any]:
+    if msg.type != WSMsgType.TEXT:
+        raise ProtocolError("Twilio sends JSON text messages only")
+    try:
+        data = json.loads(msg.data)
+    except ValueError:
+        raise ProtocolError("message is not JSON") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("message is not a JSON object")
+    return data
+
+
+async def handle(request: web.Request, host: CallHost, auth_token: str | None,
+                 public_url: str | None) -> web.StreamResponse:
+    """One Twilio stream, from the WebSocket upgrade to the call's end."""
+    if auth_token and not signature_valid(request, auth_token, public_url):
+        return web.Response(status=403, text="bad X-Twilio-Signature\n")
+    if not auth_token and not is_loopback(request):
+        return web.Response(status=403, text="no Twilio auth token configured\n")
+    limits = host.limits
+    ws = web.WebSocketResponse(max_msg_size=limits.max_message_bytes, compress=False,
+                               heartbeat=30)
+    await ws.prepare(request)
+    try:
+        start = await first_message(ws, limits, parse_start)
+    except ProtocolError as e:
+        host.malformed("twilio", str(e))
+        await ws.close(code=1008, message=str(e).encode()[:120])
+        return ws
+    session = host.start_call(caller_id=start["caller"], locale=start["locale"],
+                              call_id=start["call_sid"] or None, transport="twilio")
+    socket = WebSocketOutput(ws, limits, on_dead=lambda: session.push(CallerHangup("dead")))
+    session.output = TwilioOutput(socket, start["stream_sid"])
+    await host.run_call(session, read_messages(
+        ws, parse_message, session.push, limits, session.call_id,
+        lambda reason: host.malformed("twilio", reason)))
+    return ws

@@ -1,0 +1,125 @@
+"""The plain WebSocket: binary PCM16 audio and JSON control messages.
+
+For telephony that is neither Twilio nor Asterisk (an SBC, a softphone, a test rig); the
+protocol is in docs/plain-websocket.md. The client authenticates with
+``Authorization: Bearer <token>`` on the upgrade request.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from ivr.voice.audio import FRAME_BYTES
+from ivr.voice.events import AudioIn, CallerHangup, DigitIn, InboundEvent, PlaybackDone
+from ivr.voice.transports import (
+    CallHost,
+    ProtocolError,
+    WebSocketOutput,
+    first_message,
+    is_loopback,
+    read_messages,
+)
+
+CHUNK_BYTES = FRAME_BYTES * 5  # 100 ms of audio per binary message
+DTMF_DIGITS = set("0123456789*#")
+
+
+class PlainOutput:
+    """``CallOutput`` over the plain WebSocket: the client plays audio as it comes and
+    echoes each ``mark`` once the audio before it has played (as Twilio does)."""
+
+    def __init__(self, socket: WebSocketOutput) -> None:
+        self.socket = socket
+
+    async def play(self, pcm: bytes, mark: str, text: str) -> None:
+        await self.socket.send_json({"type": "prompt", "mark": mark, "text": text})
+        for i in range(0, len(pcm), CHUNK_BYTES):
+            await self.socket.send_bytes(pcm[i:i + CHUNK_BYTES])
+        await self.socket.send_json({"type": "mark", "name": mark})
+
+    async def clear(self) -> None:
+        await self.socket.send_json({"type": "clear"})
+
+    async def end(self, result: dict[str, Any]) -> None:
+        summary = {k: result.get(k) for k in ("call_id", "outcome", "intent", "queue", "skills",
+                                              "priority", "reason")}
+        await self.socket.send_json({"type": "end", **summary})
+        await self.socket.close()
+
+
+def authorized(request: web.Request, token: str | None) -> bool:
+    if not token:
+        return is_loopback(request)
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+def parse_start(msg: Any) -> dict[str, Any]:
+    data = _control(msg)
+    if data.get("type") != "start":
+        raise ProtocolError(f"expected a start message, got {data.get('type')!r}")
+    if int(data.get("sample_rate", 8000)) != 8000 or data.get("encoding", "pcm16") != "pcm16":
+        raise ProtocolError("audio must be pcm16 at 8000 Hz")
+    locale = data.get("locale")
+    return {"caller": str(data.get("caller") or ""), "locale": str(locale) if locale else None,
+            "call_id": str(data["call_id"]) if data.get("call_id") else None}
+
+
+def parse_message(msg: Any) -> InboundEvent | None:
+    if msg.type == WSMsgType.BINARY:
+        if len(msg.data) % 2:
+            raise ProtocolError(f"audio of {len(msg.data)} bytes is not whole 16-bit samples")
+        return AudioIn(bytes(msg.data)) if msg.data else None
+    data = _control(msg)
+    kind = data.get("type")
+    if kind == "dtmf":
+        digit = str(data.get("digit", ""))
+        if digit not in DTMF_DIGITS:
+            raise ProtocolError(f"dtmf digit {digit[:5]!r} is not a key")
+        return DigitIn(digit)
+    if kind == "mark":
+        return PlaybackDone(str(data["name"])) if data.get("name") else None
+    if kind == "hangup":
+        return CallerHangup("hangup")
+    raise ProtocolError(f"unknown message type {str(kind)[:30]!r}")
+
+
+def _control(msg: Any) -> dict[str, Any]:
+    if msg.type != WSMsgType.TEXT:
+        raise ProtocolError("control messages are JSON text")
+    try:
+        data = json.loads(msg.data)
+    except ValueError:
+        raise ProtocolError("control message is not JSON") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("control message is not a JSON object")
+    return data
+
+
+async def handle(request: web.Request, host: CallHost, token: str | None) -> web.StreamResponse:
+    """One call on the plain WebSocket, from the upgrade to the call's end."""
+    if not authorized(request, token):
+        return web.Response(status=401, text="missing or wrong bearer token\n")
+    limits = host.limits
+    ws = web.WebSocketResponse(max_msg_size=limits.max_message_bytes, compress=False,
+                               heartbeat=30)
+    await ws.prepare(request)
+    try:
+        start = await first_message(ws, limits, parse_start)
+    except ProtocolError as e:
+        host.malformed("websocket", str(e))
+        await ws.send_json({"type": "error", "error": str(e)})
+        await ws.close(code=1008, message=str(e).encode()[:120])
+        return ws
+    session = host.start_call(caller_id=start["caller"], locale=start["locale"],
+                              call_id=start["call_id"], transport="websocket")
+    socket = WebSocketOutput(ws, limits, on_dead=lambda: session.push(CallerHangup("dead")))
+    session.output = PlainOutput(socket)
+    await host.run_call(session, read_messages(
+        ws, parse_message, session.push, limits, session.call_id,
+        lambda reason: host.malformed("websocket", reason)))
+    return ws
