@@ -274,26 +274,35 @@ class VoskRecognizer:
 class ScriptedRecognizer:
     """A stand-in recogniser for a locale whose model is not installed (tests, demos).
 
-    It "hears" the next scripted utterance each time a burst of caller audio ends, so the
+    It "hears" the next scripted utterance each time a burst of caller audio ends (a burst
+    shorter than ``min_speech_ms`` is noise, as a cough is to a real recogniser), so the
     rest of the voice path (timers, barge-in, grammars, dialogue) runs exactly as with Vosk.
     """
 
-    def __init__(self, utterances: Sequence[str], end_of_speech_ms: int = 500) -> None:
+    def __init__(self, utterances: Sequence[str], end_of_speech_ms: int = 500,
+                 min_speech_ms: int = 250) -> None:
         self._utterances = list(utterances)
         self._detector = SpeechDetector(hangover_ms=end_of_speech_ms)
         self._phrases: Sequence[str] | None = None
         self._in_speech = False
+        self._longest = 0.0
+        self._min_speech_ms = min_speech_ms
 
     async def expect(self, phrases: Sequence[str] | None) -> None:
         self._phrases = list(phrases) if phrases else None
 
     async def accept(self, pcm: bytes) -> Hypothesis | None:
-        speaking = self._detector.feed(pcm) > 0
-        if speaking and not self._in_speech:
+        speech_ms = self._detector.feed(pcm)
+        self._longest = max(self._longest, speech_ms)
+        if speech_ms and not self._in_speech:
             self._in_speech = True
             return Hypothesis("…", final=False)
-        if self._in_speech and not speaking:
+        if self._in_speech and not speech_ms:
             self._in_speech = False
+            if self._longest < self._min_speech_ms:
+                self._longest = 0.0
+                return Hypothesis("", final=True)
+            self._longest = 0.0
             return self._next()
         return None
 
