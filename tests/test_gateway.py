@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -32,6 +33,18 @@ TOKEN = "test-token"
 TWILIO_TOKEN = "twilio-auth-token"
 SPEECH = tone(700, hz=300)  # a burst of "speech" for the scripted recogniser
 COUGH = tone(120, hz=300)
+
+
+class BrokenRecognizer(ScriptedRecognizer):
+    """A recogniser whose engine dies as the caller starts to speak."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    async def accept(self, pcm: bytes):
+        if any(pcm):
+            raise RuntimeError("vosk: decoder crashed")
+        return None
 
 
 class Server:
@@ -71,8 +84,11 @@ class Server:
 async def server(engine, project) -> AsyncIterator[Server]:
     scripts: deque = deque()
 
-    def recognizer_for(locale: str) -> ScriptedRecognizer:
-        return ScriptedRecognizer(scripts.popleft() if scripts else [], end_of_speech_ms=300)
+    def recognizer_for(locale: str) -> ScriptedRecognizer | BrokenRecognizer:
+        script = scripts.popleft() if scripts else []
+        if script is BrokenRecognizer:
+            return BrokenRecognizer()
+        return ScriptedRecognizer(script, end_of_speech_ms=300)
 
     locales = load_voice_locales(project.root / "locales")
     services = VoiceServices(
@@ -322,6 +338,30 @@ async def test_audiosocket_call_paced_with_barge_in(server: Server) -> None:
     greeting = await render(result["greeting"][0], "cmn", "zh")
     transfer = await render(result["turns"][-1]["prompts"][-1], "cmn", "zh")
     assert phone.audio_bytes < len(notice) + len(greeting) + len(transfer) - 8000
+
+
+async def test_a_recogniser_failure_ends_in_an_agent_not_a_dead_call(server: Server) -> None:
+    server.scripts.append(BrokenRecognizer)
+    phone = await server.plain()
+    await phone.wait_prompts(2)
+    await phone.say(SPEECH)
+    result = await server.wait_result(phone)
+    assert result["outcome"] == "escalated" and result["reason"] == "engine_error"
+    assert texts(phone)[-1] == "抱歉，系统出了点问题，正在为您转接人工服务，请稍候。"
+
+
+async def test_a_stuck_dialogue_layer_sends_the_caller_to_an_agent(server: Server) -> None:
+    services = server.gateway.services
+    normal = services.settings
+    services.settings = dataclasses.replace(normal, dialogue_timeout_s=0.001)
+    try:
+        phone = await server.plain()
+        result = await server.wait_result(phone)
+    finally:
+        services.settings = normal
+    assert result["outcome"] == "escalated" and result["reason"] == "engine_error"
+    assert texts(phone) == ["为了提高服务质量，您的通话可能会被录音。",
+                            "抱歉，系统出了点问题，正在为您转接人工服务，请稍候。"]
 
 
 async def test_health_and_metrics(server: Server) -> None:

@@ -9,6 +9,7 @@ transport pushes inbound events and implements ``CallOutput``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -130,9 +131,8 @@ class VoiceSession:
             pass
         except Exception:
             log.exception("call %s: voice session failed", self.call_id)
-            self._emit("error", error="voice_session")
-            if self.call and not self.call.ended:
-                self.call.fail_over()
+            with contextlib.suppress(Exception):
+                await self._fail_over("voice_session")
         finally:
             result = await self._close()
         return result
@@ -153,6 +153,8 @@ class VoiceSession:
         while not self.call.ended:
             await self._listen_for(self.call.prompt_names)
             event = await self._next_input(collecting=bool(keys))
+            if self.call.ended:  # a failure while listening already sent the caller on
+                break
             if isinstance(event, _Hangup):
                 await self.call.hangup(heard=event.heard)
                 return
@@ -300,8 +302,9 @@ class VoiceSession:
                 hyp = await recognizer.accept(pcm)
             except Exception:
                 log.exception("call %s: speech recognition failed", self.call_id)
-                self._emit("error", error="asr")
-                raise
+                self._recognizers = []
+                await self._fail_over("asr")
+                return _Speech(Hypothesis("", final=True), recognizer)
             if hyp and hyp.final:
                 self._emit("speech", text=mask_text(hyp.text), raw=mask_text(hyp.raw))
                 if not hyp.text and not hyp.raw and not self._pending:
@@ -348,11 +351,21 @@ class VoiceSession:
                 continue
             self._marks += 1
             mark = f"{name or 'prompt'}-{self._marks}"
-            self._pending[mark] = interruptible and name not in voice.play_through
+            # The last words of a call ("transferring you", goodbye) are heard out too.
+            ending = self.call is not None and self.call.ended
+            self._pending[mark] = interruptible and not ending and name not in voice.play_through
             start = max(loop.time(), self._play_until)
             self._play_until = start + duration_ms(pcm) / 1000 + self.settings.playback_grace_s
             self._emit("prompt", name=name, text=text, mark=mark, ms=round(duration_ms(pcm)))
             await self.output.play(pcm, mark, text)
+
+    async def _fail_over(self, error: str) -> None:
+        """Part of the voice path failed: tell the caller and send them to an agent."""
+        self._emit("error", error=error)
+        if self.call and not self.call.ended:
+            self.call.fail_over()
+            self.call.prompt_names = [None]
+            await self._say([self.call.failure_prompt], [None])
 
     async def _barge_in(self) -> None:
         if self._pending and all(self._pending.values()):
@@ -362,9 +375,16 @@ class VoiceSession:
 
     async def _wait_for_playback(self) -> None:
         """Let the last prompts (goodbye, "transferring you") be heard before ending."""
+        loop = asyncio.get_running_loop()
         while self._pending:
-            event = await self._next_input()
-            if isinstance(event, _Hangup):
+            try:
+                event = await asyncio.wait_for(self._inbox.get(),
+                                               max(0.0, self._play_until - loop.time()))
+            except asyncio.TimeoutError:
+                return
+            if isinstance(event, PlaybackDone):
+                self._pending.pop(event.mark, None)
+            elif isinstance(event, CallerHangup):
                 return
 
     async def _close(self) -> dict[str, Any]:
