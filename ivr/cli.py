@@ -20,6 +20,7 @@ from ivr.errors import IvrError
 from ivr.project import Project
 
 EXIT_ERROR = 1
+DEFAULT_LOCALE = "zh"
 
 
 def _print_json(obj: Any) -> None:
@@ -50,11 +51,19 @@ def _parse_output(text: str, parse: dict[str, Any]) -> dict[str, Any]:
 
 
 async def cmd_train(args: argparse.Namespace) -> int:
-    from ivr.training import train
+    from ivr.training import check_inputs, train, up_to_date
 
-    result = train(args.project_obj, force=args.force)
-    state = "trained" if result.trained else "up to date (inputs unchanged)"
-    print(f"model {state}: {result.model}")
+    project: Project = args.project_obj
+    # No --locale: every locale with a config/<locale>.yml (scripts/setup.sh relies on it).
+    projects = [project.with_locale(locale)
+                for locale in ([args.locale] if args.locale else project.locales())]
+    for each in projects:  # a broken file in any locale fails before minutes of training
+        if args.force or not up_to_date(each):
+            check_inputs(each)
+    for each in projects:
+        result = train(each, force=args.force)
+        state = "trained" if result.trained else "up to date (inputs unchanged)"
+        print(f"model {state}: {result.model}", flush=True)
     return 0
 
 
@@ -78,11 +87,15 @@ async def cmd_simulate(args: argparse.Namespace) -> int:
     from ivr.simulate import load_script, run_script
 
     scripts = [load_script(Path(p)) for p in args.scripts]  # all checked before the model loads
-    engine = await _open_engine(args.project_obj, args.model)
+    project: Project = args.project_obj
+    engines = {}  # one per locale the scripts speak, loaded once; --model is --locale's
+    for locale in dict.fromkeys(s.locale for s in scripts):
+        model = args.model if locale == project.locale else None
+        engines[locale] = await _open_engine(project.with_locale(locale), model)
     acd = AcdWebhook(args.acd_url, timeout_s=args.acd_timeout) if args.acd_url else None
     failed = 0
     for script in scripts:
-        result = await run_script(script, engine, acd)
+        result = await run_script(script, engines[script.locale], acd)
         if args.json:
             _print_json(result)
         else:
@@ -121,7 +134,7 @@ async def cmd_chat(args: argparse.Namespace) -> int:
     engine = await _open_engine(args.project_obj, args.model)
     print("Caller at the phone: type what you say; #1234 presses keys; an empty line is "
           "silence; Ctrl-D hangs up.")
-    call = Call(engine, caller_id=args.caller, locale="zh")
+    call = Call(engine, caller_id=args.caller, locale=args.project_obj.locale)
     for prompt in await call.start():
         print(f"bot: {prompt}")
     loop = asyncio.get_running_loop()
@@ -166,7 +179,7 @@ async def cmd_evaluate(args: argparse.Namespace) -> int:
     examples = load_heldout(Path(args.test) if args.test else project.heldout)
     engine = await _open_engine(project, args.model)
     report = await evaluate(engine, examples)
-    out_dir = Path(args.out)
+    out_dir = Path(args.out) if args.out else Path("reports") / project.locale
     image = save_confusion_matrix(report.pop("pairs"), out_dir / "confusion_matrix.png")
     report["confusion_matrix"] = str(image)
     (out_dir / "evaluation.json").write_text(
@@ -189,14 +202,20 @@ async def cmd_evaluate(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description=__doc__.splitlines()[0])
     parser.add_argument("--project", type=Path, help="project folder (default: found from cwd)")
+    locale_help = (f"dialogue locale, e.g. zh or ko (default: {DEFAULT_LOCALE}; "
+                   "`train` without it trains every locale)")
+    parser.add_argument("--locale", help=locale_help)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, fn: Callable[[argparse.Namespace], Awaitable[int]], help: str,
             model: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(fn=fn)
+        # Also after the command (`ivr evaluate --locale ko`); SUPPRESS keeps the global one.
+        p.add_argument("--locale", default=argparse.SUPPRESS, help=locale_help)
         if model:
-            p.add_argument("--model", type=Path, help="model file (default: newest in models/)")
+            p.add_argument("--model", type=Path,
+                           help="model file (default: the locale's newest in models/)")
         return p
 
     p = add("train", cmd_train, "train the model if its data changed", model=False)
@@ -219,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("evaluate", cmd_evaluate, "score the model on the held-out test set")
     p.add_argument("--test", help="held-out file (default: nlu_data/heldout/<locale>.yml)")
-    p.add_argument("--out", default="reports/zh", help="where the report and image go")
+    p.add_argument("--out", help="where the report and image go (default: reports/<locale>)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
@@ -238,8 +257,12 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if not debug:
         quiet_cli_warnings()
-    args.project_obj = Project(args.project.resolve()) if args.project else Project.discover()
+    locale = args.locale or DEFAULT_LOCALE
+    args.project_obj = (Project(args.project.resolve(), locale) if args.project
+                        else Project.discover(locale))
     try:
+        if args.locale and args.locale not in args.project_obj.locales():
+            raise IvrError(f"no locale {args.locale!r}: there is no {args.project_obj.config}")
         return asyncio.run(args.fn(args))
     except IvrError as e:
         print(f"error: {e}", file=sys.stderr)

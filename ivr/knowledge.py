@@ -1,12 +1,17 @@
-"""The knowledge base the engine answers from: branches, exchange and interest rates."""
+"""The knowledge base the engine answers from: branches, exchange and interest rates, and
+the words a locale speaks for the engine's canonical names (topics, queues, card types,
+currencies)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ivr.bank import CREDIT, DEBIT
 from ivr.errors import DataFileError
+from ivr.routing import QUEUES, TOPICS
 from ivr.yamlfile import read_mapping
 
 
@@ -19,24 +24,118 @@ class Branch:
 
 
 @dataclass(frozen=True)
+class Labels:
+    """How a locale says the engine's canonical names; the one home of every spoken label.
+
+    Slot values, queues and intents stay canonical (the same in every locale); only what the
+    caller hears is looked up here.
+    """
+
+    topics: dict[str, str]      # by intent
+    queues: dict[str, str]      # by queue name
+    card_types: dict[str, str]  # by canonical card type (ivr.bank CREDIT / DEBIT)
+    currencies: dict[str, str]  # by canonical currency (the exchange_rates keys)
+    default_currencies: tuple[str, ...]  # quoted when the caller named none
+    separator: str        # between two quoted rates
+    exchange_rate: str    # one exchange rate said: {currency} and {rate}
+    interest_rate: str    # one interest rate said: {name} and {rate}
+
+    @classmethod
+    def parse(cls, data: Any, exchange_rates: Mapping[str, str]) -> Labels:
+        """Check a ``labels:`` section; raises ValueError naming the first problem."""
+        if not isinstance(data, dict):
+            raise ValueError("labels must be a mapping")
+        rates = _mapping(data, "rates")
+        labels = cls(
+            topics=_names(data, "topics", TOPICS),
+            queues=_names(data, "queues", QUEUES),
+            card_types=_names(data, "card_types", (DEBIT, CREDIT)),
+            currencies=_names(data, "currencies", exchange_rates),
+            default_currencies=tuple(str(c) for c in rates.get("default_currencies") or ()),
+            separator=str(rates.get("separator", "")),
+            exchange_rate=str(rates.get("exchange_rate", "")),
+            interest_rate=str(rates.get("interest_rate", "")),
+        )
+        if not labels.default_currencies:
+            raise ValueError("labels.rates.default_currencies must list currencies")
+        unknown = [c for c in labels.default_currencies if c not in exchange_rates]
+        if unknown:
+            raise ValueError(
+                f"labels.rates.default_currencies: no exchange rate for {unknown[0]!r}")
+        if not labels.separator:
+            raise ValueError("labels.rates.separator is missing")
+        _check_format("labels.rates.exchange_rate", labels.exchange_rate, currency="", rate="")
+        _check_format("labels.rates.interest_rate", labels.interest_rate, name="", rate="")
+        return labels
+
+    def topic(self, intent: str) -> str:
+        return self.topics[intent]
+
+    def queue(self, queue: str) -> str:
+        return self.queues[queue]
+
+    def card_type(self, card_type: str) -> str:
+        """A canonical card type as said; anything else (never expected) as it is."""
+        return self.card_types.get(card_type, card_type)
+
+    def currency(self, currency: str) -> str:
+        return self.currencies[currency]
+
+
+def _mapping(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    if not isinstance(value, dict):
+        raise ValueError(f"labels.{key} must be a mapping")
+    return value
+
+
+def _names(data: dict[str, Any], key: str, required: Iterable[str]) -> dict[str, str]:
+    """A label for each required name, no blanks."""
+    names = {str(k): str(v) for k, v in _mapping(data, key).items()
+             if isinstance(v, (str, int, float)) and str(v).strip()}
+    missing = [name for name in required if name not in names]
+    if missing:
+        raise ValueError(f"labels.{key} has no label for {missing[0]!r}")
+    return names
+
+
+def _check_format(where: str, template: str, **fields: str) -> None:
+    if not template:
+        raise ValueError(f"{where} is missing")
+    try:
+        template.format(**fields)
+    except (KeyError, IndexError, ValueError) as e:
+        raise ValueError(f"{where}: bad template {template!r} ({e!r})") from None
+    absent = [name for name in fields if "{" + name + "}" not in template]
+    if absent:
+        raise ValueError(f"{where}: template {template!r} lacks {{{absent[0]}}}")
+
+
+@dataclass(frozen=True)
 class KnowledgeBase:
     branches: tuple[Branch, ...]
-    exchange_rates: dict[str, str]
+    exchange_rates: dict[str, str]  # canonical currency -> home currency per 100 units
     exchange_as_of: str
-    interest_rates: dict[str, str]
+    interest_rates: dict[str, str]  # as said -> rate
     interest_as_of: str
+    labels: Labels
 
     @classmethod
     def load(cls, path: Path) -> KnowledgeBase:
         data: Any = read_mapping(path)
         try:
+            exchange_rates = {str(k): str(v) for k, v in data["exchange_rates"]["rates"].items()}
             return cls(
                 branches=tuple(Branch(**b) for b in data["branches"]),
-                exchange_rates={k: str(v) for k, v in data["exchange_rates"]["rates"].items()},
+                exchange_rates=exchange_rates,
                 exchange_as_of=str(data["exchange_rates"]["as_of"]),
-                interest_rates={k: str(v) for k, v in data["interest_rates"]["rates"].items()},
+                interest_rates={str(k): str(v)
+                                for k, v in data["interest_rates"]["rates"].items()},
                 interest_as_of=str(data["interest_rates"]["as_of"]),
+                labels=Labels.parse(data.get("labels"), exchange_rates),
             )
+        except ValueError as e:
+            raise DataFileError(f"{path}: malformed knowledge base ({e})") from None
         except (KeyError, TypeError, AttributeError) as e:
             raise DataFileError(f"{path}: malformed knowledge base ({e!r})") from None
 
@@ -44,3 +143,17 @@ class KnowledgeBase:
         """Branches in a city the caller named, else all of them."""
         named = [b for b in self.branches if b.city in text]
         return named or list(self.branches)
+
+    def exchange_answer(self, currency: str | None) -> str:
+        """The rates to say: the caller's currency if we quote it, else the defaults."""
+        wanted = [currency] if currency in self.exchange_rates else self.labels.default_currencies
+        return self.labels.separator.join(
+            self.labels.exchange_rate.format(currency=self.labels.currency(c),
+                                             rate=self.exchange_rates[c])
+            for c in wanted)
+
+    def interest_answer(self) -> str:
+        return self.labels.separator.join(
+            self.labels.interest_rate.format(name=name, rate=rate)
+            for name, rate in self.interest_rates.items())
+

@@ -64,7 +64,16 @@ class Project:
         return sorted(p for p in self.nlu_dir.glob("*.yml") if p.name not in NORMALIZER_FILES)
 
     def normalizer_files(self) -> list[Path]:
-        return [self.nlu_dir / name for name in NORMALIZER_FILES]
+        """The normaliser's data files this locale has (none for a locale without one)."""
+        return [self.nlu_dir / name for name in NORMALIZER_FILES
+                if (self.nlu_dir / name).is_file()]
+
+    def locales(self) -> list[str]:
+        """Every dialogue locale of the project: those with a config/<locale>.yml."""
+        return sorted(p.stem for p in (self.root / "config").glob("*.yml"))
+
+    def with_locale(self, locale: str) -> Project:
+        return Project(self.root, locale)
 
     def fingerprint(self) -> str:
         """Hash of everything a model is trained from, the normaliser's code included."""

@@ -39,37 +39,28 @@ class Topic:
     intent: str
     service: Service
     queue: str
-    label: str  # how the bot names the topic to the caller
     priority: str = NORMAL
+    # How the bot names a topic or a queue to the caller is locale data: the `labels:`
+    # section of knowledge/<locale>.yml (ivr.knowledge.Labels).
 
 
 TOPICS: dict[str, Topic] = {
     t.intent: t
     for t in (
-        Topic("check_balance", Service.ACCOUNT, "general", "查询余额"),
-        Topic("recent_transactions", Service.ACCOUNT, "general", "查询近期交易明细"),
-        Topic("credit_card_bill", Service.ACCOUNT, "cards", "查询信用卡账单"),
-        Topic("report_lost_card", Service.ACCOUNT, "cards", "挂失银行卡"),
-        Topic("activate_card", Service.ACCOUNT, "cards", "激活新卡"),
-        Topic("branch_info", Service.KNOWLEDGE, "general", "查询网点信息"),
-        Topic("exchange_rate", Service.KNOWLEDGE, "general", "查询外汇汇率"),
-        Topic("interest_rate", Service.KNOWLEDGE, "general", "查询存贷款利率"),
-        Topic("password_reset", Service.AGENT, "cards", "重置密码"),
-        Topic("fraud_report", Service.AGENT, "fraud", "举报欺诈或盗刷", URGENT),
-        Topic("complaint", Service.AGENT, "complaints", "投诉"),
-        Topic("loan_inquiry", Service.AGENT, "loans", "咨询贷款"),
-        Topic("wealth_management", Service.AGENT, "wealth", "咨询理财"),
+        Topic("check_balance", Service.ACCOUNT, "general"),
+        Topic("recent_transactions", Service.ACCOUNT, "general"),
+        Topic("credit_card_bill", Service.ACCOUNT, "cards"),
+        Topic("report_lost_card", Service.ACCOUNT, "cards"),
+        Topic("activate_card", Service.ACCOUNT, "cards"),
+        Topic("branch_info", Service.KNOWLEDGE, "general"),
+        Topic("exchange_rate", Service.KNOWLEDGE, "general"),
+        Topic("interest_rate", Service.KNOWLEDGE, "general"),
+        Topic("password_reset", Service.AGENT, "cards"),
+        Topic("fraud_report", Service.AGENT, "fraud", URGENT),
+        Topic("complaint", Service.AGENT, "complaints"),
+        Topic("loan_inquiry", Service.AGENT, "loans"),
+        Topic("wealth_management", Service.AGENT, "wealth"),
     )
-}
-
-QUEUE_NAMES = {
-    "general": "综合服务专员",
-    "cards": "卡务专员",
-    "fraud": "反欺诈专员",
-    "loans": "贷款专员",
-    "wealth": "理财专员",
-    "private_banking": "私人银行专属客户经理",
-    "complaints": "投诉处理专员",
 }
 
 # Where a bare card type takes the current topic ("那信用卡呢" after a balance).

@@ -13,7 +13,7 @@ from ivr.errors import ScriptError
 from ivr.handoff import AcdWebhook
 from ivr.yamlfile import read_mapping
 
-LOCALES = ("zh",)
+LOCALES = ("zh", "ko")  # the dialogue locales (config/<locale>.yml)
 _PHONE = re.compile(r"\+?[0-9]{3,15}")
 _KINDS = ("say", "dtmf", "silence", "hangup")
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real trained zh model, loaded once per test session."""
+"""Shared fixtures: the real trained zh and ko models, each loaded once per test session."""
 
 from __future__ import annotations
 
@@ -33,6 +33,17 @@ def model(project: Project) -> Path:
     return train(project).model
 
 
+@pytest.fixture(scope="session")
+def ko_project(project: Project) -> Project:
+    return Project(project.root, "ko")
+
+
+@pytest.fixture(scope="session")
+def ko_model(ko_project: Project) -> Path:
+    """The Korean model of the current data (trained here if needed, about a minute)."""
+    return train(ko_project).model
+
+
 class RecordingBank(DemoBank):
     """The demo bank, noting which thread each call to it came from."""
 
@@ -61,6 +72,13 @@ async def engine(project: Project, model: Path, bank: DemoBank) -> DialogueEngin
     engine.close()
 
 
+@pytest.fixture(scope="session")
+async def ko_engine(ko_project: Project, ko_model: Path, bank: DemoBank) -> DialogueEngine:
+    engine = await DialogueEngine.load(ko_model, bank, KnowledgeBase.load(ko_project.knowledge))
+    yield engine
+    engine.close()
+
+
 @pytest.fixture(autouse=True)
 def fresh_bank(bank: DemoBank) -> None:
     bank.reset()  # a card frozen or activated by one test stays untouched for the next
@@ -73,6 +91,18 @@ def call(engine: DialogueEngine):
     async def _run(turns: list[dict[str, Any]], caller: str = KNOWN, acd=None) -> dict[str, Any]:
         script = parse_script({"caller": caller, "turns": turns}, Path("<test>"))
         return await run_script(script, engine, acd)
+
+    return _run
+
+
+@pytest.fixture
+def ko_call(ko_engine: DialogueEngine):
+    """``call`` for a Korean call (script ``locale: ko``) on the Korean model."""
+
+    async def _run(turns: list[dict[str, Any]], caller: str = KNOWN, acd=None) -> dict[str, Any]:
+        script = parse_script({"caller": caller, "locale": "ko", "turns": turns},
+                              Path("<test>"))
+        return await run_script(script, ko_engine, acd)
 
     return _run
 

@@ -41,7 +41,8 @@ def test_parse_reads_stdin_as_json_lines(model):
     assert "唔见咗" in lines[1]  # Chinese written as is, not \u-escaped
 
 
-def test_simulate_prints_one_object_per_call_and_reports_an_unreachable_acd(model):
+def test_simulate_prints_one_object_per_call_and_reports_an_unreachable_acd(model, ko_model):
+    # zh and ko scripts together: each runs on its own locale's model (--model is zh's).
     scripts = sorted(str(p) for p in (ROOT / "examples" / "calls").glob("*.yml"))
     proc = ivr("simulate", *scripts, "--json", "--model", str(model),
                "--acd-url", f"http://127.0.0.1:{free_port()}/handoffs", "--acd-timeout", "0.5")
@@ -53,6 +54,11 @@ def test_simulate_prints_one_object_per_call_and_reports_an_unreachable_acd(mode
     assert by_name["vip_wealth"]["queue"] == "private_banking"
     assert by_name["lost_card_cantonese"]["skills"] == ["yue"]
     assert by_name["unknown_caller_bill"]["outcome"] == "self_service"
+    assert by_name["ko_transactions"]["locale"] == "ko"
+    assert by_name["ko_transactions"]["served"] == ["recent_transactions"]
+    assert "최근 거래 3건" in proc.stdout
+    assert (by_name["ko_complaint"]["queue"], by_name["ko_complaint"]["skills"]) == (
+        "complaints", ["ko"])
     assert "123456" not in proc.stdout and "6258880000005678" not in proc.stdout
     # Escalated calls were printed whole, then each failed delivery named on stderr.
     escalated = [r for r in results if r["outcome"] == "escalated"]
@@ -86,6 +92,37 @@ def test_broken_training_data_is_a_one_line_error(tmp_path):
     banking.write_text(banking.read_text(encoding="utf-8") + "\n- intent: [broken\n",
                        encoding="utf-8")
     assert_one_line_error(ivr("--project", str(tmp_path), "train"), "banking.yml", "line")
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_locale_option_before_or_after_the_command(ko_model, where):
+    args = (["--locale", "ko", "parse"] if where == "before" else ["parse", "--locale", "ko"])
+    proc = ivr(*args, "--json", stdin="잔액 조회\n엔화 환율\n")
+    assert proc.returncode == 0, proc.stderr
+    first, second = map(json.loads, proc.stdout.strip().splitlines())
+    assert first["intent"] == "check_balance"
+    assert (second["intent"], second["entities"][0]["value"]) == ("exchange_rate", "日元")
+    assert "잔액 조회" in proc.stdout  # Korean written as is
+
+
+def test_an_unknown_locale_is_a_one_line_error():
+    assert_one_line_error(ivr("--locale", "fr", "parse", "bonjour"), "no locale 'fr'")
+
+
+def test_evaluate_reports_per_locale(ko_model, tmp_path):
+    proc = ivr("--project", str(ROOT), "evaluate", "--locale", "ko", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["model"] == str(ko_model) and report["accuracy"] >= 0.9
+    assert (tmp_path / "reports" / "ko" / "evaluation.json").is_file()
+
+
+def test_korean_chat(ko_model):
+    proc = ivr("chat", "--locale", "ko", "--json", stdin="잔액 조회\n#123456\n아니요\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "12345.67위안" in proc.stdout and "123456" not in proc.stdout
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (result["locale"], result["outcome"]) == ("ko", "self_service")
 
 
 def test_chat_is_a_caller_at_the_terminal(model):

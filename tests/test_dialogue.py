@@ -237,3 +237,32 @@ async def test_a_whole_call_in_each_dialect(call, turns, dialect, served, queue)
     assert result["dialect"] == dialect
     assert result["served"] == served
     assert result.get("queue") == queue
+
+
+# --- the zh words the locale's labels give (knowledge/zh.yml) ----------------------------
+
+async def test_zh_prompts_with_labels_are_unchanged(call):
+    """Topic, queue, card and rate labels moved from code to knowledge/zh.yml: the Mandarin
+    caller hears exactly what they heard before."""
+    greeted = await call([{"say": "今天汇率多少"}, {"say": "我要投诉"}])
+    assert greeted["greeting"] == [
+        "您好，欢迎致电本行客服热线。请问有什么可以帮您？您可以说查余额、信用卡账单、挂失，也可以随时说转人工。"]
+    assert greeted["turns"][0]["prompts"] == [
+        "截至2026-11-23，每100外币的现汇卖出价为：美元712.35元；欧元776.8元；港币91.48元；日元4.72元。",
+        "请问还有什么可以帮您？"]
+    assert greeted["turns"][1]["prompts"] == ["好的，正在为您转接投诉处理专员，请稍候。"]
+
+    clarified = await call([{"say": "我想查账单"}])
+    assert clarified["turns"][0]["prompts"][0] in (
+        "请问您是要查询信用卡账单，还是查询近期交易明细？",
+        "请问您是要查询近期交易明细，还是查询信用卡账单？")
+
+    frozen = await call([{"say": "我的信用卡丢了"}, {"dtmf": PIN}])
+    assert ("已为您临时冻结尾号5678的信用卡，冻结期间这张卡无法交易。"
+            "需要为您转接卡务专员办理补卡吗？") in frozen["turns"][1]["prompts"]
+
+
+async def test_no_to_anything_else_ends_the_call(call):
+    result = await call([{"say": "网点几点开门"}, {"say": "不用了"}])
+    assert result["turns"][1]["prompts"] == ["感谢您的来电，再见。"]
+    assert result["outcome"] == "self_service"

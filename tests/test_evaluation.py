@@ -1,6 +1,9 @@
 """Held-out NLU accuracy: the issue's bar, measured on data never trained on."""
 
+import pytest
+
 from ivr.evaluation import evaluate, load_heldout, save_confusion_matrix
+from ivr.project import Project
 
 
 async def test_heldout_accuracy_meets_the_bar(engine, project, tmp_path):
@@ -19,9 +22,22 @@ async def test_heldout_accuracy_meets_the_bar(engine, project, tmp_path):
     assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_heldout_never_overlaps_training_data(project):
+async def test_korean_heldout_accuracy(ko_engine, ko_project):
+    examples = load_heldout(ko_project.heldout)
+    intents = {e.intent for e in examples}
+    assert len(intents) == 21 and all(4 <= sum(e.intent == i for e in examples) <= 6
+                                       for i in intents)
+    report = await evaluate(ko_engine, examples)
+    assert report["accuracy"] >= 0.9, report["errors"]
+    assert set(report["per_form"]) == {"standard", "casual", "spacing"}
+    assert report["dialect_and_asr_examples"] == sum(e.form != "standard" for e in examples)
+
+
+@pytest.mark.parametrize("locale", ["zh", "ko"])
+def test_heldout_never_overlaps_training_data(project, locale):
     from rasa.shared.nlu.training_data.loading import load_data
 
+    project = Project(project.root, locale)
     trained = set()
     for path in project.nlu_files():
         trained |= {m.get("text") for m in load_data(str(path)).intent_examples}

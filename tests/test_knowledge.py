@@ -1,9 +1,13 @@
-"""The knowledge base file ops edit."""
+"""The knowledge base file ops edit, with each locale's spoken labels."""
 
 import pytest
 
+from ivr.bank import CREDIT, DEBIT
 from ivr.errors import DataFileError
 from ivr.knowledge import KnowledgeBase
+from ivr.project import Project
+from ivr.routing import QUEUES, TOPICS
+from ivr.yamlfile import read_mapping
 
 
 def test_shipped_knowledge_base_loads(project):
@@ -11,6 +15,28 @@ def test_shipped_knowledge_base_loads(project):
     assert {"美元", "欧元", "日元", "港币"} <= kb.exchange_rates.keys()
     assert [b.city for b in kb.branches_in("上海哪里有网点")] == ["上海"]
     assert len(kb.branches_in("最近的网点")) == len(kb.branches)
+
+
+@pytest.mark.parametrize("locale", ["zh", "ko"])
+def test_every_locale_labels_every_topic_queue_card_and_currency(project, locale):
+    kb = KnowledgeBase.load(Project(project.root, locale).knowledge)
+    assert set(TOPICS) <= kb.labels.topics.keys()
+    assert set(QUEUES) <= kb.labels.queues.keys()
+    assert {CREDIT, DEBIT} <= kb.labels.card_types.keys()
+    assert kb.exchange_rates.keys() <= kb.labels.currencies.keys()
+
+
+def test_korean_knowledge_is_the_same_bank_in_korean(project):
+    zh = KnowledgeBase.load(project.knowledge)
+    ko = KnowledgeBase.load(Project(project.root, "ko").knowledge)
+    assert ko.exchange_rates == zh.exchange_rates  # same canonical currencies, same numbers
+    assert list(ko.interest_rates.values()) == list(zh.interest_rates.values())
+    assert len(ko.branches) == len(zh.branches)
+    assert [b.city for b in ko.branches_in("상하이 지점 어디예요")] == ["상하이"]
+    assert ko.labels.card_type(CREDIT) == "신용카드" and ko.labels.queue("fraud")
+    assert ko.exchange_answer("美元") == "미국 달러 712.35위안"
+    assert zh.exchange_answer("美元") == "美元712.35元"
+    assert zh.exchange_answer(None) == "美元712.35元；欧元776.8元；港币91.48元；日元4.72元"
 
 
 @pytest.mark.parametrize(("content", "fragment"), [
@@ -23,3 +49,46 @@ def test_broken_knowledge_base_is_a_clear_error(tmp_path, content, fragment):
     path.write_text(content, encoding="utf-8")
     with pytest.raises(DataFileError, match=fragment):
         KnowledgeBase.load(path)
+
+
+def _edit_labels(data: dict, change: str) -> None:
+    labels = data["labels"]
+    if change == "no labels":
+        del data["labels"]
+    elif change == "topic":
+        del labels["topics"]["complaint"]
+    elif change == "queue":
+        labels["queues"]["fraud"] = ""
+    elif change == "card":
+        del labels["card_types"]["信用卡"]
+    elif change == "currency":
+        del labels["currencies"]["英镑"]
+    elif change == "default":
+        labels["rates"]["default_currencies"] = ["美元", "比特币"]
+    elif change == "template":
+        labels["rates"]["exchange_rate"] = "{currency}元"
+    elif change == "broken template":
+        labels["rates"]["interest_rate"] = "{name}{rate"
+
+
+@pytest.mark.parametrize(("change", "fragment"), [
+    ("no labels", "labels must be a mapping"),
+    ("topic", "labels.topics has no label for 'complaint'"),
+    ("queue", "labels.queues has no label for 'fraud'"),
+    ("card", "labels.card_types has no label for '信用卡'"),
+    ("currency", "labels.currencies has no label for '英镑'"),
+    ("default", "no exchange rate for '比特币'"),
+    ("template", "lacks {rate}"),
+    ("broken template", "labels.rates.interest_rate: bad template"),
+])
+def test_a_missing_or_malformed_label_is_a_one_line_error(project, tmp_path, change, fragment):
+    import yaml
+
+    data = read_mapping(project.knowledge)
+    _edit_labels(data, change)
+    path = tmp_path / "zh.yml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(DataFileError) as error:
+        KnowledgeBase.load(path)
+    message = str(error.value)
+    assert fragment in message and str(path) in message and "\n" not in message

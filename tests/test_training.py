@@ -9,22 +9,34 @@ from ivr.bank import DemoBank
 from ivr.dialogue.engine import DialogueEngine
 from ivr.knowledge import KnowledgeBase
 from ivr.project import Project
+from ivr.training import check_inputs
 from tests.conftest import copy_project
 
 UTTERANCE = "仲剩几多水"  # Cantonese slang: "how much money is left?"
 SYNONYMS = "    几多水: 多少钱\n    仲剩: 还剩\n"
 
 
-def ivr_train(project: Project) -> str:
+def ivr_train(project: Project, *args: str) -> str:
     proc = subprocess.run([sys.executable, "-m", "ivr.cli", "--project", str(project.root),
-                           "train"], capture_output=True, text=True, timeout=1200)
+                           "train", *args], capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
 
 
-def test_train_is_skipped_when_nothing_changed(project, model):
-    assert "up to date" in ivr_train(project)
+def test_train_is_skipped_when_nothing_changed(project, model, ko_project, ko_model):
+    # Without --locale, `ivr train` (scripts/setup.sh) covers every locale.
+    out = ivr_train(project).splitlines()
+    assert out == [f"model up to date (inputs unchanged): {m}" for m in (ko_model, model)]
     assert project.model_for(project.fingerprint()) == model
+    assert ko_project.model_for(ko_project.fingerprint()) == ko_model
+
+
+def test_a_locale_without_a_normaliser_trains_and_fingerprints(ko_project):
+    assert ko_project.locales() == ["ko", "zh"]
+    assert ko_project.normalizer_files() == []  # nlu_data/ko has no dialects/lexicon
+    assert len(Project(ko_project.root).normalizer_files()) == 2  # zh has both
+    check_inputs(ko_project)  # raises on a broken or missing data file
+    assert ko_project.fingerprint() != Project(ko_project.root).fingerprint()
 
 
 @pytest.mark.slow
@@ -40,7 +52,7 @@ async def test_a_new_dialect_synonym_takes_effect_after_retraining(engine, proje
     assert "几多水" in dialects.read_text(encoding="utf-8")
     assert edited.fingerprint() != project.fingerprint()
 
-    assert "model trained" in ivr_train(edited)
+    assert "model trained" in ivr_train(edited, "--locale", "zh")
     retrained = await DialogueEngine.load(edited.latest_model(), DemoBank(),
                                           KnowledgeBase.load(edited.knowledge))
     try:

@@ -19,14 +19,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from ivr.bank import CREDIT, DEBIT, BankAdapter
 from ivr.knowledge import KnowledgeBase
 from ivr.masking import mask_card
-from ivr.routing import (
-    FOLLOW_UPS,
-    QUEUE_NAMES,
-    TOPICS,
-    Service,
-    priority_for,
-    queue_for,
-)
+from ivr.routing import FOLLOW_UPS, TOPICS, Service, priority_for, queue_for
 
 MAX_ATTEMPTS = 3          # wrong PINs or card numbers before escalation
 MAX_UNCLEAR_TURNS = 2     # no-match / no-input turns in a row before escalation (rule 1)
@@ -56,13 +49,14 @@ def _understood() -> list[EventType]:
 
 
 def _escalate(
-    dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, topic: str | None = None
+    dispatcher: CollectingDispatcher, tracker: Tracker, kb: KnowledgeBase, reason: str,
+    topic: str | None = None,
 ) -> list[EventType]:
     """Hand the call to a human queue. The engine builds the full bundle from the slots."""
     topic = topic if topic is not None else tracker.get_slot("topic")
     vip = bool(tracker.get_slot("vip"))
     queue = queue_for(topic, vip)
-    dispatcher.utter_message(response="utter_transfer", queue_name=QUEUE_NAMES[queue])
+    dispatcher.utter_message(response="utter_transfer", queue_name=kb.labels.queue(queue))
     handoff = {
         "queue": queue,
         "reason": reason,
@@ -118,16 +112,16 @@ class ActionRoute(_BankAction):
         if intent in TOPICS and not tracker.get_slot("clarify_options"):
             options = _competing_topics(tracker)
             if options:
-                return _clarify(dispatcher, tracker, options)
+                return _clarify(dispatcher, tracker, self.kb, options)
         current = tracker.get_slot("topic")
         topic = intent if intent in TOPICS else self._resolve_fragment(tracker, current)
         if topic is None:
             card_type = _entity(tracker, "card_type")
             if card_type:
                 dispatcher.utter_message(response="utter_which_service_for_card",
-                                         card_type=card_type)
+                                         card_type=self.kb.labels.card_type(card_type))
                 return [*_understood(), *_continue_form(tracker)]
-            return _not_understood(dispatcher, tracker)
+            return _not_understood(dispatcher, tracker, self.kb)
 
         events = _understood()
         served = tracker.get_slot("topic_served")
@@ -140,10 +134,10 @@ class ActionRoute(_BankAction):
                    SlotSet("pending_offer", None)]
 
         if tracker.get_slot("agent_requested"):  # they asked for a person: route, don't serve
-            return events + _escalate(dispatcher, tracker, "caller_request", topic)
+            return events + _escalate(dispatcher, tracker, self.kb, "caller_request", topic)
         service = TOPICS[topic].service
         if service is Service.AGENT:
-            return events + _escalate(dispatcher, tracker, "intent", topic)
+            return events + _escalate(dispatcher, tracker, self.kb, "intent", topic)
         if service is Service.KNOWLEDGE:
             answer(dispatcher, self.kb, topic, tracker)
             dispatcher.utter_message(response="utter_anything_else")
@@ -158,7 +152,8 @@ class ActionRoute(_BankAction):
                 return events
             events.append(SlotSet("lost_card", lost_card))
         if tracker.get_slot("verified") is True:
-            return events + await serve(dispatcher, self.bank, tracker, topic, lost_card)
+            return events + await serve(dispatcher, self.bank, self.kb, tracker, topic,
+                                        lost_card)
         if not _form_active(tracker):
             dispatcher.utter_message(response="utter_verify_first")
         return [*events, FollowupAction(FORM)]
@@ -180,8 +175,8 @@ class ActionRoute(_BankAction):
 
 
 async def serve(
-    dispatcher: CollectingDispatcher, bank: BankAdapter, tracker: Tracker, topic: str,
-    lost_card: str | None = None,
+    dispatcher: CollectingDispatcher, bank: BankAdapter, kb: KnowledgeBase, tracker: Tracker,
+    topic: str, lost_card: str | None = None,
 ) -> list[EventType]:
     """Serve an account topic for a verified caller."""
     customer = tracker.get_slot("customer_id")
@@ -211,10 +206,11 @@ async def serve(
         card_type = lost_card or tracker.get_slot("lost_card") or DEBIT
         last4 = await bank.freeze_card(customer, card_type)
         if last4 is None:
-            dispatcher.utter_message(response="utter_no_such_card", card_type=card_type)
+            dispatcher.utter_message(response="utter_no_such_card",
+                                     card_type=kb.labels.card_type(card_type))
         else:
             dispatcher.utter_message(response="utter_card_frozen", last4=last4,
-                                     card_type=card_type)
+                                     card_type=kb.labels.card_type(card_type))
             return [*events, SlotSet("pending_offer", OFFER_CARDS)]
     elif topic == "activate_card":
         activated = await bank.activate_card(customer)
@@ -222,7 +218,7 @@ async def serve(
             dispatcher.utter_message(response="utter_nothing_to_activate")
         else:
             dispatcher.utter_message(response="utter_card_activated", last4=activated[0],
-                                     card_type=activated[1])
+                                     card_type=kb.labels.card_type(activated[1]))
     dispatcher.utter_message(response="utter_anything_else")
     return events
 
@@ -237,13 +233,10 @@ def answer(dispatcher: CollectingDispatcher, kb: KnowledgeBase, topic: str,
                                      hours=b.hours)
     elif topic == "exchange_rate":
         currency = _entity(tracker, "currency") or tracker.get_slot("currency")
-        wanted = [currency] if currency in kb.exchange_rates else ["美元", "欧元", "港币", "日元"]
-        rates = "；".join(f"{c}{kb.exchange_rates[c]}元" for c in wanted if c in kb.exchange_rates)
-        dispatcher.utter_message(response="utter_exchange_rates", rates=rates,
-                                 as_of=kb.exchange_as_of)
+        dispatcher.utter_message(response="utter_exchange_rates",
+                                 rates=kb.exchange_answer(currency), as_of=kb.exchange_as_of)
     elif topic == "interest_rate":
-        rates = "；".join(f"{k}{v}" for k, v in kb.interest_rates.items())
-        dispatcher.utter_message(response="utter_interest_rates", rates=rates,
+        dispatcher.utter_message(response="utter_interest_rates", rates=kb.interest_answer(),
                                  as_of=kb.interest_as_of)
 
 
@@ -255,8 +248,8 @@ class ActionServe(_BankAction):
 
     async def run(self, dispatcher, tracker, domain) -> list[EventType]:
         if tracker.get_slot("verified") is not True:
-            return _escalate(dispatcher, tracker, "verification_failed")
-        return await serve(dispatcher, self.bank, tracker, tracker.get_slot("topic"))
+            return _escalate(dispatcher, tracker, self.kb, "verification_failed")
+        return await serve(dispatcher, self.bank, self.kb, tracker, tracker.get_slot("topic"))
 
 
 class ValidateVerificationForm(FormValidationAction, _BankAction):
@@ -309,7 +302,7 @@ class ActionHumanAgent(_BankAction):
 
     async def run(self, dispatcher, tracker, domain) -> list[EventType]:
         if tracker.get_slot("topic") or tracker.get_slot("agent_requested"):
-            return _escalate(dispatcher, tracker, "caller_request")
+            return _escalate(dispatcher, tracker, self.kb, "caller_request")
         dispatcher.utter_message(response="utter_ask_agent_topic")
         return [SlotSet("agent_requested", True), *_continue_form(tracker)]
 
@@ -320,7 +313,7 @@ class ActionAffirm(_BankAction):
 
     async def run(self, dispatcher, tracker, domain) -> list[EventType]:
         if tracker.get_slot("pending_offer") == OFFER_CARDS:
-            return _escalate(dispatcher, tracker, "offer_accepted", "report_lost_card")
+            return _escalate(dispatcher, tracker, self.kb, "offer_accepted", "report_lost_card")
         if _form_active(tracker):
             return _continue_form(tracker)
         dispatcher.utter_message(response="utter_nothing_to_repeat")
@@ -328,7 +321,8 @@ class ActionAffirm(_BankAction):
 
 
 class ActionDeny(_BankAction):
-    """"No": declines an offer, or corrects a routing decision not yet served."""
+    """"No": corrects a routing decision not yet served, declines an offer, or answers
+    "anything else?" (the call ends)."""
 
     def name(self) -> str:
         return "action_deny"
@@ -339,6 +333,12 @@ class ActionDeny(_BankAction):
             dispatcher.utter_message(response="utter_ask_topic_again")
             return [SlotSet("correction_of", topic), SlotSet("topic", None),
                     *_end_form(tracker), *_understood()]
+        if (tracker.get_slot("topic_served") and not tracker.get_slot("pending_offer")
+                and not tracker.get_slot("clarify_options")):
+            # "No" to "anything else?" after a served request: the caller is done, and
+            # asking again would go round in circles.
+            dispatcher.utter_message(response="utter_goodbye")
+            return [SlotSet("call_ended", True), *_end_form(tracker)]
         dispatcher.utter_message(response="utter_anything_else")
         return [SlotSet("pending_offer", None), *_understood()]
 
@@ -394,7 +394,7 @@ class ActionOutOfScope(_BankAction):
         return "action_out_of_scope"
 
     async def run(self, dispatcher, tracker, domain) -> list[EventType]:
-        return _unclear(dispatcher, tracker, "no_match", "utter_out_of_scope")
+        return _unclear(dispatcher, tracker, self.kb, "no_match", "utter_out_of_scope")
 
 
 class ActionNoMatch(_BankAction):
@@ -404,14 +404,14 @@ class ActionNoMatch(_BankAction):
         return "action_no_match"
 
     async def run(self, dispatcher, tracker, domain) -> list[EventType]:
-        return _not_understood(dispatcher, tracker)
+        return _not_understood(dispatcher, tracker, self.kb)
 
 
-def _not_understood(dispatcher, tracker) -> list[EventType]:
+def _not_understood(dispatcher, tracker, kb: KnowledgeBase) -> list[EventType]:
     options = _competing_topics(tracker)
     if options and not tracker.get_slot("unclear_turns"):
-        return _clarify(dispatcher, tracker, options)
-    return _unclear(dispatcher, tracker, "no_match", "utter_not_understood")
+        return _clarify(dispatcher, tracker, kb, options)
+    return _unclear(dispatcher, tracker, kb, "no_match", "utter_not_understood")
 
 
 def _competing_topics(tracker: Tracker) -> list[str] | None:
@@ -425,10 +425,10 @@ def _competing_topics(tracker: Tracker) -> list[str] | None:
     return None
 
 
-def _clarify(dispatcher, tracker, options: list[str]) -> list[EventType]:
+def _clarify(dispatcher, tracker, kb: KnowledgeBase, options: list[str]) -> list[EventType]:
     """Ask which of two topics the caller means; it counts as one unclear turn."""
-    dispatcher.utter_message(response="utter_clarify", first=TOPICS[options[0]].label,
-                             second=TOPICS[options[1]].label)
+    dispatcher.utter_message(response="utter_clarify", first=kb.labels.topic(options[0]),
+                             second=kb.labels.topic(options[1]))
     return [SlotSet("unclear_turns", 1), SlotSet("clarify_options", options),
             *_continue_form(tracker)]
 
@@ -438,14 +438,15 @@ class ActionNoInput(_BankAction):
         return "action_no_input"
 
     async def run(self, dispatcher, tracker, domain) -> list[EventType]:
-        return _unclear(dispatcher, tracker, "no_input", "utter_no_input")
+        return _unclear(dispatcher, tracker, self.kb, "no_input", "utter_no_input")
 
 
-def _unclear(dispatcher, tracker, reason: str, response: str) -> list[EventType]:
+def _unclear(dispatcher, tracker, kb: KnowledgeBase, reason: str,
+             response: str) -> list[EventType]:
     """One more turn not understood; the second in a row escalates (SPEC rule 1)."""
     turns = int(tracker.get_slot("unclear_turns") or 0) + 1
     if turns >= MAX_UNCLEAR_TURNS:
-        return _escalate(dispatcher, tracker, reason)
+        return _escalate(dispatcher, tracker, kb, reason)
     dispatcher.utter_message(response=response)
     return [SlotSet("unclear_turns", turns), *_continue_form(tracker)]
 
@@ -457,7 +458,7 @@ class ActionDtmf(_BankAction):
         return "action_dtmf"
 
     async def run(self, dispatcher, tracker, domain) -> list[EventType]:
-        return _unclear(dispatcher, tracker, "no_match", "utter_not_understood")
+        return _unclear(dispatcher, tracker, self.kb, "no_match", "utter_not_understood")
 
 
 def build_actions(bank: BankAdapter, kb: KnowledgeBase) -> list[Action]:
