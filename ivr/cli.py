@@ -1,4 +1,4 @@
-"""The ``ivr`` command: train, parse, simulate, chat, evaluate.
+"""The ``ivr`` command: train, parse, simulate, chat, evaluate, serve, models.
 
 Every failure a user can cause ends in one ``error: ...`` line on stderr and a non-zero exit,
 never a traceback (set IVR_DEBUG=1 to see one).
@@ -199,6 +199,64 @@ async def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_serve(args: argparse.Namespace) -> int:
+    from ivr.server import ServerSettings, serve
+
+    settings = ServerSettings(host=args.host, port=args.port,
+                              audiosocket_host=args.audiosocket_host,
+                              audiosocket_port=args.audiosocket_port)
+    if args.acd_url:
+        settings.acd_url = args.acd_url
+    await serve(settings, args.project_obj.root)
+    return 0
+
+
+async def cmd_models(args: argparse.Namespace) -> int:
+    """Each locale's dialogue model, speech model and TTS voice: found, or what to do."""
+    import shutil
+    import subprocess
+
+    from ivr.errors import ModelNotFoundError
+    from ivr.voice.asr import SpeechModel, SpeechModelError
+    from ivr.voice.voice_locale import load_voice_locales
+
+    root = args.project_obj.root
+    espeak = shutil.which("espeak-ng")
+    listing = subprocess.run([espeak, "--voices"], capture_output=True, text=True).stdout \
+        if espeak else ""
+    installed = {line.split()[1] for line in listing.splitlines()[1:] if len(line.split()) > 1}
+    missing = 0
+    for name, voice in load_voice_locales(root / "locales").items():
+        print(f"{name}:")
+        try:
+            print(f"  dialogue model  {args.project_obj.with_locale(name).latest_model()}")
+        except ModelNotFoundError as e:
+            missing += 1
+            print(f"  dialogue model  MISSING: {e}")
+        if not voice.asr_model:
+            print("  speech model    none configured: calls take keys only")
+        else:
+            loop = asyncio.get_running_loop()
+            try:
+                model = await loop.run_in_executor(None, SpeechModel.load, name, voice.asr_model)
+            except SpeechModelError as e:
+                missing += 1
+                print(f"  speech model    MISSING: {e}; calls take keys only (docs/voice.md)")
+            else:
+                print(f"  speech model    {model.path} ({len(model.vocabulary)} words, "
+                      f"unknown word {model.unknown_word or 'none'})")
+                unsayable = model.missing_words(voice.all_phrases())
+                if unsayable:
+                    missing += 1
+                    print(f"  grammars        NOT IN VOCABULARY: {', '.join(unsayable)}")
+        found = voice.tts_voice.split("+")[0] in installed  # ko+f2: voice ko, variant f2
+        if not found:
+            missing += 1
+        print(f"  tts voice       espeak-ng {voice.tts_voice}: "
+              f"{'ok' if found else 'MISSING (scripts/setup.sh installs espeak-ng)'}")
+    return EXIT_ERROR if missing else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description=__doc__.splitlines()[0])
     parser.add_argument("--project", type=Path, help="project folder (default: found from cwd)")
@@ -235,6 +293,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("chat", cmd_chat, "be the caller at the terminal")
     p.add_argument("--caller", default="+8613800000001", help="caller id (phone number)")
     p.add_argument("--json", action="store_true", help="print the call result as JSON at the end")
+
+    p = add("serve", cmd_serve, "answer calls: Twilio, AudioSocket and plain WebSocket",
+            model=False)
+    p.add_argument("--host", default="127.0.0.1", help="HTTP/WebSocket interface")
+    p.add_argument("--port", type=int, default=8080, help="HTTP/WebSocket port")
+    p.add_argument("--audiosocket-host", default="127.0.0.1",
+                   help="interface Asterisk AudioSocket connects to")
+    p.add_argument("--audiosocket-port", type=int, default=9092,
+                   help="AudioSocket TCP port (-1: none)")
+    p.add_argument("--acd-url", help="ACD webhook for handoffs (default: $IVR_ACD_URL)")
+
+    add("models", cmd_models, "check each locale's dialogue, speech and TTS models",
+        model=False)
 
     p = add("evaluate", cmd_evaluate, "score the model on the held-out test set")
     p.add_argument("--test", help="held-out file (default: nlu_data/heldout/<locale>.yml)")

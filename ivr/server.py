@@ -12,6 +12,7 @@ import asyncio
 import functools
 import logging
 import os
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -128,6 +129,7 @@ def build_app(settings: ServerSettings, services: VoiceServices | None = None,
         acd = AcdWebhook(settings.acd_url) if settings.acd_url else None
         gateway = Gateway(loaded, settings.limits, acd)
         app[GATEWAY] = gateway
+        watcher = asyncio.create_task(gateway.metrics.watch_event_loop())
         server = None
         if settings.audiosocket_port >= 0:
             server = await asyncio.start_server(
@@ -135,6 +137,7 @@ def build_app(settings: ServerSettings, services: VoiceServices | None = None,
                 settings.audiosocket_port, limit=settings.limits.max_message_bytes + 3)
             app[AUDIOSOCKET_ADDRESS] = tuple(server.sockets[0].getsockname()[:2])
         yield
+        watcher.cancel()
         if server:
             server.close()
             await server.wait_closed()
@@ -204,9 +207,13 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 async def serve(settings: ServerSettings, project_root: Path) -> None:
-    """Run until interrupted."""
+    """Run until SIGINT or SIGTERM, then end live calls and stop cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     app = build_app(settings, project_root=project_root)
-    runner = web.AppRunner(app, handle_signals=True, shutdown_timeout=5)
+    runner = web.AppRunner(app, shutdown_timeout=5)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
@@ -214,6 +221,6 @@ async def serve(settings: ServerSettings, project_root: Path) -> None:
     print(f"ivr serve: http://{settings.host}:{settings.port} (/twilio, /ws, /health, /metrics)"
           + (f"; AudioSocket on {where[0]}:{where[1]}" if where else ""), flush=True)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await runner.cleanup()

@@ -16,6 +16,7 @@ import json
 import logging
 import struct
 import tempfile
+import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -212,6 +213,8 @@ class VoskRecognizer:
         self._quiet = SpeechDetector()
         self._quiet_ms = 0.0
         self._backstop_ms = 2 * model.end_of_speech_ms
+        self.audio_s = 0.0  # audio decoded, and the time decoding took: the real-time factor
+        self.decode_s = 0.0
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -249,9 +252,14 @@ class VoskRecognizer:
         return json.loads(self._rec.FinalResult()).get("text", "")
 
     def _decode(self, batch: bytes) -> tuple[bool, str]:
-        if self._rec.AcceptWaveform(batch):
-            return True, json.loads(self._rec.Result()).get("text", "")
-        return False, json.loads(self._rec.PartialResult()).get("partial", "")
+        started = time.perf_counter()
+        try:
+            if self._rec.AcceptWaveform(batch):
+                return True, json.loads(self._rec.Result()).get("text", "")
+            return False, json.loads(self._rec.PartialResult()).get("partial", "")
+        finally:
+            self.decode_s += time.perf_counter() - started
+            self.audio_s += duration_ms(batch) / 1000
 
     async def finish(self) -> Hypothesis:
         if self._rec is None:

@@ -37,6 +37,12 @@ class Metrics:
         self.response_latency = Histogram(
             "ivr_response_seconds", "End of caller speech (or key) to the first prompt audio",
             buckets=(0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10), registry=r)
+        self.asr_audio = Counter("ivr_asr_audio_seconds", "Caller audio decoded", registry=r)
+        self.asr_decode = Counter("ivr_asr_decode_seconds", "Time spent decoding it",
+                                  registry=r)
+        self.loop_lag = Histogram(
+            "ivr_event_loop_lag_seconds", "How late the event loop runs a timer (blocking)",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1), registry=r)
         self._heard_at: dict[str, float] = {}
 
     def observe(self, event: VoiceEvent) -> None:
@@ -49,6 +55,16 @@ class Metrics:
             self.response_latency.observe(event.at - self._heard_at.pop(event.call_id))
         elif event.kind == "end":
             self._heard_at.pop(event.call_id, None)
+            self.asr_audio.inc(event.data.get("asr_audio_s", 0.0))
+            self.asr_decode.inc(event.data.get("asr_decode_s", 0.0))
+
+    async def watch_event_loop(self, every_s: float = 0.1) -> None:
+        """Measure how late a timer fires: anything blocking the loop shows up here."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + every_s
+            await asyncio.sleep(every_s)
+            self.loop_lag.observe(max(0.0, loop.time() - due))
 
 
 class Gateway:

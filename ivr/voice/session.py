@@ -398,7 +398,9 @@ class VoiceSession:
         result["transport"] = self.transport
         result["dropped_audio_frames"] = self._dropped_audio
         self._result = result
-        self._emit("end", outcome=result["outcome"], queue=result.get("queue"))
+        self._emit("end", outcome=result["outcome"], queue=result.get("queue"),
+                   asr_audio_s=sum(getattr(r, "audio_s", 0.0) for r in self._recognizers),
+                   asr_decode_s=sum(getattr(r, "decode_s", 0.0) for r in self._recognizers))
         try:
             await self.output.end(result)
         except Exception:

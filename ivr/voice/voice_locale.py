@@ -48,6 +48,8 @@ class VoiceLocale:
                     raise DataFileError(f"{path}: expects grammar {name!r}, which is not defined")
             choice = data["language_choice"]
             model = os.environ.get(f"IVR_ASR_MODEL_{locale.upper()}") or data["asr"].get("model")
+            if model and not str(model).startswith("package:"):
+                model = path.parent.parent / Path(str(model)).expanduser()  # from the root
             return cls(
                 locale=locale,
                 asr_model=str(model) if model else None,
