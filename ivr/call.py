@@ -30,6 +30,11 @@ AGENT_KEY = "0"  # DTMF 0 asks for an agent in every state (SPEC rule 2)
 DTMF_KEYS = re.compile(r"[0-9*#]+")
 
 
+def standard_dialect(locale: str) -> str:
+    """The dialect a parse reports when it names none (only zh's NLU detects dialects)."""
+    return MANDARIN if locale == "zh" else "standard"
+
+
 class InputError(IvrError):
     """Caller input the engine cannot take (e.g. DTMF that is not a key)."""
 
@@ -106,7 +111,7 @@ class Call:
             intent=parse["intent"]["name"],
             confidence=round(float(parse["intent"]["confidence"]), 4),
             normalized=mask_text(parse.get("normalized", text)),
-            dialect=parse.get("dialect", MANDARIN),
+            dialect=parse.get("dialect", standard_dialect(self.locale)),
             entities=[{"entity": e["entity"], "value": mask_text(str(e["value"]))}
                       for e in parse.get("entities", [])],
         )
@@ -197,10 +202,11 @@ class Call:
     def dialect(self) -> str:
         """Cantonese if heard at all (it sets an agent skill), else the most frequent
         non-Mandarin dialect, else Mandarin."""
-        heard = Counter(t.dialect for t in self.turns if t.dialect and t.dialect != MANDARIN)
+        standard = standard_dialect(self.locale)
+        heard = Counter(t.dialect for t in self.turns if t.dialect and t.dialect != standard)
         if "yue" in heard:
             return "yue"
-        return heard.most_common(1)[0][0] if heard else MANDARIN
+        return heard.most_common(1)[0][0] if heard else standard
 
     @property
     def outcome(self) -> str:

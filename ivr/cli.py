@@ -36,7 +36,9 @@ async def _open_engine(project: Project, model: Path | None):
     return await DialogueEngine.load(model or project.latest_model(), DemoBank(), kb)
 
 
-def _parse_output(text: str, parse: dict[str, Any]) -> dict[str, Any]:
+def _parse_output(text: str, parse: dict[str, Any], locale: str) -> dict[str, Any]:
+    from ivr.call import standard_dialect
+
     return {
         "text": text,
         "normalized": parse.get("normalized", text),
@@ -44,7 +46,7 @@ def _parse_output(text: str, parse: dict[str, Any]) -> dict[str, Any]:
         "confidence": round(float(parse["intent"]["confidence"]), 4),
         "entities": [{k: e[k] for k in ("entity", "value", "start", "end") if k in e}
                      for e in parse.get("entities", [])],
-        "dialect": parse.get("dialect", "mandarin"),
+        "dialect": parse.get("dialect", standard_dialect(locale)),
         "intent_ranking": [{"name": r["name"], "confidence": round(float(r["confidence"]), 4)}
                            for r in parse.get("intent_ranking", [])[:5]],
     }
@@ -73,7 +75,7 @@ async def cmd_parse(args: argparse.Namespace) -> int:
     for text in texts:
         if not text.strip():
             continue
-        out = _parse_output(text, await engine.parse(text))
+        out = _parse_output(text, await engine.parse(text), args.project_obj.locale)
         if args.json:
             _print_json(out)
         else:

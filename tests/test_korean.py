@@ -149,6 +149,7 @@ async def test_complaint_goes_to_complaints_with_a_korean_agent(ko_call):
         "complaints", "intent", "normal")
     assert "ko" in result["skills"]
     assert result["handoff"]["locale"] == "ko"
+    assert result["handoff"]["dialect"] == "standard"  # not "mandarin": zh detects dialects
     assert result["turns"][0]["prompts"] == [
         "네, 민원 담당 상담원에게 연결해 드리겠습니다. 잠시만 기다려 주세요."]
 
