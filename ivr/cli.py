@@ -215,18 +215,16 @@ async def cmd_serve(args: argparse.Namespace) -> int:
 
 async def cmd_models(args: argparse.Namespace) -> int:
     """Each locale's dialogue model, speech model and TTS voice: found, or what to do."""
-    import shutil
-    import subprocess
-
     from ivr.errors import ModelNotFoundError
     from ivr.voice.asr import SpeechModel, SpeechModelError
+    from ivr.voice.tts import EspeakTts, TtsError
     from ivr.voice.voice_locale import load_voice_locales
 
     root = args.project_obj.root
-    espeak = shutil.which("espeak-ng")
-    listing = subprocess.run([espeak, "--voices"], capture_output=True, text=True).stdout \
-        if espeak else ""
-    installed = {line.split()[1] for line in listing.splitlines()[1:] if len(line.split()) > 1}
+    try:
+        installed = EspeakTts().installed_voices()
+    except TtsError:
+        installed = frozenset()
     missing = 0
     for name, voice in load_voice_locales(root / "locales").items():
         print(f"{name}:")
@@ -251,7 +249,7 @@ async def cmd_models(args: argparse.Namespace) -> int:
                 if unsayable:
                     missing += 1
                     print(f"  grammars        NOT IN VOCABULARY: {', '.join(unsayable)}")
-        found = voice.tts_voice.split("+")[0] in installed  # ko+f2: voice ko, variant f2
+        found = voice.tts_voice.split("+")[0] in installed
         if not found:
             missing += 1
         print(f"  tts voice       espeak-ng {voice.tts_voice}: "

@@ -128,3 +128,23 @@ async def test_audiosocket_korean_complaint_barges_in_and_reaches_the_queue(
     assert phone.hangup_received
     greeting = await server.render(result["greeting"][0])
     assert phone.audio_bytes < len(notice) + len(greeting)  # the greeting was cut
+
+
+async def test_the_language_menu_takes_keys_and_defaults_to_mandarin(server: Server) -> None:
+    korean = await PlainPhone().connect(f"{server.ws_url}/ws", TOKEN, caller=KNOWN)
+    await korean.wait_prompts(2)
+    assert [p.text for p in korean.prompts] == [
+        "普通话服务请按1，或者说普通话。",
+        "한국어 서비스는 2번을 누르시거나 한국어라고 말씀해 주세요."]
+    await korean.dtmf("2")
+    await korean.wait_prompts(4)
+    assert korean.prompts[3].text.startswith("안녕하십니까")
+    await korean.hangup()
+    await korean.wait_closed(10)
+
+    silent = await PlainPhone().connect(f"{server.ws_url}/ws", TOKEN, caller=KNOWN)
+    await silent.wait_prompts(6, timeout=30)  # asked twice, then Mandarin by default
+    assert silent.prompts[4].text == "为了提高服务质量，您的通话可能会被录音。"
+    await silent.hangup()
+    await silent.wait_closed(10)
+    assert (await server.result(silent.end["call_id"]))["locale"] == "zh"

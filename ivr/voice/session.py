@@ -224,7 +224,8 @@ class VoiceSession:
         locales = self.services.locales
         if len(self.services.engines) == 1:
             return next(iter(self.services.engines))
-        offered = [v for k, v in locales.items() if k in self.services.engines]
+        offered = sorted((v for k, v in locales.items() if k in self.services.engines),
+                         key=lambda v: v.locale != self.services.default_locale)  # it first
         by_recognizer: dict[int, str] = {}
         for voice in offered:
             recognizer = self.services.recognizer_for(voice.locale)

@@ -35,6 +35,21 @@ class EspeakTts:
     def __init__(self, rate_wpm: int = 150, binary: str = "espeak-ng") -> None:
         self.rate_wpm = rate_wpm
         self.binary = binary
+        self._voices: frozenset[str] | None = None
+
+    def installed_voices(self) -> frozenset[str]:
+        """espeak-ng's voices (``ko``, ``cmn``, ...); an unknown one it silently replaces
+        with its default (English), so it is checked here instead."""
+        if self._voices is None:
+            try:
+                listing = subprocess.run([self.binary, "--voices"], capture_output=True,
+                                         text=True, timeout=30).stdout
+            except FileNotFoundError:
+                raise TtsError(f"{self.binary} is not installed (scripts/setup.sh installs it)") \
+                    from None
+            self._voices = frozenset(line.split()[1] for line in listing.splitlines()[1:]
+                                     if len(line.split()) > 1)
+        return self._voices
 
     async def synthesize(self, text: str, voice: str) -> bytes:
         # A thread, not asyncio's subprocess API: that needs a child watcher, which the
@@ -42,6 +57,8 @@ class EspeakTts:
         return await asyncio.to_thread(self._synthesize, text, voice)
 
     def _synthesize(self, text: str, voice: str) -> bytes:
+        if voice.split("+")[0] not in self.installed_voices():  # ko+f2: voice ko, variant f2
+            raise TtsError(f"{self.binary} has no voice {voice!r}")
         try:
             # The text goes on stdin, so a prompt can never be read as an option.
             proc = subprocess.run([self.binary, "-v", voice, "-s", str(self.rate_wpm), "--stdout"],
