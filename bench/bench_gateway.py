@@ -86,8 +86,9 @@ async def watch_rss(pid: int, peak: list[float]) -> None:
         await asyncio.sleep(0.2)
 
 
-async def one_call(url: str, speech: list[bytes]) -> list[float]:
-    """A whole call in real time; returns end-of-speech -> first answer audio latencies."""
+async def one_call(url: str, speech: list[bytes]) -> tuple[list[float], bool]:
+    """A whole call in real time: end-of-speech -> first answer audio latencies, and
+    whether the call ended as it should (goodbye after 아니요) within a minute."""
     phone = await TwilioPhone().connect(f"{url}/twilio", caller=CALLER, locale="ko")
     await phone.wait_prompts(2, timeout=120)
     latencies = []
@@ -106,8 +107,12 @@ async def one_call(url: str, speech: list[bytes]) -> list[float]:
             await asyncio.sleep(0.005)
         latencies.append(time.perf_counter() - spoke_at)
         await asyncio.sleep(0.5)
-    await phone.wait_closed(60)
-    return latencies
+    try:
+        await phone.wait_closed(60)
+    except asyncio.TimeoutError:
+        await phone.ws.close()
+        return latencies, False
+    return latencies, True
 
 
 async def main() -> None:
@@ -125,7 +130,7 @@ async def main() -> None:
             raise SystemExit(f"server did not start: {line!r}")
         speech = [speak(u) for u in UTTERANCES]
         http_url = f"http://127.0.0.1:{port}"
-        print(f"{'calls':>5} {'ASR RTF':>8} {'latency p50':>12} {'p95':>7} "
+        print(f"{'calls':>5} {'ended ok':>8} {'ASR RTF':>8} {'latency p50':>12} {'p95':>7} "
               f"{'loop lag p99':>13} {'CPU/call':>9} {'RSS/call':>9}")
         async with aiohttp.ClientSession() as http:
             for n in args.calls:
@@ -142,9 +147,10 @@ async def main() -> None:
                     "ivr_asr_audio_seconds_total", 0)
                 decode = after["ivr_asr_decode_seconds_total"] - before.get(
                     "ivr_asr_decode_seconds_total", 0)
-                lat = [x for r in results for x in r]
+                lat = [x for r, _ in results for x in r]
+                ended = sum(ok for _, ok in results)
                 p50, p95 = percentile(lat, 0.5) * 1000, percentile(lat, 0.95) * 1000
-                print(f"{n:>5} {decode / audio if audio else 0:>8.3f} {p50:>9.0f} ms "
+                print(f"{n:>5} {ended:>8} {decode / audio if audio else 0:>8.3f} {p50:>9.0f} ms "
                       f"{p95:>4.0f} ms {lag_p99(before, after):>13} {100 * cpu / wall / n:>8.1f}% "
                       f"{(peak[0] - idle_rss) / n:>6.1f} MB", flush=True)
     finally:

@@ -221,13 +221,14 @@ async def test_a_dropped_connection_still_ends_and_records_the_call(server: Serv
     assert result["outcome"] == "hangup" and result["transport"] == "websocket"
 
 
-async def test_malformed_messages_are_skipped_and_the_call_goes_on(server: Server) -> None:
+async def test_malformed_messages_are_skipped_and_the_call_goes_on(server: Server,
+                                                                    caplog) -> None:
     server.hears("我想查余额")
     phone = await server.plain()
     await phone.wait_prompts(2)
     await phone.ws.send_str("{not json")
     await phone.ws.send_bytes(b"\x01\x02\x03")  # not whole 16-bit samples
-    await phone.ws.send_json({"type": "dtmf", "digit": "12"})
+    await phone.ws.send_json({"type": "dtmf", "digit": "9817"})  # never echoed: a PIN?
     await phone.ws.send_json({"type": "teleport"})
     await phone.say(SPEECH)
     await phone.wait_prompts(4)
@@ -236,6 +237,8 @@ async def test_malformed_messages_are_skipped_and_the_call_goes_on(server: Serve
     await server.wait_result(phone)
     metrics = await _get(server, "/metrics")
     assert 'ivr_malformed_messages_total{transport="websocket"} 4.0' in metrics
+    assert "dtmf digit of 4 characters is not a key" in caplog.text
+    assert "9817" not in caplog.text
 
 
 async def test_a_hostile_client_never_affects_another_call(server: Server) -> None:

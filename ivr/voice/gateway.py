@@ -49,7 +49,8 @@ class Metrics:
         self.events.labels(event.kind).inc()
         if event.kind == "error":
             self.errors.labels(str(event.data.get("error"))).inc()
-        elif event.kind in ("speech", "dtmf", "no_input"):
+        elif event.kind in ("dtmf", "no_input") or (
+                event.kind == "speech" and (event.data.get("text") or event.data.get("raw"))):
             self._heard_at.setdefault(event.call_id, event.at)
         elif event.kind == "prompt" and event.call_id in self._heard_at:
             self.response_latency.observe(event.at - self._heard_at.pop(event.call_id))

@@ -107,7 +107,6 @@ class VoiceSession:
         self._deadline_kind = "no_input"
         self._marks = 0
         self._recognizers: list[Recognizer] = []
-        self._result: dict[str, Any] | None = None
 
     # --- from the transport --------------------------------------------------------------
     def push(self, event: InboundEvent) -> None:
@@ -398,7 +397,6 @@ class VoiceSession:
             result = self.call.result()
         result["transport"] = self.transport
         result["dropped_audio_frames"] = self._dropped_audio
-        self._result = result
         self._emit("end", outcome=result["outcome"], queue=result.get("queue"),
                    asr_audio_s=sum(getattr(r, "audio_s", 0.0) for r in self._recognizers),
                    asr_decode_s=sum(getattr(r, "decode_s", 0.0) for r in self._recognizers))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -117,9 +118,7 @@ class WebSocketOutput:
 
 
 def _dumps(obj: Any) -> str:
-    import json
-
-    return json.dumps(obj, ensure_ascii=False)
+    return json.dumps(obj, ensure_ascii=False)  # Chinese and Korean as they are
 
 
 async def read_messages(ws: web.WebSocketResponse, handle: Callable[[Any], InboundEvent | None],

@@ -52,8 +52,9 @@ def parse_frame(kind: int, payload: bytes) -> InboundEvent | None:
             raise ProtocolError(f"audio of {len(payload)} bytes is not whole 16-bit samples")
         return AudioIn(payload) if payload else None
     if kind == KIND_DTMF:
+        # A bad key entry is never echoed into errors or logs: it may be part of a PIN.
         if len(payload) != 1 or payload[0] not in DTMF_DIGITS:
-            raise ProtocolError(f"dtmf payload {payload[:4]!r} is not one key")
+            raise ProtocolError(f"dtmf payload of {len(payload)} bytes is not one key")
         return DigitIn(chr(payload[0]))
     if kind == KIND_HANGUP:
         return CallerHangup("hangup")

@@ -114,9 +114,10 @@ def parse_message(msg: Any) -> InboundEvent | None:
             raise ProtocolError("media payload is not base64") from None
         return AudioIn(ulaw_to_pcm(ulaw)) if ulaw else None
     if event == "dtmf":
+        # A bad key entry is never echoed into errors or logs: it may be part of a PIN.
         digit = str((data.get("dtmf") or {}).get("digit", ""))
         if digit not in DTMF_DIGITS:
-            raise ProtocolError(f"dtmf digit {digit[:5]!r} is not a key")
+            raise ProtocolError(f"dtmf digit of {len(digit)} characters is not a key")
         return DigitIn(digit)
     if event == "mark":
         name = (data.get("mark") or {}).get("name")

@@ -77,9 +77,10 @@ def parse_message(msg: Any) -> InboundEvent | None:
     data = _control(msg)
     kind = data.get("type")
     if kind == "dtmf":
+        # A bad key entry is never echoed into errors or logs: it may be part of a PIN.
         digit = str(data.get("digit", ""))
         if digit not in DTMF_DIGITS:
-            raise ProtocolError(f"dtmf digit {digit[:5]!r} is not a key")
+            raise ProtocolError(f"dtmf digit of {len(digit)} characters is not a key")
         return DigitIn(digit)
     if kind == "mark":
         return PlaybackDone(str(data["name"])) if data.get("name") else None

@@ -1,0 +1,1 @@
+"""The voice path: telephony transports, speech recognition, prompt audio, call sessions."""
