@@ -7,6 +7,7 @@ ever sees masked card numbers (last four digits) from here.
 
 from __future__ import annotations
 
+import datetime
 import hmac
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -29,8 +30,8 @@ class Card:
 
 @dataclass(frozen=True)
 class Transaction:
-    date: str
-    description: str
+    date: datetime.date  # said in the caller's language (knowledge labels.date)
+    description: str  # the core-banking memo, as the bank recorded it
     amount: Decimal
 
 
@@ -158,9 +159,9 @@ def demo_customers() -> list[Customer]:
                 Card("6258880000009012", CREDIT, active=False),
             ],
             transactions=[
-                Transaction("11月20日", "超市消费", Decimal("-268.50")),
-                Transaction("11月18日", "工资入账", Decimal("15000.00")),
-                Transaction("11月15日", "转账给李娜", Decimal("-2000.00")),
+                Transaction(datetime.date(2026, 11, 20), "超市消费", Decimal("-268.50")),
+                Transaction(datetime.date(2026, 11, 18), "工资入账", Decimal("15000.00")),
+                Transaction(datetime.date(2026, 11, 15), "转账给李娜", Decimal("-2000.00")),
             ],
             bill=Bill("5678", Decimal("3210.00"), Decimal("321.00"), 25),
         ),

@@ -4,6 +4,7 @@ currencies)."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ class Labels:
     separator: str        # between two quoted rates
     exchange_rate: str    # one exchange rate said: {currency} and {rate}
     interest_rate: str    # one interest rate said: {name} and {rate}
+    date_format: str      # a date said: {month} and {day}
 
     @classmethod
     def parse(cls, data: Any, exchange_rates: Mapping[str, str]) -> Labels:
@@ -55,6 +57,7 @@ class Labels:
             separator=str(rates.get("separator", "")),
             exchange_rate=str(rates.get("exchange_rate", "")),
             interest_rate=str(rates.get("interest_rate", "")),
+            date_format=str(data.get("date", "")),
         )
         if not labels.default_currencies:
             raise ValueError("labels.rates.default_currencies must list currencies")
@@ -66,6 +69,7 @@ class Labels:
             raise ValueError("labels.rates.separator is missing")
         _check_format("labels.rates.exchange_rate", labels.exchange_rate, currency="", rate="")
         _check_format("labels.rates.interest_rate", labels.interest_rate, name="", rate="")
+        _check_format("labels.date", labels.date_format, month="", day="")
         return labels
 
     def topic(self, intent: str) -> str:
@@ -80,6 +84,9 @@ class Labels:
 
     def currency(self, currency: str) -> str:
         return self.currencies[currency]
+
+    def date(self, day: datetime.date) -> str:
+        return self.date_format.format(month=day.month, day=day.day)
 
 
 def _mapping(data: dict[str, Any], key: str) -> dict[str, Any]:

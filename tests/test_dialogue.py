@@ -24,7 +24,7 @@ async def test_balance_is_said_only_after_the_pin(call):
 
 
 @pytest.mark.parametrize(("utterance", "expected"), [
-    ("我想看看最近的交易明细", "超市消费"),
+    ("我想看看最近的交易明细", "11月20日，超市消费，-268.50元。"),
     ("我的信用卡这个月要还多少钱", "3210.00"),
     ("我刚收到新信用卡，想激活一下", "9012"),
 ])

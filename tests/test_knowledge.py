@@ -1,5 +1,7 @@
 """The knowledge base file ops edit, with each locale's spoken labels."""
 
+import datetime
+
 import pytest
 
 from ivr.bank import CREDIT, DEBIT
@@ -37,6 +39,8 @@ def test_korean_knowledge_is_the_same_bank_in_korean(project):
     assert ko.exchange_answer("美元") == "미국 달러 712.35위안"
     assert zh.exchange_answer("美元") == "美元712.35元"
     assert zh.exchange_answer(None) == "美元712.35元；欧元776.8元；港币91.48元；日元4.72元"
+    assert zh.labels.date(datetime.date(2026, 11, 5)) == "11月5日"
+    assert ko.labels.date(datetime.date(2026, 11, 5)) == "11월 5일"
 
 
 @pytest.mark.parametrize(("content", "fragment"), [
@@ -69,6 +73,8 @@ def _edit_labels(data: dict, change: str) -> None:
         labels["rates"]["exchange_rate"] = "{currency}元"
     elif change == "broken template":
         labels["rates"]["interest_rate"] = "{name}{rate"
+    elif change == "date":
+        labels["date"] = "{month}月"
 
 
 @pytest.mark.parametrize(("change", "fragment"), [
@@ -80,6 +86,7 @@ def _edit_labels(data: dict, change: str) -> None:
     ("default", "no exchange rate for '比特币'"),
     ("template", "lacks {rate}"),
     ("broken template", "labels.rates.interest_rate: bad template"),
+    ("date", "labels.date: template '{month}月' lacks {day}"),
 ])
 def test_a_missing_or_malformed_label_is_a_one_line_error(project, tmp_path, change, fragment):
     import yaml

@@ -128,6 +128,7 @@ async def test_transactions_after_the_pin_then_no_ends_the_call(ko_call):
     assert "-268.50" not in " ".join(first["prompts"])  # rule 3: nothing before the PIN
     said = " ".join(second["prompts"])
     assert "본인 확인이 완료되었습니다" in said and "최근 거래 3건" in said
+    assert "11월 20일, 超市消费, -268.50위안." in said  # the bank's memo as recorded
     assert "-268.50위안" in said
     assert third["prompts"] == ["전화 주셔서 감사합니다. 좋은 하루 보내십시오."]
     assert (result["outcome"], result["intent"]) == ("self_service", "recent_transactions")

@@ -192,7 +192,7 @@ async def serve(
             dispatcher.utter_message(response="utter_transactions_intro", last4=last4,
                                      count=len(items))
             for t in items:
-                dispatcher.utter_message(response="utter_transaction", date=t.date,
+                dispatcher.utter_message(response="utter_transaction", date=kb.labels.date(t.date),
                                          description=t.description, amount=f"{t.amount:.2f}")
     elif topic == "credit_card_bill":
         bill = await bank.credit_card_bill(customer)
