@@ -47,6 +47,17 @@ class BrokenRecognizer(ScriptedRecognizer):
         return None
 
 
+class SlowRecognizer(ScriptedRecognizer):
+    """A recogniser on an overloaded machine: 20 ms of audio takes 20 ms to decode."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    async def accept(self, pcm: bytes):
+        await asyncio.sleep(0.02)
+        return None
+
+
 class Server:
     def __init__(self, url: str, gateway: Gateway, audiosocket: tuple[str, int],
                  scripts: deque) -> None:
@@ -84,10 +95,10 @@ class Server:
 async def server(engine, project) -> AsyncIterator[Server]:
     scripts: deque = deque()
 
-    def recognizer_for(locale: str) -> ScriptedRecognizer | BrokenRecognizer:
+    def recognizer_for(locale: str) -> ScriptedRecognizer:
         script = scripts.popleft() if scripts else []
-        if script is BrokenRecognizer:
-            return BrokenRecognizer()
+        if script in (BrokenRecognizer, SlowRecognizer):
+            return script()
         return ScriptedRecognizer(script, end_of_speech_ms=300)
 
     locales = load_voice_locales(project.root / "locales")
@@ -365,6 +376,20 @@ async def test_a_stuck_dialogue_layer_sends_the_caller_to_an_agent(server: Serve
     assert result["outcome"] == "escalated" and result["reason"] == "engine_error"
     assert texts(phone) == ["为了提高服务质量，您的通话可能会被录音。",
                             "抱歉，系统出了点问题，正在为您转接人工服务，请稍候。"]
+
+
+async def test_a_flood_of_audio_is_dropped_not_queued_without_bound(server: Server) -> None:
+    server.scripts.append(SlowRecognizer)
+    phone = await server.plain()
+    await phone.wait_prompts(2)
+    frame = tone(20, hz=300)  # the caller talking, so no-input stays off
+    for _ in range(1500):  # 30 s of audio at once, far faster than it can be heard
+        await phone.send_audio(frame)
+    await phone.hangup()
+    result = await server.wait_result(phone)
+    assert result["outcome"] == "hangup"  # the call still ended, and was recorded
+    # At most 500 frames (10 s) wait; the rest, less what was heard meanwhile, is dropped.
+    assert 500 <= result["dropped_audio_frames"] < 1000
 
 
 async def test_health_and_metrics(server: Server) -> None:

@@ -264,8 +264,9 @@ class VoiceSession:
                 timeout = max(0.0, self._play_until - loop.time())
             elif self._deadline is not None:
                 timeout = max(0.0, self._deadline - loop.time())
-            try:
-                event = await asyncio.wait_for(self._inbox.get(), timeout)
+            try:  # input already waiting wins over a timer that has run out meanwhile
+                event = self._inbox.get_nowait() if not self._inbox.empty() else \
+                    await asyncio.wait_for(self._inbox.get(), timeout)
             except asyncio.TimeoutError:
                 if self._pending:  # the transport never confirmed playback: assume heard
                     self._pending.clear()
