@@ -249,7 +249,8 @@ class VoiceSession:
                 else:
                     break  # no input: ask again
                 if chosen:
-                    self._emit("language", locale=chosen, by=type(event).__name__[1:].lower())
+                    by = "keys" if isinstance(event, _Digit) else "speech"
+                    self._emit("language", locale=chosen, by=by)
                     return chosen
         self._emit("language", locale=self.services.default_locale, by="default")
         return self.services.default_locale
