@@ -66,6 +66,49 @@ def is_loopback(request: web.Request) -> bool:
         return False
 
 
+def json_object(msg: Any, sender: str) -> dict[str, Any]:
+    """A WebSocket text message holding one JSON object; anything else is malformed."""
+    if msg.type != WSMsgType.TEXT:
+        raise ProtocolError(f"{sender} sends JSON text messages only")
+    try:
+        data = json.loads(msg.data)
+    except ValueError:
+        raise ProtocolError("message is not JSON") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("message is not a JSON object")
+    return data
+
+
+async def run_websocket_call(
+    request: web.Request, host: CallHost, transport: str,
+    parse_start: Callable[[Any], T | None], parse_message: Callable[[Any], InboundEvent | None],
+    call: Callable[[T], dict[str, Any]], output: Callable[[WebSocketOutput, T], CallOutput],
+    report_refusal: bool = False,
+) -> web.WebSocketResponse:
+    """A call on a WebSocket, from the upgrade to its end: the opening message (``call``
+    turns it into caller_id, locale and call_id), the session, and the message pump.
+    ``report_refusal``: tell the client why a call could not start before closing."""
+    limits = host.limits
+    ws = web.WebSocketResponse(max_msg_size=limits.max_message_bytes, compress=False,
+                               heartbeat=30)
+    await ws.prepare(request)
+    try:
+        start = await first_message(ws, limits, parse_start)
+    except ProtocolError as e:
+        host.malformed(transport, str(e))
+        if report_refusal:
+            await ws.send_json({"type": "error", "error": str(e)})
+        await ws.close(code=1008, message=str(e).encode()[:120])
+        return ws
+    session = host.start_call(**call(start), transport=transport)
+    socket = WebSocketOutput(ws, limits, on_dead=lambda: session.push(CallerHangup("dead")))
+    session.output = output(socket, start)
+    await host.run_call(session, read_messages(
+        ws, parse_message, session.push, limits, session.call_id,
+        lambda reason: host.malformed(transport, reason)))
+    return ws
+
+
 async def first_message(ws: web.WebSocketResponse, limits: Limits,
                         parse: Callable[[Any], T | None]) -> T:
     """The message that opens a call (``parse`` returns None for ones to skip), within

@@ -17,10 +17,9 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from ivr.voice.audio import pcm_to_ulaw, ulaw_to_pcm
 from ivr.voice.events import AudioIn, CallerHangup, DigitIn, InboundEvent, PlaybackDone
@@ -28,9 +27,9 @@ from ivr.voice.transports import (
     CallHost,
     ProtocolError,
     WebSocketOutput,
-    first_message,
     is_loopback,
-    read_messages,
+    json_object,
+    run_websocket_call,
 )
 
 CHUNK_BYTES = 800  # mu-law bytes per media message: 100 ms
@@ -81,7 +80,7 @@ class TwilioOutput:
 def parse_start(msg: Any) -> dict[str, Any] | None:
     """The ``start`` message: stream id, call id, custom parameters; audio must be 8 kHz
     mono mu-law (the only format bidirectional streams carry). None for ``connected``."""
-    data = _json(msg)
+    data = json_object(msg, "Twilio")
     if data.get("event") == "connected":
         return None
     if data.get("event") != "start":
@@ -101,7 +100,7 @@ def parse_start(msg: Any) -> dict[str, Any] | None:
 
 def parse_message(msg: Any) -> InboundEvent | None:
     """One message during the call as an engine event (None: nothing for the engine)."""
-    data = _json(msg)
+    data = json_object(msg, "Twilio")
     event = data.get("event")
     if event == "media":
         media = data.get("media")
@@ -129,18 +128,6 @@ def parse_message(msg: Any) -> InboundEvent | None:
     raise ProtocolError(f"unknown event {str(event)[:30]!r}")
 
 
-def _json(msg: Any) -> dict[str, Any]:
-    if msg.type != WSMsgType.TEXT:
-        raise ProtocolError("Twilio sends JSON text messages only")
-    try:
-        data = json.loads(msg.data)
-    except ValueError:
-        raise ProtocolError("message is not JSON") from None
-    if not isinstance(data, dict):
-        raise ProtocolError("message is not a JSON object")
-    return data
-
-
 async def handle(request: web.Request, host: CallHost, auth_token: str | None,
                  public_url: str | None) -> web.StreamResponse:
     """One Twilio stream, from the WebSocket upgrade to the call's end."""
@@ -148,21 +135,8 @@ async def handle(request: web.Request, host: CallHost, auth_token: str | None,
         return web.Response(status=403, text="bad X-Twilio-Signature\n")
     if not auth_token and not is_loopback(request):
         return web.Response(status=403, text="no Twilio auth token configured\n")
-    limits = host.limits
-    ws = web.WebSocketResponse(max_msg_size=limits.max_message_bytes, compress=False,
-                               heartbeat=30)
-    await ws.prepare(request)
-    try:
-        start = await first_message(ws, limits, parse_start)
-    except ProtocolError as e:
-        host.malformed("twilio", str(e))
-        await ws.close(code=1008, message=str(e).encode()[:120])
-        return ws
-    session = host.start_call(caller_id=start["caller"], locale=start["locale"],
-                              call_id=start["call_sid"] or None, transport="twilio")
-    socket = WebSocketOutput(ws, limits, on_dead=lambda: session.push(CallerHangup("dead")))
-    session.output = TwilioOutput(socket, start["stream_sid"])
-    await host.run_call(session, read_messages(
-        ws, parse_message, session.push, limits, session.call_id,
-        lambda reason: host.malformed("twilio", reason)))
-    return ws
+    return await run_websocket_call(
+        request, host, "twilio", parse_start, parse_message,
+        call=lambda s: {"caller_id": s["caller"], "locale": s["locale"],
+                        "call_id": s["call_sid"] or None},
+        output=lambda socket, s: TwilioOutput(socket, s["stream_sid"]))

@@ -8,7 +8,6 @@ protocol is in docs/plain-websocket.md. The client authenticates with
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -19,9 +18,9 @@ from ivr.voice.transports import (
     CallHost,
     ProtocolError,
     WebSocketOutput,
-    first_message,
     is_loopback,
-    read_messages,
+    json_object,
+    run_websocket_call,
 )
 
 CHUNK_BYTES = FRAME_BYTES * 5  # 100 ms of audio per binary message
@@ -59,7 +58,7 @@ def authorized(request: web.Request, token: str | None) -> bool:
 
 
 def parse_start(msg: Any) -> dict[str, Any]:
-    data = _control(msg)
+    data = json_object(msg, "the client")
     if data.get("type") != "start":
         raise ProtocolError(f"expected a start message, got {data.get('type')!r}")
     if int(data.get("sample_rate", 8000)) != 8000 or data.get("encoding", "pcm16") != "pcm16":
@@ -74,7 +73,7 @@ def parse_message(msg: Any) -> InboundEvent | None:
         if len(msg.data) % 2:
             raise ProtocolError(f"audio of {len(msg.data)} bytes is not whole 16-bit samples")
         return AudioIn(bytes(msg.data)) if msg.data else None
-    data = _control(msg)
+    data = json_object(msg, "the client")
     kind = data.get("type")
     if kind == "dtmf":
         # A bad key entry is never echoed into errors or logs: it may be part of a PIN.
@@ -89,38 +88,12 @@ def parse_message(msg: Any) -> InboundEvent | None:
     raise ProtocolError(f"unknown message type {str(kind)[:30]!r}")
 
 
-def _control(msg: Any) -> dict[str, Any]:
-    if msg.type != WSMsgType.TEXT:
-        raise ProtocolError("control messages are JSON text")
-    try:
-        data = json.loads(msg.data)
-    except ValueError:
-        raise ProtocolError("control message is not JSON") from None
-    if not isinstance(data, dict):
-        raise ProtocolError("control message is not a JSON object")
-    return data
-
-
 async def handle(request: web.Request, host: CallHost, token: str | None) -> web.StreamResponse:
     """One call on the plain WebSocket, from the upgrade to the call's end."""
     if not authorized(request, token):
         return web.Response(status=401, text="missing or wrong bearer token\n")
-    limits = host.limits
-    ws = web.WebSocketResponse(max_msg_size=limits.max_message_bytes, compress=False,
-                               heartbeat=30)
-    await ws.prepare(request)
-    try:
-        start = await first_message(ws, limits, parse_start)
-    except ProtocolError as e:
-        host.malformed("websocket", str(e))
-        await ws.send_json({"type": "error", "error": str(e)})
-        await ws.close(code=1008, message=str(e).encode()[:120])
-        return ws
-    session = host.start_call(caller_id=start["caller"], locale=start["locale"],
-                              call_id=start["call_id"], transport="websocket")
-    socket = WebSocketOutput(ws, limits, on_dead=lambda: session.push(CallerHangup("dead")))
-    session.output = PlainOutput(socket)
-    await host.run_call(session, read_messages(
-        ws, parse_message, session.push, limits, session.call_id,
-        lambda reason: host.malformed("websocket", reason)))
-    return ws
+    return await run_websocket_call(
+        request, host, "websocket", parse_start, parse_message,
+        call=lambda s: {"caller_id": s["caller"], "locale": s["locale"],
+                        "call_id": s["call_id"]},
+        output=lambda socket, s: PlainOutput(socket), report_refusal=True)
