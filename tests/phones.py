@@ -9,20 +9,46 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import struct
 import subprocess
 import uuid
 import wave
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from ivr.voice.audio import FRAME_BYTES, pcm_to_ulaw, ulaw_to_pcm
 
 SPEECH_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "test-speech"
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """The engine's app on a free loopback port; yields its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def register_asterisk_call(url: str, token: str, call_uuid: str, caller: str,
+                                 locale: str) -> None:
+    """What the dialplan does before ``AudioSocket()``: tell the engine who is calling."""
+    async with aiohttp.ClientSession() as http:
+        resp = await http.post(f"{url}/audiosocket/calls",
+                               json={"uuid": call_uuid, "caller": caller, "locale": locale},
+                               headers={"Authorization": f"Bearer {token}"})
+        assert resp.status == 200, await resp.text()
 
 
 def speak(text: str, voice: str = "ko", rate_wpm: int = 150) -> bytes:

@@ -18,9 +18,15 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from aiohttp import web
 from conftest import KNOWN
-from phones import AsteriskPhone, PlainPhone, TwilioPhone, tone
+from phones import (
+    AsteriskPhone,
+    PlainPhone,
+    TwilioPhone,
+    register_asterisk_call,
+    serving,
+    tone,
+)
 
 from ivr.server import AUDIOSOCKET_ADDRESS, GATEWAY, ServerSettings, build_app
 from ivr.voice.asr import ScriptedRecognizer
@@ -110,13 +116,8 @@ async def server(engine, project) -> AsyncIterator[Server]:
     settings = ServerSettings(port=0, audiosocket_port=0, ws_token=TOKEN,
                               twilio_auth_token=TWILIO_TOKEN)
     app = build_app(settings, services)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    yield Server(f"http://127.0.0.1:{port}", app[GATEWAY], app[AUDIOSOCKET_ADDRESS], scripts)
-    await runner.cleanup()
+    async with serving(app) as url:
+        yield Server(url, app[GATEWAY], app[AUDIOSOCKET_ADDRESS], scripts)
 
 
 @pytest.fixture(autouse=True)
@@ -331,11 +332,7 @@ async def test_twilio_call_with_keys_and_marks(server: Server) -> None:
 
 async def test_audiosocket_call_paced_with_barge_in(server: Server) -> None:
     call_uuid = "0b5f7c1e-7a54-4c3e-9b0c-2f4d9c1d2e3f"
-    async with aiohttp.ClientSession() as http:
-        resp = await http.post(f"{server.url}/audiosocket/calls",
-                               json={"uuid": call_uuid, "caller": KNOWN, "locale": "zh"},
-                               headers={"Authorization": f"Bearer {TOKEN}"})
-        assert resp.status == 200
+    await register_asterisk_call(server.url, TOKEN, call_uuid, KNOWN, "zh")
     server.hears("我要投诉")
     phone = await AsteriskPhone().connect(*server.audiosocket, call_uuid=call_uuid)
     await phone.send_frame(0x42, b"?")  # unknown kind: skipped

@@ -7,11 +7,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
-from aiohttp import web
 from conftest import KNOWN
-from phones import AsteriskPhone, PlainPhone, TwilioPhone, speak
+from phones import (
+    AsteriskPhone,
+    PlainPhone,
+    TwilioPhone,
+    register_asterisk_call,
+    serving,
+    speak,
+)
 
 from ivr.server import AUDIOSOCKET_ADDRESS, GATEWAY, ServerSettings, build_app
 from ivr.voice.asr import ScriptedRecognizer, SpeechModel, VoskRecognizer
@@ -58,13 +63,8 @@ async def server(engine, ko_engine, project) -> AsyncIterator[Server]:
         settings=VoiceSettings(no_input_ms=4000, playback_grace_s=0.5))
     app = build_app(ServerSettings(audiosocket_port=0, ws_token=TOKEN,
                                    twilio_auth_token=None), services)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    yield Server(f"http://127.0.0.1:{port}", app[GATEWAY], app[AUDIOSOCKET_ADDRESS])
-    await runner.cleanup()
+    async with serving(app) as url:
+        yield Server(url, app[GATEWAY], app[AUDIOSOCKET_ADDRESS])
 
 
 async def test_twilio_korean_call_chooses_language_by_voice_and_self_serves(
@@ -110,11 +110,7 @@ async def test_plain_socket_korean_call_gets_exchange_rates(server: Server) -> N
 async def test_audiosocket_korean_complaint_barges_in_and_reaches_the_queue(
         server: Server) -> None:
     call_uuid = "7d0c4f8e-2b1a-4f5e-8c3d-9a6b5e4f3c2d"
-    async with aiohttp.ClientSession() as http:
-        resp = await http.post(f"{server.url}/audiosocket/calls",
-                               json={"uuid": call_uuid, "caller": KNOWN, "locale": "ko"},
-                               headers={"Authorization": f"Bearer {TOKEN}"})
-        assert resp.status == 200
+    await register_asterisk_call(server.url, TOKEN, call_uuid, KNOWN, "ko")
     phone = await AsteriskPhone().connect(*server.audiosocket, call_uuid=call_uuid)
     notice = await server.render("고객님의 통화는 서비스 품질 향상을 위해 녹음됩니다.")
     while phone.audio_bytes < len(notice) + 16000:  # paced: a second into the greeting
