@@ -77,6 +77,7 @@ class BankAdapter(Protocol):
 
     async def customer_by_phone(self, phone: str) -> CustomerInfo | None: ...
     async def customer_by_card(self, card_number: str) -> CustomerInfo | None: ...
+    async def customer_info(self, customer_id: str) -> CustomerInfo | None: ...
     async def verify_pin(self, customer_id: str, pin: str) -> bool: ...
     async def balance(self, customer_id: str) -> tuple[str, Decimal]: ...
     async def recent_transactions(
@@ -109,6 +110,10 @@ class DemoBank:
             if any(k.number == card_number for k in c.cards):
                 return self._info(c)
         return None
+
+    async def customer_info(self, customer_id: str) -> CustomerInfo | None:
+        found = self._customers.get(customer_id)
+        return self._info(found) if found else None
 
     async def verify_pin(self, customer_id: str, pin: str) -> bool:
         customer = self._customers.get(customer_id)

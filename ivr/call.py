@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ivr.calllog import Emit
 from ivr.dialogue.engine import DialogueEngine, TurnOutcome
 from ivr.errors import IvrError
 from ivr.handoff import skills_for
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 # Said when the dialogue layer itself fails, so it cannot come from the domain's prompts.
 FAILURE_PROMPT = "抱歉，系统出了点问题，正在为您转接人工服务，请稍候。"
+LOW_CONFIDENCE = 0.5  # below it, or top two this close, an understanding is worth a look
+CLOSE_TOP_TWO = 0.1
 AGENT_KEY = "0"  # DTMF 0 asks for an agent in every state (SPEC rule 2)
 DTMF_KEYS = re.compile(r"[0-9*#]+")
 
@@ -63,15 +66,21 @@ class Turn:
 
 
 class Call:
-    """A call in progress. Not thread-safe: one input at a time, as a caller speaks."""
+    """A call in progress. Not thread-safe: one input at a time, as a caller speaks.
+
+    Every step is emitted as a call-log event (``start``, ``turn``, ``verification``,
+    ``signal``, ``route``, ``hangup``, ``error``), masked."""
 
     def __init__(self, engine: DialogueEngine, caller_id: str = "", locale: str = "zh",
-                 call_id: str | None = None, failure_prompt: str = FAILURE_PROMPT) -> None:
+                 call_id: str | None = None, failure_prompt: str = FAILURE_PROMPT,
+                 transport: str = "api", emit: Emit | None = None) -> None:
         self.engine = engine
         self.failure_prompt = failure_prompt
         self.caller_id = caller_id
         self.locale = locale
         self.call_id = call_id or uuid.uuid4().hex
+        self.transport = transport
+        self._emit: Emit = emit or (lambda kind, **data: None)
         self.started_at = datetime.now(timezone.utc)
         self.greeting: list[str] = []
         self.turns: list[Turn] = []
@@ -80,6 +89,7 @@ class Call:
         self.hung_up = False
         self.prompt_names: list[str | None] = []  # the domain responses last said, in order
         self._engine_failure: dict[str, Any] | None = None
+        self._routed = False
 
     @property
     def ended(self) -> bool:
@@ -90,22 +100,28 @@ class Call:
         return self._engine_failure or self.slots.get("handoff")
 
     async def start(self) -> list[str]:
+        self._emit("start", transport=self.transport, caller=self.caller_id,
+                   locale=self.locale, model=self.engine.model_path.name)
         entities = [{"entity": "caller_id", "value": self.caller_id},
                     {"entity": "locale", "value": self.locale}]
         outcome = await self._advance(_event("call_start", "/call_start", entities))
         self.greeting = outcome.prompts if outcome else [self.failure_prompt]
+        self._emit("greeting", prompts=self.greeting, prompt_names=self.prompt_names,
+                   actions=outcome.actions if outcome else [])
+        self._route_if_ended()
         if self.ended:
             await self.engine.end(self.call_id)
         return self.greeting
 
-    async def say(self, text: str) -> Turn:
+    async def say(self, text: str, asr: dict[str, Any] | None = None) -> Turn:
+        """What the caller said (``asr``: how the recogniser heard it, for the log)."""
         self._check_open()
         try:
             parse = await self.engine.parse(text)
         except Exception:
             log.exception("understanding failed on call %s; escalating", self.call_id)
-            self.fail_over()
-            return await self._finish_turn(Turn({"say": mask_text(text)}), None)
+            self.fail_over("nlu")
+            return await self._finish_turn(Turn({"say": mask_text(text)}), None, asr=asr)
         turn = Turn(
             {"say": mask_text(text)},
             intent=parse["intent"]["name"],
@@ -115,7 +131,7 @@ class Call:
             entities=[{"entity": e["entity"], "value": mask_text(str(e["value"]))}
                       for e in parse.get("entities", [])],
         )
-        return await self._turn(turn, parse)
+        return await self._turn(turn, parse, asr)
 
     async def press(self, keys: str) -> Turn:
         """Keys pressed by the caller; a trailing ``#`` ends the entry."""
@@ -126,12 +142,15 @@ class Call:
         if digits == AGENT_KEY:
             return await self._turn(Turn({"dtmf": digits}), _event("human_agent", "/human_agent"))
         parse = _event("dtmf", "/dtmf", [{"entity": "digits", "value": digits}])
-        return await self._turn(Turn({"dtmf": self._mask_keys(digits)}, "dtmf", 1.0), parse)
+        entry = self._entry()
+        masked = "*" * len(digits) if entry == "pin" else \
+            mask_card(digits) if entry == "card" else mask_text(digits)
+        return await self._turn(Turn({"dtmf": masked}, "dtmf", 1.0), parse, entry=entry)
 
-    async def unintelligible(self, heard: str = "") -> Turn:
+    async def unintelligible(self, heard: str = "", asr: dict[str, Any] | None = None) -> Turn:
         """Speech the recogniser could not match to anything the caller may say here."""
-        turn = Turn({"say": mask_text(heard)}, "nlu_fallback", 0.0)
-        return await self._turn(turn, _event("nlu_fallback", heard or "/nlu_fallback"))
+        turn = Turn({"say": mask_text(heard), "unmatched": True}, "nlu_fallback", 0.0)
+        return await self._turn(turn, _event("nlu_fallback", heard or "/nlu_fallback"), asr)
 
     async def silence(self) -> Turn:
         return await self._turn(Turn({"silence": True}, "no_input", 1.0),
@@ -141,45 +160,99 @@ class Call:
         """The caller hung up (``heard``: what they were saying as they did);
         ``record=False`` when the input just ran out (no turn)."""
         self.hung_up = True
+        said = {"heard": mask_text(heard)} if heard else {}
         if record:
-            said = {"heard": mask_text(heard)} if heard else {}
             self.turns.append(Turn({"hangup": True, **said}))
+        self._emit("hangup", **said)
         await self.engine.end(self.call_id)
 
-    def _mask_keys(self, digits: str) -> str:
-        """Keys typed for verification are secrets: a PIN entirely, a card but its last 4."""
+    def _entry(self) -> str | None:
+        """What keys typed now are: a PIN (secret entirely), a card (all but its last 4
+        digits secret) or neither."""
         if self.slots.get("active_loop") == "verification_form":
-            requested = self.slots.get("requested_slot")
-            if requested == "verified":
-                return "*" * len(digits)
-            if requested == "account_ref":
-                return mask_card(digits)
-        return mask_text(digits)
+            return {"verified": "pin", "account_ref": "card"}.get(
+                self.slots.get("requested_slot") or "")
+        return None
 
     def _check_open(self) -> None:
         if self.ended:
             raise InputError("the call has already ended")
 
-    async def _turn(self, turn: Turn, parse: dict[str, Any]) -> Turn:
+    async def _turn(self, turn: Turn, parse: dict[str, Any], asr: dict[str, Any] | None = None,
+                    entry: str | None = None) -> Turn:
         self._check_open()
-        return await self._finish_turn(turn, await self._advance(parse))
+        before = dict(self.slots)
+        outcome = await self._advance(parse)
+        return await self._finish_turn(turn, outcome, parse, asr, entry, before)
 
-    async def _finish_turn(self, turn: Turn, outcome: TurnOutcome | None) -> Turn:
+    async def _finish_turn(self, turn: Turn, outcome: TurnOutcome | None,
+                           parse: dict[str, Any] | None = None, asr: dict[str, Any] | None = None,
+                           entry: str | None = None, before: dict[str, Any] | None = None) -> Turn:
         if outcome:
             turn.prompts = outcome.prompts
             turn.correction_of = outcome.changed.get("correction_of")
         else:
             turn.prompts = [self.failure_prompt]
         self.turns.append(turn)
+        self._log_turn(turn, outcome, parse, asr, entry, before or {})
         if self.ended:
             await self.engine.end(self.call_id)
         return turn
 
-    def fail_over(self) -> None:
+    def fail_over(self, error: str = "dialogue") -> None:
         """The dialogue layer failed: the caller must never be left alone, so go to an agent."""
         topic, vip = self.slots.get("topic"), bool(self.slots.get("vip"))
         self._engine_failure = {"queue": queue_for(topic, vip), "reason": "engine_error",
                                 "topic": topic, "priority": priority_for(topic, vip)}
+        self._emit("error", error=error)
+        self._route_if_ended()
+
+    # --- the call log ---------------------------------------------------------------------
+    def _log_turn(self, turn: Turn, outcome: TurnOutcome | None, parse: dict[str, Any] | None,
+                  asr: dict[str, Any] | None, entry: str | None, before: dict[str, Any]) -> None:
+        data: dict[str, Any] = {"n": len(self.turns), **turn.as_dict()}
+        if asr:
+            data["asr"] = asr
+        if entry:
+            data["entry"] = entry
+        if parse and turn.input.get("say") is not None and turn.intent != "nlu_fallback":
+            data["intent_ranking"] = [
+                {"name": r["name"], "confidence": round(float(r["confidence"]), 4)}
+                for r in parse.get("intent_ranking", [])[:5]]
+        if outcome:
+            data["actions"] = outcome.actions
+            data["prompt_names"] = outcome.prompt_names
+            data["slots"] = {k: mask_value(v) for k, v in outcome.changed.items()
+                             if k != "handoff"}
+        self._emit("turn", **data)
+        self._log_verification(before)
+        for signal in _signals(turn, data.get("intent_ranking", []), before, self.slots):
+            self._emit("signal", signal=signal, turn=data["n"], intent=turn.intent)
+        self._route_if_ended()
+
+    def _log_verification(self, before: dict[str, Any]) -> None:
+        now = self.slots
+        if now.get("verified") is True and before.get("verified") is not True:
+            state = "verified"
+        elif now.get("verified") is False and before.get("verified") is not False:
+            state = "failed"
+        elif (now.get("failed_attempts") or 0) > (before.get("failed_attempts") or 0):
+            state = "attempt_failed"
+        elif now.get("customer_id") and now.get("customer_id") != before.get("customer_id"):
+            state = "identified"
+        else:
+            return
+        self._emit("verification", state=state, customer_id=now.get("customer_id"),
+                   by=_identified_by(now.get("account_ref")),
+                   failed_attempts=int(now.get("failed_attempts") or 0))
+
+    def _route_if_ended(self) -> None:
+        bundle = self.handoff_bundle()
+        if bundle and not self._routed:
+            self._routed = True
+            self._emit("route", **{k: bundle[k] for k in
+                                   ("queue", "reason", "priority", "topic", "skills")},
+                       handoff=bundle)
 
     async def _advance(self, parse: dict[str, Any]) -> TurnOutcome | None:
         """One step of the dialogue; None (and escalated) when the dialogue layer failed."""
@@ -187,7 +260,7 @@ class Call:
             outcome = await self.engine.handle(self.call_id, parse)
         except Exception:
             log.exception("dialogue failed on call %s; escalating", self.call_id)
-            self.fail_over()
+            self.fail_over("dialogue")
             self.prompt_names = [None]
             return None
         self.slots = outcome.slots
@@ -276,6 +349,38 @@ class Call:
             result.update({k: bundle[k] for k in ("queue", "skills", "priority", "reason")})
             result["handoff"] = bundle
         return result
+
+
+def mask_value(value: Any) -> Any:
+    """A slot value fit for the log: digit runs in text masked, structures walked."""
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, list):
+        return [mask_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: mask_value(v) for k, v in value.items()}
+    return value
+
+
+def _signals(turn: Turn, ranking: list[dict[str, Any]], before: dict[str, Any],
+             after: dict[str, Any]) -> list[str]:
+    """Why a trainer might want to look at this turn (misroute signals)."""
+    signals = []
+    if turn.correction_of:
+        signals.append("correction")
+    if turn.intent == "nlu_fallback":
+        signals.append("no_match")
+    elif ranking and turn.input.get("say") is not None:
+        top = ranking[0]["confidence"]
+        second = ranking[1]["confidence"] if len(ranking) > 1 else 0.0
+        if top < LOW_CONFIDENCE or top - second < CLOSE_TOP_TWO:
+            signals.append("low_confidence")
+    if turn.intent == "human_agent" and before.get("topic_served"):
+        signals.append("agent_after_answer")
+    reason = (after.get("handoff") or {}).get("reason")
+    if reason in ("no_match", "no_input") and not (before.get("handoff") or {}):
+        signals.append(f"escalated_{reason}")
+    return signals
 
 
 def _identified_by(account_ref: str | None) -> str | None:

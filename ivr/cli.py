@@ -36,6 +36,42 @@ async def _open_engine(project: Project, model: Path | None):
     return await DialogueEngine.load(model or project.latest_model(), DemoBank(), kb)
 
 
+def _open_call_log(project: Project):
+    """The call log's writer for this command's calls ($IVR_CALL_LOG, else var/)."""
+    from ivr.calllog.recorder import CallLogSettings, CallRecorder
+    from ivr.calllog.store import CallStore
+
+    settings = CallLogSettings.from_env(project.root, ":cli")
+    return CallRecorder(CallStore(settings.url), settings.instance, settings.recordings)
+
+
+def _open_store(project: Project):
+    from ivr.calllog.recorder import CallLogSettings
+    from ivr.calllog.store import CallStore
+
+    settings = CallLogSettings.from_env(project.root)
+    return CallStore(settings.url), settings
+
+
+def parse_when(text: str) -> float:
+    """A time for --since/--until: ISO date or date-time (UTC unless it says), or an age
+    such as 30m, 12h, 7d."""
+    import re
+    import time
+    from datetime import datetime, timezone
+
+    age = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
+    if age:
+        seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[age.group(2)]
+        return time.time() - float(age.group(1)) * seconds
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise IvrError(f"time {text!r}: use 2026-11-24, 2026-11-24T09:30 or an age like 12h, "
+                       "7d") from None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+
+
 def _parse_output(text: str, parse: dict[str, Any], locale: str) -> dict[str, Any]:
     from ivr.call import standard_dialect
 
@@ -86,7 +122,7 @@ async def cmd_parse(args: argparse.Namespace) -> int:
 
 async def cmd_simulate(args: argparse.Namespace) -> int:
     from ivr.handoff import AcdWebhook
-    from ivr.simulate import load_script, run_script
+    from ivr.simulate import load_script
 
     scripts = [load_script(Path(p)) for p in args.scripts]  # all checked before the model loads
     project: Project = args.project_obj
@@ -95,9 +131,20 @@ async def cmd_simulate(args: argparse.Namespace) -> int:
         model = args.model if locale == project.locale else None
         engines[locale] = await _open_engine(project.with_locale(locale), model)
     acd = AcdWebhook(args.acd_url, timeout_s=args.acd_timeout) if args.acd_url else None
+    recorder = _open_call_log(project)
+    try:
+        return await _simulate(args, scripts, engines, acd, recorder)
+    finally:
+        await asyncio.get_running_loop().run_in_executor(None, recorder.close)
+
+
+async def _simulate(args: argparse.Namespace, scripts: list, engines: dict, acd: Any,
+                    recorder: Any) -> int:
+    from ivr.simulate import run_script
+
     failed = 0
     for script in scripts:
-        result = await run_script(script, engines[script.locale], acd)
+        result = await run_script(script, engines[script.locale], acd, recorder.record)
         if args.json:
             _print_json(result)
         else:
@@ -131,12 +178,35 @@ def _print_call(result: dict[str, Any]) -> None:
 
 
 async def cmd_chat(args: argparse.Namespace) -> int:
-    from ivr.call import Call, InputError
+    import uuid
+
+    from ivr.call import Call
+    from ivr.calllog import emitter, end_summary
 
     engine = await _open_engine(args.project_obj, args.model)
+    recorder = _open_call_log(args.project_obj)
     print("Caller at the phone: type what you say; #1234 presses keys; an empty line is "
           "silence; Ctrl-D hangs up.")
-    call = Call(engine, caller_id=args.caller, locale=args.project_obj.locale)
+    call_id = uuid.uuid4().hex
+    emit = emitter(recorder.record, call_id)
+    call = Call(engine, caller_id=args.caller, locale=args.project_obj.locale, call_id=call_id,
+                transport="chat", emit=emit)
+    try:
+        await _chat(call)
+    finally:
+        result = call.result()
+        emit("end", **end_summary({**result, "transport": "chat"}))
+        await asyncio.get_running_loop().run_in_executor(None, recorder.close)
+    print(f"== {result['outcome']}" + (f" -> {result['queue']} ({result['reason']})"
+                                      if result["outcome"] == "escalated" else ""))
+    print(f"call log: ivr calls show {call_id}")
+    if args.json:
+        _print_json(result)
+    return 0
+
+
+async def _chat(call: Any) -> None:
+    from ivr.call import InputError
     for prompt in await call.start():
         print(f"bot: {prompt}")
     loop = asyncio.get_running_loop()
@@ -159,12 +229,6 @@ async def cmd_chat(args: argparse.Namespace) -> int:
             print(f"     [{turn.intent} {turn.confidence:.2f}, {turn.dialect or '-'}]")
         for prompt in turn.prompts:
             print(f"bot: {prompt}")
-    result = call.result()
-    print(f"== {result['outcome']}" + (f" -> {result['queue']} ({result['reason']})"
-                                      if result["outcome"] == "escalated" else ""))
-    if args.json:
-        _print_json(result)
-    return 0
 
 
 def _read_line() -> str | None:
@@ -172,6 +236,161 @@ def _read_line() -> str | None:
         return input("you: ")
     except EOFError:
         return None
+
+
+async def cmd_calls(args: argparse.Namespace) -> int:
+    """List, show, label and purge logged calls."""
+    import time
+
+    from ivr.calllog.store import CallFilter
+    from ivr.calllog.timeline import render
+
+    store, settings = _open_store(args.project_obj)
+    if args.action == "list":
+        rows = store.list_calls(CallFilter(
+            since=parse_when(args.since) if args.since else None,
+            until=parse_when(args.until) if args.until else None, outcome=args.outcome,
+            queue=args.queue, intent=args.intent, caller=args.caller, status=args.status,
+            limit=args.limit))
+        for row in rows:
+            if args.json:
+                _print_json(row)
+                continue
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["started_at"]))
+            route = row.get("queue") or row.get("intent") or ""
+            print(f"{row['call_id'][:12]}  {when}  {row.get('transport') or '-':9s} "
+                  f"{row.get('caller') or '-':15s} {row.get('locale') or '-':3s} "
+                  f"{row.get('status'):10s} {row.get('outcome') or '-':12s} {route}")
+        if not args.json:
+            print(f"({len(rows)} call{'s' if len(rows) != 1 else ''}, newest first)")
+    elif args.action == "show":
+        call = store.find_call(args.call_id)
+        events = store.events(call["call_id"])
+        if args.json:
+            _print_json({"call": call, "events": events})
+        else:
+            print(render(call, events))
+    elif args.action == "label":
+        if not (args.intent or args.queue):
+            raise IvrError("say what was right: --intent and/or --queue")
+        call = store.find_call(args.call_id)
+        store.add_label(call["call_id"], by=args.by, intent=args.intent, queue=args.queue,
+                        note=args.note)
+        print(f"labelled {call['call_id']}")
+    elif args.action == "purge":
+        days = args.older_than if args.older_than is not None else settings.retention_days
+        gone = store.purge(time.time() - days * 86400)
+        removed = 0
+        for call in gone:
+            if settings.recordings and call.get("recording"):
+                path = settings.recordings / call["recording"]
+                if path.is_file():
+                    path.unlink()
+                    removed += 1
+        print(f"purged {len(gone)} call(s) older than {days:g} days "
+              f"and {removed} recording(s)")
+    return 0
+
+
+async def cmd_replay(args: argparse.Namespace) -> int:
+    """Re-run logged calls through the engine (a new model) and say what changes."""
+    from ivr.calllog.replay import Replayer
+    from ivr.voice.voice_locale import load_voice_locales
+
+    if bool(args.call_id) == bool(args.since):
+        raise IvrError("give a call id, or --since for a regression report over many calls")
+    store, settings = _open_store(args.project_obj)
+    root = args.project_obj.root
+    replayer = Replayer(store, root, load_voice_locales(root / "locales"), settings.recordings,
+                        _speech_recognizers(root))
+    try:
+        if args.call_id:
+            report = await replayer.replay(args.call_id, args.model)
+            _print_json(report) if args.json else _print_replay(report)
+            return 0
+        report = await replayer.regression(
+            parse_when(args.since), parse_when(args.until) if args.until else None,
+            args.project_obj.locale, args.model)
+        _print_json(report) if args.json else _print_regression(report)
+        return 0
+    finally:
+        replayer.close()
+
+
+def _speech_recognizers(root: Path) -> Callable[[str], Any]:
+    """A fresh recogniser per utterance for each locale whose speech model is installed
+    (replay decodes recordings with them); models load on first use."""
+    from ivr.voice.asr import SpeechModel, SpeechModelError, VoskRecognizer
+    from ivr.voice.voice_locale import load_voice_locales
+
+    voices = load_voice_locales(root / "locales")
+    models: dict[str, Any] = {}
+
+    def recognizer_for(locale: str) -> Any:
+        if locale not in models:
+            spec = voices[locale].asr_model if locale in voices else None
+            try:
+                models[locale] = SpeechModel.load(locale, spec) if spec else None
+            except SpeechModelError:
+                models[locale] = None
+        return VoskRecognizer(models[locale]) if models[locale] else None
+
+    return recognizer_for
+
+
+def _print_replay(report: dict[str, Any]) -> None:
+    from ivr.calllog.replay import route_of
+
+    print(f"replay of {report['call_id']} ({report['locale']}) from its {report['source']}: "
+          f"recorded with {report['recorded_model'] or '?'}, replayed with {report['model']}")
+    for turn in report["turns"]:
+        rec, new = turn["recorded"], turn["replayed"] or {}
+        mark = "≠" if turn["differs"] else "="
+        print(f"  {mark} turn {turn['n']}: {turn['input']} “{rec.get('heard', '')}”")
+        said = ", ".join(map(str, rec.get("prompt_names") or []))
+        print(f"      recorded: {rec.get('intent')}  {said}")
+        if turn["replayed"] is None:
+            print(f"      replayed: {turn.get('note')}")
+        elif turn["differs"]:
+            heard = f"“{new.get('heard')}” " if new.get("heard") != rec.get("heard") else ""
+            print(f"      replayed: {heard}{new.get('intent')}  "
+                  f"{', '.join(map(str, new.get('prompt_names') or []))}")
+    before, after = route_of(report["recorded"]), route_of(report["replayed"])
+    print(f"route: {before} → {after}" + ("  (CHANGED)" if report["route_changed"] else
+                                          "  (same)"))
+
+
+def _print_regression(report: dict[str, Any]) -> None:
+    import time
+
+    print(f"regression report: {report['calls']} {report['locale']} call(s) replayed with "
+          f"{report['model']}")
+    print(f"  would route elsewhere: {report['changed']}  (better {report['better']}, worse "
+          f"{report['worse']}, no label {report['unlabelled']})")
+    for c in report["changes"]:
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(c["started_at"]))
+        label = f"  label: {c['label']}" if c.get("label") else ""
+        print(f"  {c['direction']:8s} {c['call_id'][:12]}  {when}  {c['from']} → {c['to']}{label}")
+    for f in report["failed"]:
+        print(f"  not replayed: {f['call_id'][:12]}: {f['error']}")
+
+
+async def cmd_users(args: argparse.Namespace) -> int:
+    """Console logins: ``ivr users add NAME --role ops|trainer`` (password from
+    $IVR_PASSWORD or asked for)."""
+    import getpass
+
+    from ivr.console.auth import ROLES, hash_password
+
+    if args.role not in ROLES:
+        raise IvrError(f"role must be one of {', '.join(ROLES)}")
+    password = os.environ.get("IVR_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
+    if len(password) < 8:
+        raise IvrError("a console password needs at least 8 characters")
+    store, _ = _open_store(args.project_obj)
+    store.set_user(args.name, args.role, hash_password(password))
+    print(f"user {args.name} ({args.role}) saved")
+    return 0
 
 
 async def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -306,6 +525,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("models", cmd_models, "check each locale's dialogue, speech and TTS models",
         model=False)
+
+    p = add("calls", cmd_calls, "the call log: list, show, label, purge", model=False)
+    calls = p.add_subparsers(dest="action", required=True)
+    q = calls.add_parser("list", help="calls, newest first")
+    q.add_argument("--since", help="from (2026-11-24, 2026-11-24T09:00, or an age: 12h, 7d)")
+    q.add_argument("--until", help="until (same forms)")
+    for name in ("outcome", "queue", "intent", "caller", "status"):
+        q.add_argument(f"--{name}", help=f"only calls with this {name}")
+    q.add_argument("--limit", type=int, default=50)
+    q.add_argument("--json", action="store_true", help="one JSON object per call")
+    q = calls.add_parser("show", help="a call's turn-by-turn timeline")
+    q.add_argument("call_id", help="call id (or its first 6+ characters)")
+    q.add_argument("--json", action="store_true", help="the call and all its events")
+    q = calls.add_parser("label", help="say what was right for a call (replay reports use it)")
+    q.add_argument("call_id")
+    q.add_argument("--intent", help="the intent the caller meant")
+    q.add_argument("--queue", help="the queue the call should have gone to")
+    q.add_argument("--by", default=os.environ.get("USER", "trainer"), help="who says so")
+    q.add_argument("--note")
+    q = calls.add_parser("purge", help="delete calls (and recordings) past retention")
+    q.add_argument("--older-than", type=float, help="days (default: $IVR_RETENTION_DAYS, 180)")
+
+    p = add("replay", cmd_replay, "re-run a logged call (or every call --since) with a model")
+    p.add_argument("call_id", nargs="?", help="call id (or its first 6+ characters)")
+    p.add_argument("--since", help="replay every finished call from then: regression report")
+    p.add_argument("--until", help="with --since: up to then")
+    p.add_argument("--json", action="store_true", help="the report as JSON")
+
+    p = add("users", cmd_users, "console logins", model=False)
+    p.add_argument("action", choices=["add"])
+    p.add_argument("name")
+    p.add_argument("--role", required=True, help="ops or trainer")
 
     p = add("evaluate", cmd_evaluate, "score the model on the held-out test set")
     p.add_argument("--test", help="held-out file (default: nlu_data/heldout/<locale>.yml)")

@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 
 _CN_DIGITS = "零〇一二三四五六七八九幺两"
+_KO_DIGITS = "공영일이삼사오육륙칠팔구"  # Sino-Korean digits, as a Korean recogniser writes them
 # Six or more digits in a row (Arabic or spoken Chinese, spaces or dashes allowed between):
 # a PIN, a card, an ID (whose last character may be X) or an account number. Shorter runs
 # (amounts, dates) are kept.
-_DIGIT_RUN = re.compile(rf"[0-9{_CN_DIGITS}](?:[\s-]?[0-9{_CN_DIGITS}]){{5,}}[Xx]?")
+_DIGIT_RUN = re.compile(
+    rf"[0-9{_CN_DIGITS}{_KO_DIGITS}](?:[\s-]?[0-9{_CN_DIGITS}{_KO_DIGITS}]){{5,}}[Xx]?")
+# Every digit; a Korean digit only as a word of its own (이 is also "this").
+_ANY_DIGIT = re.compile(rf"[0-9{_CN_DIGITS}]|(?<!\S)[{_KO_DIGITS}](?!\S)")
 
 
 def mask_card(number: str) -> str:
@@ -17,8 +21,11 @@ def mask_card(number: str) -> str:
     return "*" * max(len(digits) - 4, 0) + digits[-4:]
 
 
-def mask_text(text: str) -> str:
-    """Mask every long digit run in free text; card-length runs keep their last four."""
+def mask_text(text: str, every_digit: bool = False) -> str:
+    """Mask every long digit run in free text; card-length runs keep their last four.
+    ``every_digit``: mask every digit (while a PIN or card number is being given)."""
+    if every_digit:
+        return _ANY_DIGIT.sub("*", text)
 
     def _mask(match: re.Match[str]) -> str:
         run = re.sub(r"[\s-]", "", match.group())

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ivr.call import DTMF_KEYS, Call
+from ivr.calllog import EventSink, emitter, end_summary
 from ivr.dialogue.engine import DialogueEngine
 from ivr.errors import ScriptError
 from ivr.handoff import AcdWebhook
@@ -62,10 +64,14 @@ def _turn(path: Path, index: int, raw: Any) -> tuple[str, Any]:
     return kind, value
 
 
-async def run_script(script: Script, engine: DialogueEngine,
-                     acd: AcdWebhook | None = None) -> dict[str, Any]:
-    """Play a script through a real call; the handoff, if any, goes to the ACD."""
-    call = Call(engine, caller_id=script.caller, locale=script.locale)
+async def run_script(script: Script, engine: DialogueEngine, acd: AcdWebhook | None = None,
+                     call_log: EventSink | None = None) -> dict[str, Any]:
+    """Play a script through a real call; the handoff, if any, goes to the ACD, and every
+    event to ``call_log``."""
+    call_id = uuid.uuid4().hex
+    emit = emitter(call_log, call_id)
+    call = Call(engine, caller_id=script.caller, locale=script.locale, call_id=call_id,
+                transport="simulate", emit=emit)
     await call.start()
     for kind, value in script.turns:
         if call.ended:
@@ -82,6 +88,7 @@ async def run_script(script: Script, engine: DialogueEngine,
         await call.hangup(record=False)  # the script ran out: the caller put the phone down
     result = call.result()
     result["script"] = str(script.path)
+    emit("end", **end_summary({**result, "transport": "simulate"}))
     bundle = call.handoff_bundle()
     if bundle and acd:
         result["delivery"] = (await acd.deliver(bundle)).as_dict()

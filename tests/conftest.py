@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,12 @@ from ivr.knowledge import KnowledgeBase
 from ivr.project import Project
 from ivr.simulate import parse_script, run_script
 from ivr.training import train
+
+# Calls the tests make are logged here, never in the project's var/ (a test that needs its
+# own log sets these itself).
+_CALL_LOG_DIR = Path(tempfile.mkdtemp(prefix="ivr-test-calllog-"))
+os.environ["IVR_CALL_LOG"] = f"sqlite:///{_CALL_LOG_DIR / 'calls.sqlite3'}"
+os.environ["IVR_RECORDINGS"] = str(_CALL_LOG_DIR / "recordings")
 
 KNOWN = "+8613800000001"   # SPEC demo customer: PIN 123456, debit 1234, credit 5678
 VIP = "+8613900000009"     # SPEC demo customer: PIN 888888, private banking

@@ -1,5 +1,7 @@
 """A call survives a failing dialogue layer: the caller goes to an agent, never a dead line."""
 
+from pathlib import Path
+
 import pytest
 
 from ivr.call import FAILURE_PROMPT, Call, InputError
@@ -8,6 +10,8 @@ from ivr.dialogue.engine import TurnOutcome
 
 class BrokenDialogue:
     """A dialogue layer that greets, then fails on the next turn (a bug, a timeout...)."""
+
+    model_path = Path("models/broken.tar.gz")
 
     def __init__(self) -> None:
         self.ended: list[str] = []

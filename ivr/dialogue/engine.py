@@ -45,6 +45,7 @@ class TurnOutcome:
     slots: dict[str, Any]
     changed: dict[str, Any]  # slots the dialogue set in this turn
     prompt_names: list[str | None] = field(default_factory=list)  # the domain response of each
+    actions: list[str] = field(default_factory=list)  # the actions the dialogue ran
 
 
 class DialogueEngine:
@@ -92,7 +93,7 @@ class DialogueEngine:
 
     async def _handle(self, call_id: str, parse: dict[str, Any]) -> TurnOutcome:
         from rasa.core.channels.channel import UserMessage
-        from rasa.shared.core.events import SlotSet, UserUttered
+        from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered
 
         channel = _prompt_channel()
         message = UserMessage(
@@ -103,14 +104,17 @@ class DialogueEngine:
         slots = tracker.current_slot_values()
         slots["active_loop"] = tracker.active_loop_name
         changed: dict[str, Any] = {}
+        actions: list[str] = []
         for event in reversed(tracker.events):
             if isinstance(event, UserUttered):
                 break
             if isinstance(event, SlotSet):
                 changed.setdefault(event.key, event.value)
+            elif isinstance(event, ActionExecuted) and event.action_name != "action_listen":
+                actions.append(event.action_name)
         said = [m for m in channel.messages if m.get("text")]
         return TurnOutcome([m["text"] for m in said], slots, changed,
-                           [m.get("utter_action") for m in said])
+                           [m.get("utter_action") for m in said], actions[::-1])
 
     async def end(self, call_id: str) -> None:
         """Forget a finished call: its tracker may hold the PIN it was verified with."""

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 UNKNOWN_WORDS = ("[unk]", "<unk>", "<UNK>")  # what Vosk models call an out-of-grammar word
 BATCH_BYTES = 1600  # 100 ms: fewer executor hops than one per 20 ms frame
 MIN_PHRASE_SIMILARITY = 0.5
+ALTERNATIVES = 3  # n-best hypotheses kept for the call log (trainers see them)
 
 
 class SpeechModelError(IvrError):
@@ -42,6 +43,7 @@ class Hypothesis:
     text: str  # in grammar mode: the allowed phrase it maps to, or "" for none
     final: bool
     raw: str = ""  # what the recogniser itself said
+    alternatives: tuple[dict[str, Any], ...] = ()  # n-best: text and decoder score
 
 
 class Recognizer(Protocol):
@@ -226,7 +228,13 @@ class VoskRecognizer:
         if self._rec is not None and phrases == self._phrases:
             return
         args = (self._model.grammar(phrases),) if phrases else ()
-        self._rec = await self._run(vosk.KaldiRecognizer, self._model.model, SAMPLE_RATE, *args)
+
+        def new_recognizer() -> Any:
+            rec = vosk.KaldiRecognizer(self._model.model, SAMPLE_RATE, *args)
+            rec.SetMaxAlternatives(ALTERNATIVES)
+            return rec
+
+        self._rec = await self._run(new_recognizer)
         self._phrases, self._buffer, self._partial, self._quiet_ms = phrases, b"", "", 0.0
 
     async def accept(self, pcm: bytes) -> Hypothesis | None:
@@ -237,26 +245,24 @@ class VoskRecognizer:
         if len(self._buffer) < BATCH_BYTES:
             return None
         batch, self._buffer = self._buffer, b""
-        final, text = await self._run(self._decode, batch)
+        final, result = await self._run(self._decode, batch)
         if not final and self._partial and self._quiet_ms >= self._backstop_ms:
-            final, text = True, await self._run(self._final)
+            final, result = True, await self._run(self._rec.FinalResult)
         if final:
             self._partial, self._quiet_ms = "", 0.0
-            return self._hypothesis(text, final=True)
+            return self._final_hypothesis(result)
+        text = json.loads(result).get("partial", "")
         if text != self._partial:
             self._partial = text
             return self._hypothesis(text, final=False)
         return None
 
-    def _final(self) -> str:
-        return json.loads(self._rec.FinalResult()).get("text", "")
-
     def _decode(self, batch: bytes) -> tuple[bool, str]:
         started = time.perf_counter()
         try:
             if self._rec.AcceptWaveform(batch):
-                return True, json.loads(self._rec.Result()).get("text", "")
-            return False, json.loads(self._rec.PartialResult()).get("partial", "")
+                return True, self._rec.Result()
+            return False, self._rec.PartialResult()
         finally:
             self.decode_s += time.perf_counter() - started
             self.audio_s += duration_ms(batch) / 1000
@@ -269,14 +275,28 @@ class VoskRecognizer:
         def flush() -> str:
             if batch:
                 self._rec.AcceptWaveform(batch)
-            return self._final()
+            return self._rec.FinalResult()
 
-        return self._hypothesis(await self._run(flush), final=True)
+        return self._final_hypothesis(await self._run(flush))
+
+    def _final_hypothesis(self, result: str) -> Hypothesis:
+        """A final result: n-best alternatives (best first) when the decoder gives them."""
+        parsed = json.loads(result)
+        alternatives = tuple({"text": _known_words(a.get("text", "")),
+                              "score": round(float(a.get("confidence", 0.0)), 2)}
+                             for a in parsed.get("alternatives", []))
+        best = alternatives[0]["text"] if alternatives else parsed.get("text", "")
+        hyp = self._hypothesis(best, final=True)
+        return Hypothesis(hyp.text, True, hyp.raw, alternatives)
 
     def _hypothesis(self, raw: str, final: bool) -> Hypothesis:
-        raw = " ".join(w for w in raw.split() if w not in UNKNOWN_WORDS)
+        raw = _known_words(raw)
         text = nearest_phrase(raw, self._phrases) if self._phrases else raw
         return Hypothesis(text, final, raw)
+
+
+def _known_words(text: str) -> str:
+    return " ".join(w for w in text.split() if w not in UNKNOWN_WORDS)
 
 
 class ScriptedRecognizer:

@@ -4,8 +4,7 @@ came on."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
@@ -43,13 +42,3 @@ class CallOutput(Protocol):
 
     async def end(self, result: dict[str, Any]) -> None:
         """The call is over (hung up, finished or handed to an agent)."""
-
-
-@dataclass(frozen=True)
-class VoiceEvent:
-    """Something that happened on a call, for observers (metrics, logs, the call log)."""
-
-    call_id: str
-    kind: str  # language, prompt, barge_in, speech, partial, dtmf, no_input, turn, error, end
-    data: dict[str, Any] = field(default_factory=dict)
-    at: float = field(default_factory=time.time)

@@ -13,8 +13,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from ivr.calllog import CallEvent
 from ivr.handoff import AcdWebhook
-from ivr.voice.events import CallerHangup, VoiceEvent
+from ivr.voice.events import CallerHangup
 from ivr.voice.session import VoiceServices, VoiceSession
 from ivr.voice.transports import Limits
 
@@ -45,11 +46,11 @@ class Metrics:
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1), registry=r)
         self._heard_at: dict[str, float] = {}
 
-    def observe(self, event: VoiceEvent) -> None:
+    def observe(self, event: CallEvent) -> None:
         self.events.labels(event.kind).inc()
         if event.kind == "error":
             self.errors.labels(str(event.data.get("error"))).inc()
-        elif event.kind in ("dtmf", "no_input") or (
+        elif event.kind in ("dtmf", "timer") or (
                 event.kind == "speech" and (event.data.get("text") or event.data.get("raw"))):
             self._heard_at.setdefault(event.call_id, event.at)
         elif event.kind == "prompt" and event.call_id in self._heard_at:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ivr.call import Call, Turn
+from ivr.calllog import CallEvent, EventSink, end_summary
+from ivr.calllog.recording import RecordingTrack
 from ivr.dialogue.engine import DialogueEngine
 from ivr.masking import mask_text
 from ivr.voice.asr import Hypothesis, Recognizer
@@ -28,7 +30,6 @@ from ivr.voice.events import (
     DigitIn,
     InboundEvent,
     PlaybackDone,
-    VoiceEvent,
 )
 from ivr.voice.tts import PromptAudio
 from ivr.voice.voice_locale import VoiceLocale
@@ -60,13 +61,15 @@ class VoiceServices:
     recognizer_for: Callable[[str], Recognizer | None]  # None: the locale takes keys only
     default_locale: str
     settings: VoiceSettings = field(default_factory=VoiceSettings)
-    observers: list[Callable[[VoiceEvent], None]] = field(default_factory=list)
+    observers: list[EventSink] = field(default_factory=list)  # metrics, the call log
+    open_recording: Callable[[str], RecordingTrack | None] = lambda call_id: None
 
 
 @dataclass(frozen=True)
 class _Speech:
     hypothesis: Hypothesis
     recognizer: Recognizer
+    heard: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ class VoiceSession:
         self.call_id = call_id or uuid.uuid4().hex
         self.transport = transport
         self.call: Call | None = None
-        self.events: list[VoiceEvent] = []
+        self.events: list[CallEvent] = []
         self._inbox: asyncio.Queue[InboundEvent] = asyncio.Queue()
         self._queued_audio = 0
         self._dropped_audio = 0
@@ -107,6 +110,9 @@ class VoiceSession:
         self._deadline_kind = "no_input"
         self._marks = 0
         self._recognizers: list[Recognizer] = []
+        self._recording: RecordingTrack | None = None
+        self._caller_ms = 0  # the caller's audio clock (the recording's too)
+        self._utterance_from: int | None = None  # where the words being decoded began
 
     # --- from the transport --------------------------------------------------------------
     def push(self, event: InboundEvent) -> None:
@@ -125,6 +131,7 @@ class VoiceSession:
     async def run(self) -> dict[str, Any]:
         """Run the call to its end and return its result (``Call.result()`` plus voice)."""
         try:
+            self._recording = self.services.open_recording(self.call_id)
             await self._run()
         except _CallerGone:
             pass
@@ -141,7 +148,8 @@ class VoiceSession:
         self.locale = locale
         voice = self.services.locales[locale]
         self.call = Call(self.services.engines[locale], self.caller_id, locale, self.call_id,
-                         failure_prompt=voice.failure_prompt)
+                         failure_prompt=voice.failure_prompt, transport=self.transport,
+                         emit=self._emit)
         recognizer = self.services.recognizer_for(locale)
         self._recognizers = [recognizer] if recognizer else []
         if voice.notice:
@@ -170,17 +178,17 @@ class VoiceSession:
                     continue
                 turn, keys = self.call.press(keys + "#"), ""
             elif isinstance(event, _Timeout):
+                self._emit("timer", timer=event.kind)
                 if event.kind == "digits" and keys:
                     turn, keys = self.call.press(keys + "#"), ""
                 else:
-                    self._emit("no_input")
                     turn = self.call.silence()
             else:
-                hyp = event.hypothesis
+                hyp, asr = event.hypothesis, event.heard
                 if hyp.text:
-                    turn = self.call.say(hyp.text)
+                    turn = self.call.say(hyp.text, asr)
                 elif hyp.raw:
-                    turn = self.call.unintelligible(hyp.raw)
+                    turn = self.call.unintelligible(hyp.raw, asr)
                 else:
                     continue  # noise: nothing said
             prompts = await self._dialogue(turn)
@@ -202,13 +210,10 @@ class VoiceSession:
             outcome = await asyncio.wait_for(step, self.settings.dialogue_timeout_s)
         except asyncio.TimeoutError:
             log.error("call %s: dialogue timed out; escalating", self.call_id)
-            self._emit("error", error="dialogue_timeout")
-            self.call.fail_over()
+            self.call.fail_over("dialogue_timeout")
             self.call.prompt_names = [None]
             return [self.call.failure_prompt]
         if isinstance(outcome, Turn):
-            self._emit("turn", input=outcome.input, intent=outcome.intent,
-                       confidence=outcome.confidence, prompts=outcome.prompts)
             return outcome.prompts
         return list(outcome)
 
@@ -286,10 +291,18 @@ class VoiceSession:
                 self._deadline_kind = "digits" if collecting or event.digit != "#" else "no_input"
                 return _Digit(event.digit)
             elif isinstance(event, AudioIn):
-                self._queued_audio -= 1
+                self._take_audio(event)
                 speech = await self._hear(event.pcm)
                 if speech:
                     return speech
+
+    def _take_audio(self, event: AudioIn) -> None:
+        """Inbound audio leaves the queue: it is on the call's clock and in the recording
+        (as silence while a card number or PIN is being collected)."""
+        self._queued_audio -= 1
+        self._caller_ms += int(duration_ms(event.pcm))
+        if self._recording:
+            self._recording.caller(event.pcm, muted=self._wants_digits())
 
     async def _hear(self, pcm: bytes) -> _Speech | None:
         speaking_ms = self._detector.feed(pcm)
@@ -299,6 +312,8 @@ class VoiceSession:
             self._deadline = None  # the caller is talking: no-input is off
         if self._pending and speaking_ms >= self.settings.barge_in_min_speech_ms:
             await self._barge_in()
+        if self._utterance_from is None:
+            self._utterance_from = self._caller_ms - int(duration_ms(pcm))
         for recognizer in self._recognizers:
             try:
                 hyp = await recognizer.accept(pcm)
@@ -308,14 +323,32 @@ class VoiceSession:
                 await self._fail_over("asr")
                 return _Speech(Hypothesis("", final=True), recognizer)
             if hyp and hyp.final:
-                self._emit("speech", text=mask_text(hyp.text), raw=mask_text(hyp.raw))
+                heard = self._heard(hyp)
+                self._emit("speech", text=mask_text(hyp.text), **heard)
                 if not hyp.text and not hyp.raw and not self._pending:
                     self._start_timer(False)  # only noise: keep waiting
-                return _Speech(hyp, recognizer)
+                return _Speech(hyp, recognizer, heard)
             if hyp:
-                self._emit("partial", text=mask_text(hyp.raw))
+                self._emit("partial", text=self._mask_speech(hyp.raw))
         return None
 
+    def _mask_speech(self, text: str) -> str:
+        """Spoken digits are masked; while a card number or PIN is asked for, every digit
+        (a partial hypothesis may hold the first few of a PIN)."""
+        return mask_text(text, every_digit=self._wants_digits())
+
+    def _heard(self, hyp: Hypothesis) -> dict[str, Any]:
+        """How an utterance was heard, for the log: raw words, n-best, where in the call
+        audio it lies (``ivr replay`` decodes that span again)."""
+        start, self._utterance_from = self._utterance_from or 0, None
+        heard: dict[str, Any] = {"raw": self._mask_speech(hyp.raw),
+                                 "audio_ms": [start, self._caller_ms]}
+        if hyp.alternatives:
+            heard["alternatives"] = [{**a, "text": self._mask_speech(a["text"])}
+                                     for a in hyp.alternatives]
+        if self._wants_digits():
+            heard["muted"] = True  # not in the recording: replay uses the transcript
+        return heard
     async def _heard_so_far(self) -> str:
         """A caller who hangs up mid-sentence: keep what they said for the record."""
         for recognizer in self._recognizers:
@@ -349,7 +382,7 @@ class VoiceSession:
                 log.exception("call %s: no audio for prompt %r", self.call_id, name)
                 self._emit("error", error="tts", prompt=name)
                 if self.call and not self.call.ended:
-                    self.call.fail_over()  # a caller who cannot hear us needs a person
+                    self.call.fail_over("tts")  # a caller who cannot hear us needs a person
                 continue
             self._marks += 1
             mark = f"{name or 'prompt'}-{self._marks}"
@@ -358,21 +391,25 @@ class VoiceSession:
             self._pending[mark] = interruptible and not ending and name not in voice.play_through
             start = max(loop.time(), self._play_until)
             self._play_until = start + duration_ms(pcm) / 1000 + self.settings.playback_grace_s
-            self._emit("prompt", name=name, text=text, mark=mark, ms=round(duration_ms(pcm)))
+            self._emit("prompt", name=name, text=text, mark=mark, ms=round(duration_ms(pcm)),
+                       interruptible=self._pending[mark])
+            if self._recording:
+                self._recording.engine(pcm)
             await self.output.play(pcm, mark, text)
 
     async def _fail_over(self, error: str) -> None:
         """Part of the voice path failed: tell the caller and send them to an agent."""
-        self._emit("error", error=error)
         if self.call and not self.call.ended:
-            self.call.fail_over()
+            self.call.fail_over(error)
             self.call.prompt_names = [None]
             await self._say([self.call.failure_prompt], [None])
 
     async def _barge_in(self) -> None:
         if self._pending and all(self._pending.values()):
+            self._emit("barge_in", marks=list(self._pending))
             self._pending.clear()
-            self._emit("barge_in")
+            if self._recording:
+                self._recording.cut()
             await self.output.clear()
 
     async def _wait_for_playback(self) -> None:
@@ -386,6 +423,8 @@ class VoiceSession:
                 return
             if isinstance(event, PlaybackDone):
                 self._pending.pop(event.mark, None)
+            elif isinstance(event, AudioIn):
+                self._take_audio(event)
             elif isinstance(event, CallerHangup):
                 return
 
@@ -399,7 +438,9 @@ class VoiceSession:
             result = self.call.result()
         result["transport"] = self.transport
         result["dropped_audio_frames"] = self._dropped_audio
-        self._emit("end", outcome=result["outcome"], queue=result.get("queue"),
+        if self._recording:
+            self._recording.close()
+        self._emit("end", **end_summary(result), dropped_audio_frames=self._dropped_audio,
                    asr_audio_s=sum(getattr(r, "audio_s", 0.0) for r in self._recognizers),
                    asr_decode_s=sum(getattr(r, "decode_s", 0.0) for r in self._recognizers))
         try:
@@ -409,7 +450,7 @@ class VoiceSession:
         return result
 
     def _emit(self, kind: str, **data: Any) -> None:
-        event = VoiceEvent(self.call_id, kind, data)
+        event = CallEvent(self.call_id, kind, data)
         self.events.append(event)
         for observer in self.services.observers:
             try:

@@ -1,0 +1,290 @@
+"""Where call events are kept: SQLite (the embedded default, WAL with durable commits) or
+PostgreSQL (several engine instances), one interface, through SQLAlchemy Core.
+
+A call is a row in ``calls`` (its summary, for listing and filtering) plus its events in
+``events`` (the full record, in order). Timestamps are Unix seconds (UTC).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ivr.calllog import CallEvent
+from ivr.errors import IvrError
+
+LIVE, COMPLETE, INCOMPLETE = "live", "complete", "incomplete"
+
+metadata = sa.MetaData()
+calls = sa.Table(
+    "calls", metadata,
+    sa.Column("call_id", sa.String(64), primary_key=True),
+    sa.Column("started_at", sa.Float, nullable=False, index=True),
+    sa.Column("ended_at", sa.Float),
+    sa.Column("last_event_at", sa.Float),
+    sa.Column("status", sa.String(16), nullable=False, default=LIVE),
+    sa.Column("instance", sa.String(128)),  # the engine instance that holds the call
+    sa.Column("transport", sa.String(32)),
+    sa.Column("caller", sa.String(32), index=True),
+    sa.Column("locale", sa.String(16)),
+    sa.Column("model", sa.String(128)),
+    sa.Column("dialect", sa.String(16)),
+    sa.Column("outcome", sa.String(16)),
+    sa.Column("intent", sa.String(64)),
+    sa.Column("queue", sa.String(32)),
+    sa.Column("reason", sa.String(32)),
+    sa.Column("recording", sa.String(512)),  # relative to the recordings folder
+)
+events = sa.Table(
+    "events", metadata,
+    sa.Column("call_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False, index=True),
+    sa.Column("data", sa.Text, nullable=False),  # JSON, Chinese as is
+)
+labels = sa.Table(  # what a trainer says was right for a call
+    "labels", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("call_id", sa.String(64), nullable=False, index=True),
+    sa.Column("intent", sa.String(64)),
+    sa.Column("queue", sa.String(32)),
+    sa.Column("by", sa.String(64), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("note", sa.Text),
+)
+users = sa.Table(  # console logins
+    "users", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.String(256), nullable=False),
+)
+audit = sa.Table(  # who looked at or listened to what
+    "audit", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("user", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("call_id", sa.String(64)),
+)
+
+# Columns of ``calls`` that these event kinds fill in from their data.
+_SUMMARY_FROM = {
+    "start": ("transport", "caller", "locale", "model"),
+    "language": ("locale",),
+    "recording": ("recording",),
+    "end": ("transport", "caller", "locale", "dialect", "outcome", "intent", "queue", "reason"),
+}
+
+
+class CallLogError(IvrError):
+    """The call log cannot be opened or read."""
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    since: float | None = None
+    until: float | None = None
+    outcome: str | None = None
+    queue: str | None = None
+    intent: str | None = None
+    caller: str | None = None
+    status: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+class CallStore:
+    """The call log's tables in one database, created on first use."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+        except (sa.exc.ArgumentError, ImportError) as e:
+            raise CallLogError(f"call log URL {url!r} is not usable: {e}") from e
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_durable)
+        elif self.dialect != "postgresql":
+            raise CallLogError(f"call log: {self.dialect} is not supported "
+                               "(use sqlite:///FILE or postgresql://...)")
+        try:
+            metadata.create_all(self.engine)
+        except sa.exc.SQLAlchemyError as e:
+            raise CallLogError(f"call log {self.safe_url}: {e.__class__.__name__}: "
+                               f"{str(e).splitlines()[0]}") from e
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without its password, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- writing (the recorder's thread) -------------------------------------------------
+    def write(self, batch: Sequence[tuple[int, CallEvent]], instance: str) -> None:
+        """Write events (with their per-call sequence numbers) in one transaction."""
+        insert = (sqlite.insert if self.dialect == "sqlite" else postgresql.insert)
+        with self.engine.begin() as db:
+            new_calls = {e.call_id: e.at for _, e in batch}
+            db.execute(insert(calls).on_conflict_do_nothing(), [
+                {"call_id": cid, "started_at": at, "status": LIVE, "instance": instance}
+                for cid, at in new_calls.items()])
+            db.execute(insert(events).on_conflict_do_nothing(), [
+                {"call_id": e.call_id, "seq": seq, "at": e.at, "kind": e.kind,
+                 "data": json.dumps(e.data, ensure_ascii=False, default=str)}
+                for seq, e in batch])
+            for cid, values in _summaries(e for _, e in batch).items():
+                db.execute(calls.update().where(calls.c.call_id == cid).values(**values))
+
+    def recover(self, instance: str) -> list[str]:
+        """Calls this instance left live (it was killed): mark them incomplete."""
+        with self.engine.begin() as db:
+            ids = [r.call_id for r in db.execute(
+                sa.select(calls.c.call_id).where(calls.c.status == LIVE,
+                                                 calls.c.instance == instance))]
+            if ids:
+                db.execute(calls.update().where(calls.c.call_id.in_(ids)).values(
+                    status=INCOMPLETE, ended_at=calls.c.last_event_at))
+        return ids
+
+    # --- reading -------------------------------------------------------------------------
+    def list_calls(self, f: CallFilter = CallFilter()) -> list[dict[str, Any]]:
+        c = calls.c
+        query = sa.select(calls).order_by(c.started_at.desc()).limit(f.limit).offset(f.offset)
+        for column, value in ((c.outcome, f.outcome), (c.queue, f.queue), (c.intent, f.intent),
+                              (c.caller, f.caller), (c.status, f.status)):
+            if value:
+                query = query.where(column == value)
+        if f.since is not None:
+            query = query.where(c.started_at >= f.since)
+        if f.until is not None:
+            query = query.where(c.started_at < f.until)
+        with self.engine.connect() as db:
+            return [dict(r._mapping) for r in db.execute(query)]
+
+    def find_call(self, call_id: str) -> dict[str, Any]:
+        """A call by its id or an unambiguous prefix of it (at least 6 characters)."""
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(calls).where(calls.c.call_id == call_id)).first()
+            if row is None and len(call_id) >= 6:
+                rows = db.execute(sa.select(calls).where(
+                    calls.c.call_id.startswith(call_id, autoescape=True)).limit(2)).all()
+                if len(rows) > 1:
+                    raise CallLogError(f"call id {call_id!r} is ambiguous: give more of it")
+                row = rows[0] if rows else None
+        if row is None:
+            raise CallLogError(f"no call {call_id!r} in the call log")
+        return dict(row._mapping)
+
+    def events(self, call_id: str) -> list[dict[str, Any]]:
+        query = sa.select(events).where(events.c.call_id == call_id).order_by(events.c.seq)
+        with self.engine.connect() as db:
+            return [{"seq": r.seq, "at": r.at, "kind": r.kind, "data": json.loads(r.data)}
+                    for r in db.execute(query)]
+
+    def events_of_kind(self, kind: str, since: float | None = None) -> list[dict[str, Any]]:
+        query = sa.select(events).where(events.c.kind == kind).order_by(events.c.at)
+        if since is not None:
+            query = query.where(events.c.at >= since)
+        with self.engine.connect() as db:
+            return [{"call_id": r.call_id, "at": r.at, "data": json.loads(r.data)}
+                    for r in db.execute(query)]
+
+    def counts(self, since: float | None = None) -> dict[str, Any]:
+        """Calls by status, outcome, and escalations by queue and by reason."""
+        c = calls.c
+        where = [c.started_at >= since] if since is not None else []
+        out: dict[str, Any] = {}
+        with self.engine.connect() as db:
+            for name, column in (("status", c.status), ("outcome", c.outcome)):
+                out[name] = {str(k): n for k, n in db.execute(
+                    sa.select(column, sa.func.count()).where(*where).group_by(column))}
+            for name, column in (("queue", c.queue), ("reason", c.reason)):
+                out[f"escalations_by_{name}"] = {str(k): n for k, n in db.execute(
+                    sa.select(column, sa.func.count()).where(
+                        *where, c.outcome == "escalated").group_by(column))}
+        return out
+
+    # --- labels, retention, console users, audit ------------------------------------------
+    def add_label(self, call_id: str, by: str, intent: str | None = None,
+                  queue: str | None = None, note: str | None = None) -> None:
+        self.find_call(call_id)
+        with self.engine.begin() as db:
+            db.execute(labels.insert().values(call_id=call_id, intent=intent, queue=queue,
+                                              by=by, at=time.time(), note=note))
+
+    def labels_for(self, call_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The latest label of each call that has one."""
+        ids = list(call_ids)
+        query = sa.select(labels).where(labels.c.call_id.in_(ids)).order_by(labels.c.at)
+        with self.engine.connect() as db:
+            return {r.call_id: dict(r._mapping) for r in db.execute(query)}
+
+    def purge(self, before: float) -> list[dict[str, Any]]:
+        """Delete calls that started before ``before`` (not live ones); returns them."""
+        with self.engine.begin() as db:
+            gone = [dict(r._mapping) for r in db.execute(sa.select(calls).where(
+                calls.c.started_at < before, calls.c.status != LIVE))]
+            ids = [g["call_id"] for g in gone]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                for table in (events, labels):
+                    db.execute(table.delete().where(table.c.call_id.in_(chunk)))
+                db.execute(calls.delete().where(calls.c.call_id.in_(chunk)))
+        return gone
+
+    def set_user(self, name: str, role: str, password_hash: str) -> None:
+        with self.engine.begin() as db:
+            db.execute(users.delete().where(users.c.name == name))
+            db.execute(users.insert().values(name=name, role=role, password_hash=password_hash))
+
+    def user(self, name: str) -> dict[str, Any] | None:
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(users).where(users.c.name == name)).first()
+        return dict(row._mapping) if row else None
+
+    def audit(self, user: str, action: str, call_id: str | None = None) -> None:
+        with self.engine.begin() as db:
+            db.execute(audit.insert().values(at=time.time(), user=user, action=action,
+                                             call_id=call_id))
+
+    def audit_log(self, call_id: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(audit).order_by(audit.c.id)
+        if call_id:
+            query = query.where(audit.c.call_id == call_id)
+        with self.engine.connect() as db:
+            return [dict(r._mapping) for r in db.execute(query)]
+
+
+def _summaries(batch: Iterable[CallEvent]) -> dict[str, dict[str, Any]]:
+    """The ``calls`` columns a batch of events changes, per call."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in batch:
+        values = out.setdefault(e.call_id, {})
+        values["last_event_at"] = e.at
+        for column in _SUMMARY_FROM.get(e.kind, ()):
+            value = e.data.get(column)
+            if value is not None:
+                values[column] = value if not isinstance(value, list) else ",".join(value)
+        if e.kind == "end":
+            values.update(status=COMPLETE, ended_at=e.at)
+    return out
+
+
+def _sqlite_durable(connection: Any, _record: Any) -> None:
+    """WAL lets the console read while calls write; FULL makes each commit survive a crash
+    (of the process or the machine)."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
