@@ -22,6 +22,10 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ivr.calllog.recorder import CallLogSettings, CallRecorder, recover
+from ivr.calllog.replay import Replayer
+from ivr.calllog.store import CallStore
+from ivr.console import CONSOLE, ConsoleContext, add_console
 from ivr.errors import IvrError
 from ivr.handoff import AcdWebhook
 from ivr.project import Project
@@ -36,6 +40,7 @@ from ivr.voice.voice_locale import VoiceLocale, load_voice_locales
 log = logging.getLogger(__name__)
 
 GATEWAY = web.AppKey("gateway", Gateway)
+CALL_LOG = web.AppKey("call_log", CallRecorder)
 AUDIOSOCKET_ADDRESS = web.AppKey("audiosocket_address", tuple)
 
 
@@ -52,6 +57,7 @@ class ServerSettings:
     ws_token: str | None = field(default_factory=lambda: os.environ.get("IVR_WS_TOKEN"))
     acd_url: str | None = field(default_factory=lambda: os.environ.get("IVR_ACD_URL"))
     end_of_speech_ms: int = 500
+    call_log: CallLogSettings | None = None  # None: $IVR_CALL_LOG etc., else under var/
     limits: Limits = field(default_factory=Limits)
     voice: VoiceSettings = field(default_factory=VoiceSettings)
 
@@ -124,11 +130,20 @@ def build_app(settings: ServerSettings, services: VoiceServices | None = None,
     app[SETTINGS] = settings
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        loaded = services or await load_services(project_root or Project.discover().root,
-                                                 settings)
+        root = project_root or Project.discover().root
+        loaded = services or await load_services(root, settings)
         acd = AcdWebhook(settings.acd_url) if settings.acd_url else None
+        recorder = await open_call_log(
+            settings.call_log or CallLogSettings.from_env(root, f":{settings.port}"))
         gateway = Gateway(loaded, settings.limits, acd)
+        loaded.observers.append(recorder.record)
+        loaded.open_recording = recorder.open_recording
         app[GATEWAY] = gateway
+        app[CALL_LOG] = recorder
+        replayer = Replayer(recorder.store, root, loaded.locales, recorder.recordings,
+                            loaded.recognizer_for)
+        app[CONSOLE] = ConsoleContext(recorder.store, recorder.recordings, replayer,
+                                      lambda: len(gateway.live))
         watcher = asyncio.create_task(gateway.metrics.watch_event_loop())
         server = None
         if settings.audiosocket_port >= 0:
@@ -143,6 +158,15 @@ def build_app(settings: ServerSettings, services: VoiceServices | None = None,
             await server.wait_closed()
         for session in list(gateway.live.values()):
             session.push(CallerHangup("shutdown"))
+        for _ in range(100):  # let them end (and be logged) before the log closes
+            if not gateway.live:
+                break
+            await asyncio.sleep(0.05)
+        for observer in (recorder.record, gateway.metrics.observe):
+            loaded.observers.remove(observer)  # tests share services between apps
+        replayer.close()
+        await asyncio.get_running_loop().run_in_executor(None, recorder.close)
+        recorder.store.close()
         if not services:
             for engine in loaded.engines.values():
                 engine.close()
@@ -153,7 +177,17 @@ def build_app(settings: ServerSettings, services: VoiceServices | None = None,
     app.router.add_post("/audiosocket/calls", _register_audiosocket_call)
     app.router.add_get("/health", _health)
     app.router.add_get("/metrics", _metrics)
+    add_console(app)
     return app
+
+
+async def open_call_log(settings: CallLogSettings) -> CallRecorder:
+    """The call log's store and writer; calls this instance left live when it last died
+    are marked incomplete first."""
+    loop = asyncio.get_running_loop()
+    store = await loop.run_in_executor(None, CallStore, settings.url)
+    await loop.run_in_executor(None, recover, store, settings.instance, settings.recordings)
+    return CallRecorder(store, settings.instance, settings.recordings)
 
 
 async def _audiosocket_call(gateway: Gateway, reader: asyncio.StreamReader,
@@ -195,8 +229,12 @@ async def _health(request: web.Request) -> web.Response:
     locales = {name: {"dialogue_model": str(engine.model_path.name),
                       "speech": services.recognizer_for(name) is not None}
                for name, engine in services.engines.items()}
-    return web.json_response({"status": "ok", "calls_live": len(gateway.live),
-                              "locales": locales})
+    recorder = request.app[CALL_LOG]
+    call_log = {"ok": recorder.healthy, "pending": recorder.pending,
+                "written": recorder.written, "dropped": recorder.dropped}
+    return web.json_response({"status": "ok" if recorder.healthy else "degraded",
+                              "calls_live": len(gateway.live), "locales": locales,
+                              "call_log": call_log})
 
 
 async def _metrics(request: web.Request) -> web.Response:

@@ -20,12 +20,17 @@ find_python() {
     return 1
 }
 
-# espeak-ng speaks the prompts (the embedded TTS); sox makes repeatable test audio.
-if ! command -v espeak-ng >/dev/null 2>&1 || ! command -v sox >/dev/null 2>&1; then
-    echo "setup: installing espeak-ng and sox"
+# espeak-ng speaks the prompts (the embedded TTS); sox makes repeatable test audio;
+# chromium (with a CJK font for its screenshots) is the browser the ops console's tests
+# drive: they launch /usr/bin/chromium, Playwright's own browser download is not needed.
+PACKAGES="espeak-ng sox chromium fonts-wqy-zenhei"
+if ! command -v espeak-ng >/dev/null 2>&1 || ! command -v sox >/dev/null 2>&1 \
+        || ! command -v chromium >/dev/null 2>&1 \
+        || ! dpkg -s fonts-wqy-zenhei >/dev/null 2>&1; then
+    echo "setup: installing $PACKAGES"
     SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq espeak-ng sox >/dev/null \
-        || { echo "error: could not install espeak-ng and sox (apt-get)" >&2; exit 1; }
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq $PACKAGES >/dev/null \
+        || { echo "error: could not install $PACKAGES (apt-get)" >&2; exit 1; }
 fi
 
 if ! is_py310 .venv/bin/python; then

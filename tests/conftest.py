@@ -136,3 +136,66 @@ def prompts(result: dict[str, Any]) -> str:
     for turn in result["turns"]:
         said += turn.get("prompts", [])
     return "\n".join(said)
+
+
+# --- the call log on each of its stores ------------------------------------------------
+POSTGRES = os.environ.get("IVR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Any:
+    """A fresh database on the machine's PostgreSQL server for this test session. Skipped
+    when no server answers, except in CI (.ci/run), where that is a failure."""
+    import uuid
+
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    admin = sa.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as db:
+            db.execute(sa.text("select 1"))
+    except sa.exc.OperationalError as e:
+        reason = f"no PostgreSQL server at {POSTGRES} ({str(e).splitlines()[0]})"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason + "; set IVR_TEST_POSTGRES to run these tests")
+    name = f"ivr_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as db:
+        db.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as db:
+        db.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A call log URL: an SQLite file, then a PostgreSQL database (emptied after each
+    test), so every test using it runs on both stores."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'calls.sqlite3'}"
+        return
+    url = request.getfixturevalue("postgres_database")
+    yield url
+    import sqlalchemy as sa
+
+    from ivr.calllog.store import metadata
+
+    engine = sa.create_engine(url)
+    metadata.drop_all(engine)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def altered_ko_model(project: Project, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A deliberately different Korean model: complaints taught as fraud reports, so calls
+    that went to `complaints` would now go to `fraud` (about a minute to train)."""
+    root = tmp_path_factory.mktemp("altered")
+    copy_project(project.root, root)
+    data = root / "nlu_data" / "ko" / "banking.yml"
+    text = data.read_text(encoding="utf-8")
+    assert "- intent: complaint\n" in text
+    data.write_text(text.replace("- intent: complaint\n", "- intent: fraud_report\n"),
+                    encoding="utf-8")
+    return train(Project(root, "ko")).model

@@ -11,6 +11,7 @@ rest.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ class Replayer:
         self.bank = ReplayBank(bank or DemoBank())
         self._engines: dict[Path, Any] = {}
         self._keep = keep_engines
+        self._one_at_a_time = asyncio.Lock()  # the bank stand-in answers for one call
 
     def models(self, locale: str) -> list[Path]:
         """The models a call of this locale can be replayed with, newest first."""
@@ -117,9 +119,15 @@ class Replayer:
 
     # --- one call --------------------------------------------------------------------------
     async def replay(self, call_id: str, model: Path | None = None) -> dict[str, Any]:
-        call_row = self.store.find_call(call_id)
+        """Replay one call (``model``: default the locale's newest); replays run one at a
+        time, and the store and recording are read off the event loop."""
+        async with self._one_at_a_time:
+            return await self._replay(call_id, model)
+
+    async def _replay(self, call_id: str, model: Path | None) -> dict[str, Any]:
+        call_row = await asyncio.to_thread(self.store.find_call, call_id)
         call_id = call_row["call_id"]
-        events = self.store.events(call_id)
+        events = await asyncio.to_thread(self.store.events, call_id)
         locale = call_row.get("locale") or "zh"
         if locale not in self.voices:
             raise ReplayError(f"call {call_id}: no locales/{locale}.yml")
@@ -208,7 +216,7 @@ class Replayer:
         recognizer = self.recognizer_for(locale)
         assert recognizer is not None
         await recognizer.expect(self.voices[locale].phrases_after(call.prompt_names))
-        pcm = caller_audio(recording, *span)
+        pcm = await asyncio.to_thread(caller_audio, recording, *span)
         hyp = None
         for start in range(0, len(pcm), FRAME_BYTES):
             hyp = await recognizer.accept(pcm[start:start + FRAME_BYTES])
@@ -223,10 +231,10 @@ class Replayer:
                          model: Path | None, limit: int = 1000) -> dict[str, Any]:
         """Replay every finished call of ``locale`` in a time range: which would route
         elsewhere, and whether that is better or worse where a trainer said what was right."""
-        rows = [r for r in self.store.list_calls(CallFilter(since=since, until=until,
-                                                            limit=limit))
-                if r.get("locale") == locale and r.get("status") == "complete"]
-        labels = self.store.labels_for(r["call_id"] for r in rows)
+        found = await asyncio.to_thread(self.store.list_calls,
+                                        CallFilter(since=since, until=until, limit=limit))
+        rows = [r for r in found if r.get("locale") == locale and r.get("status") == "complete"]
+        labels = await asyncio.to_thread(self.store.labels_for, [r["call_id"] for r in rows])
         changes, failed = [], []
         for row in reversed(rows):  # oldest first
             try:

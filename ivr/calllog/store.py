@@ -106,7 +106,10 @@ class CallStore:
     def __init__(self, url: str) -> None:
         self.url = url
         try:
-            self.engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+            # A server connection may have been dropped since last used (a restart):
+            # check it first. A file needs no such check.
+            self.engine = sa.create_engine(url, future=True,
+                                           pool_pre_ping=not url.startswith("sqlite"))
         except (sa.exc.ArgumentError, ImportError) as e:
             raise CallLogError(f"call log URL {url!r} is not usable: {e}") from e
         self.dialect = self.engine.dialect.name

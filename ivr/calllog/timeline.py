@@ -1,4 +1,5 @@
-"""A call's events as a readable, turn-by-turn timeline (``ivr calls show``, the console)."""
+"""A call's events as turns, for people: ``ivr calls show`` prints them, the console
+draws them."""
 
 from __future__ import annotations
 
@@ -6,104 +7,101 @@ import time
 from typing import Any
 
 
-def timeline(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Entries ``{t, who, text, detail}``: ``t`` seconds from the call's first event, ``who``
-    one of caller, bot, engine; ``detail`` what an ops reader checks (ASR alternatives, the
-    NLU ranking, actions, slots)."""
-    if not events:
-        return []
-    t0 = events[0]["at"]
-    voiced = any(e["kind"] == "prompt" for e in events)  # prompts as played, else as said
+def turn_view(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The call as turns: turn 0 is everything before the caller's first input (language
+    menu, notice, greeting); each later one holds the caller's input, how it was heard
+    (ASR text, alternatives, where in the recording) and understood (intent ranking),
+    the actions run, the prompts played after it (and whether the caller barged in on
+    them), and the signals, verification changes, route and errors it caused."""
+    start = events[0]["at"] if events else 0.0
     barged = {m for e in events if e["kind"] == "barge_in" for m in e["data"].get("marks", [])}
-    out: list[dict[str, Any]] = []
-
-    def add(e: dict[str, Any], who: str, text: str, detail: str = "") -> None:
-        out.append({"t": round(e["at"] - t0, 2), "who": who, "text": text, "detail": detail,
-                    "kind": e["kind"], "seq": e["seq"]})
-
+    turns: list[dict[str, Any]] = [{"n": 0, "at": start, "offset_s": 0.0, "prompts": [],
+                                    "signals": [], "verification": [], "errors": []}]
     for e in events:
-        d, kind = e["data"], e["kind"]
-        if kind == "start":
-            add(e, "engine", f"call on {d.get('transport')} from {d.get('caller') or 'unknown'}"
-                f", locale {d.get('locale')}, model {d.get('model')}")
-        elif kind == "language":
-            add(e, "engine", f"language {d.get('locale')} (by {d.get('by')})")
+        kind, data, turn = e["kind"], e["data"], turns[-1]
+        if kind == "turn":
+            turn = {**data, "at": e["at"], "offset_s": round(e["at"] - start, 3),
+                    "said": data.get("prompts", []), "prompts": [], "signals": [],
+                    "verification": [], "errors": []}
+            turns.append(turn)
         elif kind == "prompt":
-            cut = " [barged in]" if d.get("mark") in barged else ""
-            add(e, "bot", f"{d.get('text')}{cut}", f"{d.get('name') or 'prompt'}, {d.get('ms')} ms")
-        elif kind == "greeting" and not voiced:
-            for text in d.get("prompts", []):
-                add(e, "bot", text)
-        elif kind == "dtmf":
-            add(e, "caller", f"key {d.get('digit')}")
-        elif kind == "timer":
-            add(e, "engine", f"timer: {d.get('timer')}")
-        elif kind == "turn":
-            add(e, "caller", _said(d), _understood(d))
-            if not voiced:
-                for text in d.get("prompts", []):
-                    add(e, "bot", text)
-        elif kind == "verification":
-            add(e, "engine", f"verification: {d.get('state')}"
-                + (f" ({d.get('failed_attempts')} failed)" if d.get("failed_attempts") else ""))
+            turn["prompts"].append({**data, "barged": data.get("mark") in barged})
         elif kind == "signal":
-            add(e, "engine", f"misroute signal: {d.get('signal')} (turn {d.get('turn')})")
+            turn["signals"].append(data.get("signal"))
+        elif kind == "verification":
+            turn["verification"].append(data.get("state"))
         elif kind == "route":
-            add(e, "engine", f"escalated to {d.get('queue')} ({d.get('reason')}), priority "
-                f"{d.get('priority')}, skills {', '.join(d.get('skills') or []) or '-'}")
-        elif kind == "hangup":
-            add(e, "caller", "hangs up" + (f" while saying “{d['heard']}”" if d.get("heard")
-                                            else ""))
+            turn["route"] = {k: v for k, v in data.items() if k != "handoff"}
         elif kind == "error":
-            add(e, "engine", f"error: {d.get('error')}")
-        elif kind == "end":
-            route = (d.get("queue") and f" → {d['queue']}") or ""
-            add(e, "engine", f"end: {d.get('outcome')}{route}")
-    return out
+            turn["errors"].append(data.get("error"))
+        elif kind == "greeting" and turn["n"] == 0:
+            turn["said"] = data.get("prompts", [])
+    for turn in turns:
+        if not turn["prompts"]:  # a call with no audio (api): the texts the dialogue gave
+            turn["prompts"] = [{"text": text, "barged": False} for text in turn.get("said", [])]
+        turn.pop("said", None)
+    return turns
+
+
+def render(call: dict[str, Any], events: list[dict[str, Any]]) -> str:
+    """The call's turns as text for a terminal."""
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(call["started_at"]))
+    lines = [f"call {call['call_id']}  {started}  {call.get('transport') or '-'}  caller "
+             f"{call.get('caller') or 'unknown'}  {call.get('locale') or '-'}  "
+             f"model {call.get('model') or '-'}",
+             f"  {call.get('status')}: {call.get('outcome') or 'no outcome'}"
+             + (f" → {call['queue']} ({call.get('reason')})" if call.get("queue") else "")
+             + (f"  recording {call['recording']}" if call.get("recording") else "")]
+    for turn in turn_view(events):
+        at = f"{turn['offset_s']:7.2f}s"
+        if turn["n"]:
+            lines.append(f"{at}  caller  {_said(turn)}")
+            lines += [f"{'':10}          {d}" for d in _understood(turn)]
+            at = ""
+        for prompt in turn["prompts"]:
+            cut = "  [barged in]" if prompt.get("barged") else ""
+            lines.append(f"{at:>8}  bot     {prompt.get('text')}{cut}")
+            at = ""
+        for state in turn["verification"]:
+            lines.append(f"{'':10}engine  verification: {state}")
+        for signal in turn["signals"]:
+            lines.append(f"{'':10}engine  misroute signal: {signal}")
+        for error in turn["errors"]:
+            lines.append(f"{'':10}engine  error: {error}")
+        if turn.get("route"):
+            r = turn["route"]
+            lines.append(f"{'':10}engine  escalated to {r.get('queue')} ({r.get('reason')}), "
+                         f"priority {r.get('priority')}, skills "
+                         f"{', '.join(r.get('skills') or []) or '-'}")
+    return "\n".join(lines)
 
 
 def _said(turn: dict[str, Any]) -> str:
     said = turn.get("input", {})
     if "say" in said:
-        return f"“{said['say']}”" + (" (not in the expected phrases)" if said.get("unmatched")
+        return f"“{said['say']}”" + ("  (not an expected phrase)" if said.get("unmatched")
                                      else "")
     if "dtmf" in said:
         return f"keys {said['dtmf']}"
-    if said.get("silence"):
-        return "(silence)"
-    return "hangs up"
+    return "(silence)" if said.get("silence") else "hangs up"
 
 
-def _understood(turn: dict[str, Any]) -> str:
-    parts = []
+def _understood(turn: dict[str, Any]) -> list[str]:
+    """What an ops reader checks under an input: ASR n-best, NLU ranking, actions, slots."""
+    out = []
     asr = turn.get("asr") or {}
     if asr.get("alternatives"):
-        parts.append("ASR: " + " | ".join(f"{a['text']} ({a['score']})"
-                                          for a in asr["alternatives"]))
+        out.append("ASR  " + " | ".join(f"{a['text']} ({a['score']})"
+                                        for a in asr["alternatives"]))
     if turn.get("intent"):
-        ranking = turn.get("intent_ranking") or []
-        shown = ", ".join(f"{r['name']} {r['confidence']:.2f}" for r in ranking[:3])
-        parts.append(f"NLU: {turn['intent']} {turn.get('confidence') or 0:.2f}"
-                     + (f" [{shown}]" if shown else "")
-                     + (f", dialect {turn['dialect']}" if turn.get("dialect") else ""))
+        ranking = ", ".join(f"{r['name']} {r['confidence']:.2f}"
+                            for r in (turn.get("intent_ranking") or [])[:3])
+        out.append(f"NLU  {turn['intent']} {turn.get('confidence') or 0:.2f}"
+                   + (f"  [{ranking}]" if ranking else "")
+                   + (f"  dialect {turn['dialect']}" if turn.get("dialect") else ""))
     if turn.get("actions"):
-        parts.append("actions: " + ", ".join(turn["actions"]))
+        out.append("ran  " + ", ".join(turn["actions"]))
     slots = {k: v for k, v in (turn.get("slots") or {}).items() if k != "requested_slot"}
     if slots:
-        parts.append("slots: " + ", ".join(f"{k}={v}" for k, v in slots.items()))
-    return "; ".join(parts)
-
-
-def render(call: dict[str, Any], events: list[dict[str, Any]]) -> str:
-    """The timeline as text for a terminal."""
-    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(call["started_at"]))
-    head = (f"call {call['call_id']}  {started}  {call.get('status')}  "
-            f"{call.get('outcome') or '-'}"
-            + (f" → {call['queue']} ({call.get('reason')})" if call.get("queue") else "")
-            + (f"  recording {call['recording']}" if call.get("recording") else ""))
-    lines = [head]
-    for entry in timeline(events):
-        lines.append(f"  {entry['t']:7.2f}s  {entry['who']:<6}  {entry['text']}")
-        if entry["detail"]:
-            lines.append(f"  {'':>8}  {'':<6}    {entry['detail']}")
-    return "\n".join(lines)
+        out.append("set  " + ", ".join(f"{k}={v}" for k, v in slots.items()))
+    return out

@@ -167,7 +167,8 @@ class VoiceSession:
                 return
             turn: Awaitable[Turn] | None = None
             if isinstance(event, _Digit):
-                self._emit("dtmf", digit="*" if self._wants_digits() else event.digit)
+                secret = self._wants_digits() and event.digit.isdigit()
+                self._emit("dtmf", digit="*" if secret else event.digit, at_ms=self._caller_ms)
                 if self._wants_digits() and event.digit != "#":
                     keys += event.digit
                     if len(keys) < self.settings.max_digits:
