@@ -88,8 +88,9 @@ async def run_script(script: Script, engine: DialogueEngine, acd: AcdWebhook | N
         await call.hangup(record=False)  # the script ran out: the caller put the phone down
     result = call.result()
     result["script"] = str(script.path)
-    emit("end", **end_summary({**result, "transport": "simulate"}))
     bundle = call.handoff_bundle()
     if bundle and acd:
         result["delivery"] = (await acd.deliver(bundle)).as_dict()
+        emit("delivery", **result["delivery"])
+    emit("end", **end_summary({**result, "transport": "simulate"}))
     return result

@@ -32,6 +32,8 @@ def turn_view(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             turn["verification"].append(data.get("state"))
         elif kind == "route":
             turn["route"] = {k: v for k, v in data.items() if k != "handoff"}
+        elif kind == "delivery":  # of the handoff to the ACD
+            turn.setdefault("route", {})["delivery"] = data.get("status")
         elif kind == "error":
             turn["errors"].append(data.get("error"))
         elif kind == "greeting" and turn["n"] == 0:
@@ -72,7 +74,8 @@ def render(call: dict[str, Any], events: list[dict[str, Any]]) -> str:
             r = turn["route"]
             lines.append(f"{'':10}engine  escalated to {r.get('queue')} ({r.get('reason')}), "
                          f"priority {r.get('priority')}, skills "
-                         f"{', '.join(r.get('skills') or []) or '-'}")
+                         f"{', '.join(r.get('skills') or []) or '-'}"
+                         + (f"; handoff {r['delivery']}" if r.get("delivery") else ""))
     return "\n".join(lines)
 
 

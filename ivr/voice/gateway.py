@@ -89,7 +89,16 @@ class Gateway:
         if call_id in self.live:
             call_id = None  # a replayed id must not take over a live call's records
         return VoiceSession(self.services, output=None, caller_id=caller_id, locale=locale,
-                            call_id=call_id, transport=transport)
+                            call_id=call_id, transport=transport,
+                            deliver_handoff=self._deliver if self.acd else None)
+
+    async def _deliver(self, handoff: dict[str, Any]) -> dict[str, Any]:
+        assert self.acd is not None
+        delivery = (await self.acd.deliver(handoff)).as_dict()
+        if delivery["status"] != "delivered":
+            log.error("call %s: handoff not delivered: %s", handoff.get("call_id"),
+                      delivery.get("error"))
+        return delivery
 
     async def run_call(self, session: VoiceSession, pumping: Awaitable[None]) -> None:
         """Run a call while the transport pumps its input; whatever fails, the call ends
@@ -109,11 +118,6 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pump
         self.metrics.calls.labels(session.transport, result["outcome"]).inc()
-        if result.get("handoff") and self.acd:
-            result["delivery"] = (await self.acd.deliver(result["handoff"])).as_dict()
-            if result["delivery"]["status"] != "delivered":
-                log.error("call %s: handoff not delivered: %s", session.call_id,
-                          result["delivery"].get("error"))
         self.results.append(result)
         for callback in self.ended:
             try:

@@ -90,8 +90,11 @@ class _Hangup:
 class VoiceSession:
     def __init__(self, services: VoiceServices, output: CallOutput | None, caller_id: str = "",
                  locale: str | None = None, call_id: str | None = None,
-                 transport: str = "") -> None:
+                 transport: str = "",
+                 deliver_handoff: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+                 | None = None) -> None:
         self.services = services
+        self.deliver_handoff = deliver_handoff  # to the ACD, before the transport transfers
         self.settings = services.settings
         self.output: CallOutput = output  # type: ignore[assignment]  # a transport sets it
         self.caller_id = caller_id
@@ -441,6 +444,13 @@ class VoiceSession:
         result["dropped_audio_frames"] = self._dropped_audio
         if self._recording:
             self._recording.close()
+        if result.get("handoff") and self.deliver_handoff:
+            try:
+                result["delivery"] = await self.deliver_handoff(result["handoff"])
+            except Exception as e:
+                log.exception("call %s: handoff delivery failed", self.call_id)
+                result["delivery"] = {"status": "failed", "error": type(e).__name__}
+            self._emit("delivery", **result["delivery"])
         self._emit("end", **end_summary(result), dropped_audio_frames=self._dropped_audio,
                    asr_audio_s=sum(getattr(r, "audio_s", 0.0) for r in self._recognizers),
                    asr_decode_s=sum(getattr(r, "decode_s", 0.0) for r in self._recognizers))

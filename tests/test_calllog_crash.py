@@ -1,0 +1,118 @@
+"""The engine killed mid-call (SIGKILL: no cleanup at all) loses nothing it had logged:
+after a restart every event up to the kill is readable, the call is marked incomplete and
+its recording plays up to the kill. On both stores."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+import wave
+from pathlib import Path
+
+import pytest
+from conftest import KNOWN, free_port
+from phones import PlainPhone, speak
+
+from ivr.calllog.store import CallStore
+
+TOKEN = "crash-test-token"
+
+
+class Engine:
+    """``ivr serve`` in its own process."""
+
+    def __init__(self, env: dict[str, str], port: int) -> None:
+        self.port = port
+        self.output: list[str] = []
+        self.ready = threading.Event()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ivr.cli", "serve", "--port", str(port),
+             "--audiosocket-port", "-1"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+            if line.startswith("ivr serve:"):
+                self.ready.set()
+
+    async def started(self, timeout: float = 300) -> None:
+        if not await asyncio.to_thread(self.ready.wait, timeout):
+            self.process.kill()
+            raise AssertionError("ivr serve did not start:\n" + "".join(self.output[-30:]))
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        assert self.process.wait(10) == -signal.SIGKILL
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+@pytest.fixture
+def engine_env(store_url: str, tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "IVR_CALL_LOG": store_url, "IVR_RECORDINGS": str(tmp_path / "rec"),
+            "IVR_INSTANCE": "crash-test", "IVR_WS_TOKEN": TOKEN}
+
+
+async def test_a_killed_engine_leaves_every_event_and_marks_the_call_incomplete(
+        engine_env: dict[str, str], store_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    engine = Engine(engine_env, port)
+    try:
+        await engine.started()
+        call_id = uuid.uuid4().hex
+        phone = await PlainPhone().connect(f"ws://127.0.0.1:{port}/ws", TOKEN, caller=KNOWN,
+                                           locale="ko", call_id=call_id)
+        await phone.wait_prompts(2)  # notice, greeting
+        await phone.say(speak("거래 내역"))
+        await phone.wait_prompts(4)  # verify first, then the PIN
+        await phone.dtmf("12")  # the first two keys of the PIN...
+        await asyncio.sleep(0.5)
+        engine.kill()  # ...and the engine dies
+        await phone.wait_closed(10)
+    finally:
+        if engine.process.poll() is None:
+            engine.kill()
+
+    store = CallStore(store_url)
+    try:
+        call = store.find_call(call_id)
+        before = store.events(call_id)
+        assert call["status"] == "live"  # nobody has looked at it yet
+        kinds = [e["kind"] for e in before]
+        assert kinds[:3] == ["recording", "prompt", "start"]  # the notice plays first
+        for kind in ("greeting", "partial", "speech", "turn"):
+            assert kind in kinds, kind
+        # Every prompt the caller heard, and both keys pressed before the kill, are there.
+        said = [e["data"]["text"] for e in before if e["kind"] == "prompt"]
+        assert said == [p.text for p in phone.prompts]
+        keys = [e["data"]["digit"] for e in before if e["kind"] == "dtmf"]
+        assert keys == ["*", "*"]  # and masked: they were the PIN's
+        turn = next(e["data"] for e in before if e["kind"] == "turn")
+        assert turn["intent"] == "recent_transactions"
+
+        restarted = Engine(engine_env, port)
+        try:
+            await restarted.started()
+        finally:
+            restarted.stop()
+        call = store.find_call(call_id)
+        assert call["status"] == "incomplete" and call["outcome"] is None
+        assert store.events(call_id) == before  # nothing lost, nothing invented
+        assert call["ended_at"] == before[-1]["at"]
+        with wave.open(str(tmp_path / "rec" / call["recording"])) as wav:
+            assert wav.getnchannels() == 2
+            seconds = wav.getnframes() / wav.getframerate()
+        heard_until = max(e["data"].get("at_ms", 0) for e in before if e["kind"] == "dtmf")
+        assert seconds >= heard_until / 1000 - 0.2  # the audio up to the keys is readable
+    finally:
+        store.close()
