@@ -142,17 +142,20 @@ class CallRecorder:
 
     def _write(self, items: list[tuple[Any, ...]]) -> bool:
         batch: list[tuple[int, CallEvent]] = []
+        audio: dict[str, bytearray] = {}  # one write per call per batch
         ended: list[str] = []
         stop = False
         for item in items:
             if item[0] == "audio":
-                self._append_audio(item[1], item[2])
+                audio.setdefault(item[1], bytearray()).extend(item[2])
             elif item[0] == "event":
                 batch.append((item[1], item[2]))
                 if item[2].kind == "end":
                     ended.append(item[2].call_id)
             else:
                 stop = True
+        for call_id, chunk in audio.items():
+            self._append_audio(call_id, bytes(chunk))
         for call_id in ended:
             self._close_file(call_id)
         if batch:
