@@ -206,7 +206,9 @@ async def cmd_chat(args: argparse.Namespace) -> int:
 
 
 async def _chat(call: Any) -> None:
+    """The caller at the terminal, until they hang up or the call ends."""
     from ivr.call import InputError
+
     for prompt in await call.start():
         print(f"bot: {prompt}")
     loop = asyncio.get_running_loop()

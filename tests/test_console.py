@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import KNOWN
+from conftest import KNOWN, copy_project
 from phones import PlainPhone, serving, speak
 
 from ivr.calllog import CallEvent
@@ -45,6 +45,7 @@ class Console:
     context: ConsoleContext
     voice_call: str  # 환율 then 아니요: self-served, with a recording
     agent_call: str  # 민원 (a complaint): escalated to the complaints queue
+    altered_model: str  # a model file name that routes complaints to fraud
 
 
 async def korean_calls(url: str) -> tuple[str, str]:
@@ -66,10 +67,17 @@ async def korean_calls(url: str) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-async def console(ko_engine, project, tmp_path_factory) -> AsyncIterator[Console]:
+async def console(ko_engine, ko_model, altered_ko_model, project,
+                  tmp_path_factory) -> AsyncIterator[Console]:
     """The engine's app (Korean only, real ASR) with its call log in a temp folder, two
-    users, and two finished calls in the log."""
+    users, and two finished calls in the log. Its project (a copy) has the live Korean
+    model and, newer, one that takes complaints for fraud reports, to replay against."""
     tmp = tmp_path_factory.mktemp("console")
+    (tmp / "project").mkdir()
+    root = copy_project(project.root, tmp / "project").root
+    (root / "models").mkdir()
+    for model in (ko_model, altered_ko_model):  # in this order: the altered one is newest
+        shutil.copy(model, root / "models" / model.name)
     locales = load_voice_locales(project.root / "locales")
     korean = SpeechModel.load("ko", locales["ko"].asr_model or "", end_of_speech_ms=500)
     services = VoiceServices(
@@ -81,14 +89,14 @@ async def console(ko_engine, project, tmp_path_factory) -> AsyncIterator[Console
         audiosocket_port=-1, ws_token=TOKEN, default_locale="ko",
         call_log=CallLogSettings(url=f"sqlite:///{tmp / 'calls.sqlite3'}",
                                  recordings=tmp / "rec", instance="console-test"))
-    app = build_app(settings, services, project.root)
+    app = build_app(settings, services, root)
     async with serving(app) as url:
         context = app[CONSOLE]
         context.store.set_user(OPS_USER, "ops", hash_password(OPS_PASSWORD))
         context.store.set_user(TRAINER_USER, TRAINER, hash_password(TRAINER_PASSWORD))
         voice_call, agent_call = await korean_calls(url)
         assert app[CALL_LOG].flush()
-        yield Console(url, context, voice_call, agent_call)
+        yield Console(url, context, voice_call, agent_call, altered_ko_model.name)
 
 
 def http_client() -> aiohttp.ClientSession:
@@ -382,6 +390,18 @@ async def test_ops_console_in_a_real_browser(console: Console) -> None:
         summary = await page.inner_text("#replay-summary")
         assert "self_service" in summary and "exchange_rate" in summary
         assert "replay" in [a["action"] for a in store.audit_log(console.voice_call)]
+
+        # The complaint, replayed on the model that takes complaints for fraud: the diff
+        # shows the route change and the turn that differs.
+        await page.goto(f"{console.url}/console/#/call/{console.agent_call}")
+        await page.wait_for_selector("#turns li.turn[data-turn='1']")
+        await page.select_option("#replay-model", console.altered_model)
+        await page.click("#replay-run")
+        await page.wait_for_selector("#replay-summary", timeout=120_000)
+        shown = await page.inner_text("#replay")
+        assert "route changed" in shown and "1 turn(s) differ" in shown
+        assert "complaints" in shown and "fraud" in shown
+        assert await page.locator("#replay-turns tbody tr.changed").count() == 1
         await page.locator("#replay").screenshot(path=SHOTS / "replay.png")
 
         # Figures: counts and bar charts drawn as inline SVG.
