@@ -274,7 +274,7 @@ async def main() -> None:
     project = Project.discover()
     bank = DemoBank()
     started = time.perf_counter()
-    engine = await DialogueEngine.load(args.model or project.latest_model(), bank,
+    engine = await DialogueEngine.load(args.model or project.live_model(), bank,
                                        KnowledgeBase.load(project.knowledge))
     print(f"model load: {time.perf_counter() - started:.1f} s ({engine.model_path.name})")
     scripts = [parse_script(data, Path(f"<{name}>")) for name, data in SHAPES.items()]

@@ -33,7 +33,7 @@ async def _open_engine(project: Project, model: Path | None):
     from ivr.knowledge import KnowledgeBase
 
     kb = KnowledgeBase.load(project.knowledge)
-    return await DialogueEngine.load(model or project.latest_model(), DemoBank(), kb)
+    return await DialogueEngine.load(model or project.live_model(), DemoBank(), kb)
 
 
 def _open_call_log(project: Project):
@@ -99,7 +99,7 @@ async def cmd_train(args: argparse.Namespace) -> int:
         if args.force or not up_to_date(each):
             check_inputs(each)
     for each in projects:
-        result = train(each, force=args.force)
+        result = train(each, force=args.force, finetune=args.finetune)
         state = "trained" if result.trained else "up to date (inputs unchanged)"
         print(f"model {state}: {result.model}", flush=True)
     return 0
@@ -377,6 +377,118 @@ def _print_regression(report: dict[str, Any]) -> None:
         print(f"  not replayed: {f['call_id'][:12]}: {f['error']}")
 
 
+async def cmd_report(args: argparse.Namespace) -> int:
+    """The monthly voice-of-the-customer export: a CSV and a chart image."""
+    from ivr.voc import Month, export, this_month
+
+    month = Month.parse(args.month or this_month())
+    store, _ = _open_store(args.project_obj)
+    csv_path, chart, rows = export(store, month, Path(args.out), args.locale)
+    total = rows[-1]
+    print(f"{month.name}: {total['calls']} calls, containment {total['containment']:.1%}, "
+          f"{total['misrouted_calls']} with a misroute signal")
+    for row in rows[:-1][:10]:
+        print(f"  {row['intent']:22s} {row['calls']:6d} calls  containment "
+              f"{row['containment']:.0%}  misrouted {row['misrouted_calls']}")
+    print(f"written: {csv_path} and {chart}")
+    return 0
+
+
+async def cmd_review(args: argparse.Namespace) -> int:
+    """The trainers' review queue: list and show clusters, label them (docs/review.md)."""
+    from ivr import labelling
+    from ivr.review import find_cluster, find_item, resolve, review_queue
+
+    project: Project = args.project_obj
+    store, _ = _open_store(project)
+    since = parse_when(args.since) if getattr(args, "since", None) else None
+    until = parse_when(args.until) if getattr(args, "until", None) else None
+    if args.action == "list":
+        clusters = review_queue(store, project.locale, since, until)
+        for cluster in clusters:
+            s = cluster.summary()
+            if args.json:
+                _print_json(s)
+                continue
+            print(f"{s['id']}  {s['intent']:20s} {s['calls']:4d} call(s) {s['items']:4d} "
+                  f"utterance(s)  {' | '.join(s['texts'][:3])}  "
+                  f"[{', '.join(f'{k} {v}' for k, v in s['signals'].items())}]")
+        if not args.json:
+            print(f"({len(clusters)} cluster(s), most calls first; `ivr review show ID`)")
+    elif args.action == "show":
+        cluster = find_cluster(review_queue(store, project.locale, since, until), args.cluster)
+        _print_json(cluster.as_dict()) if args.json else _print_cluster(cluster)
+    elif args.action == "label":
+        items, cluster_id = resolve(store, args.target, project.locale, since, until)
+        result = labelling.label_intent(project.with_locale(items[0].locale), store, items,
+                                        args.intent, args.by, cluster=cluster_id)
+        return _print_label(result, args.json)
+    elif args.action == "asr":
+        item = find_item(store, args.target)
+        result = labelling.mark_asr_error(project.with_locale(item.locale), store, item,
+                                          args.said, args.by, intent=args.intent)
+        if not args.json:
+            print(f"ASR error recorded for {item.key} (heard “{item.text}”)")
+        return _print_label(result, args.json)
+    elif args.action == "synonym":
+        items, cluster_id = (resolve(store, args.item, project.locale, since, until)
+                             if args.item else ([], None))
+        done = labelling.add_synonym(project, store, args.key, args.mandarin, args.dialect,
+                                     args.by, items, cluster=cluster_id, force=args.force)
+        print(f"added {done.dialect}: {done.key} → {done.mandarin} to {done.file}; "
+              "it takes effect at the next `ivr train`")
+    return 0
+
+
+def _print_cluster(cluster: Any) -> None:
+    import time
+
+    s = cluster.summary()
+    print(f"cluster {s['id']}: predicted {s['intent']}, {s['calls']} call(s), "
+          f"{s['items']} utterance(s)")
+    for item in cluster.items:
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(item.started_at))
+        print(f"  {item.key}  {when}  “{item.text}”"
+              + (f" → “{item.normalized}”" if item.normalized != item.text else "")
+              + (f"  [{item.dialect}]" if item.dialect else ""))
+        ranking = ", ".join(f"{r['name']} {r['confidence']:.2f}" for r in item.ranking)
+        print(f"      NLU  {item.intent} {item.confidence or 0:.2f}"
+              + (f"  [{ranking}]" if ranking else "") + f"  signals: {', '.join(item.signals)}")
+        asr = item.asr or {}
+        if asr.get("alternatives"):
+            print("      ASR  " + " | ".join(f"{a['text']} ({a['score']})"
+                                            for a in asr["alternatives"]))
+        if asr.get("recording"):
+            print(f"      audio {asr['recording']} {asr.get('audio_ms')} ms")
+        following, call = item.next["turn"], item.next["call"]
+        if following:
+            print(f"      next {following['input']} → {following['intent']}")
+        print(f"      call {call['outcome']}" + (f" → {call['queue']} ({call['reason']})"
+                                                  if call.get("queue") else ""))
+        for f in item.next["feedback"]:
+            print(f"      agent desktop: {f['kind']} {f['from_queue']} → {f['to_queue']}")
+
+
+def _print_label(result: Any, as_json: bool) -> int:
+    """Each utterance's fate; an error exit when any label contradicts an example."""
+    if as_json:
+        _print_json(result.as_dict())
+    else:
+        for o in result.outcomes:
+            print(f"  {o.status:8s} {o.key}  “{o.text}”" + (f"  {o.detail}" if o.detail else ""))
+        if result.intent and result.outcomes:
+            print(f"{result.intent}: {result.count('added')} example(s) added"
+                  + (f" to {result.file}" if result.count("added") else "")
+                  + f", {result.count('exists')} already there, {result.count('masked')} "
+                  "masked (labelled, not added); the next `ivr train` uses them")
+    conflicts = result.count("conflict")
+    if conflicts:
+        print(f"error: {conflicts} utterance(s) contradict existing examples: not added "
+              "(see above)", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
 async def cmd_users(args: argparse.Namespace) -> int:
     """Console logins: ``ivr users add NAME --role ops|trainer`` (password from
     $IVR_PASSWORD or asked for)."""
@@ -399,6 +511,8 @@ async def cmd_evaluate(args: argparse.Namespace) -> int:
     from ivr.evaluation import evaluate, load_heldout, save_confusion_matrix
 
     project = args.project_obj
+    if args.candidate is not None:
+        return await _evaluate_candidate(args)
     examples = load_heldout(Path(args.test) if args.test else project.heldout)
     engine = await _open_engine(project, args.model)
     report = await evaluate(engine, examples)
@@ -419,6 +533,56 @@ async def cmd_evaluate(args: argparse.Namespace) -> int:
     for name, v in report["per_intent"].items():
         print(f"  {name:22s} {v['accuracy']:.3f} (n={v['n']})")
     print(f"confusion matrix: {image}; full report: {out_dir / 'evaluation.json'}")
+    return 0
+
+
+async def _evaluate_candidate(args: argparse.Namespace) -> int:
+    """``evaluate --candidate``: the candidate and the live model (or --model) side by side
+    on the held-out set and on the trainers' labelled utterances."""
+    from ivr.evaluation import compare_models, format_comparison
+
+    project = args.project_obj
+    live = (args.model or project.live_model()).resolve()
+    candidate = Path(args.candidate).resolve() if args.candidate else project.latest_model()
+    if candidate == live:
+        raise IvrError(f"the newest model {candidate.name} is the live one: name a candidate "
+                       "(--candidate PATH) or train one")
+    results = await compare_models(project, live, candidate)
+    out_dir = Path(args.out) if args.out else Path("reports") / project.locale
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "comparison.json").write_text(
+        json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
+    if args.json:
+        _print_json(results)
+        return 0
+    print(f"live: {live.name}   candidate: {candidate.name}")
+    for name, result in results.items():
+        print("\n".join(format_comparison(name, result["comparison"])))
+    if "labelled" not in results:
+        print(f"(no labelled utterances yet: {project.labelled})")
+    print(f"full report: {out_dir / 'comparison.json'}")
+    return 0
+
+
+async def cmd_promote(args: argparse.Namespace) -> int:
+    """Make a model live if it is no worse on the held-out set; tell a server to load it."""
+    from ivr.promotion import promote, tell_server
+
+    project = args.project_obj
+    done = await promote(project, args.model_file, force=args.force, by=args.by)
+    if done.previous == done.model:
+        print(f"{done.model} is already live")
+    else:
+        figures = done.heldout
+        gate = (f"held-out accuracy {figures['live']:.3f} -> {figures['candidate']:.3f} "
+                f"({figures['delta']:+.3f})" if figures else "no live model to compare with")
+        print(f"promoted {done.model} (was {done.previous or 'none'}): {gate}"
+              + ("  [forced]" if done.forced and figures and figures["delta"] < 0 else ""))
+    if args.server:
+        reply = await tell_server(args.server, project.locale, os.environ.get("IVR_WS_TOKEN"))
+        print(f"{args.server}: now serving {reply['reloaded'][0]['model']}")
+    else:
+        print("a running `ivr serve` picks it up within seconds (models/live.yml)")
     return 0
 
 
@@ -450,7 +614,7 @@ async def cmd_models(args: argparse.Namespace) -> int:
     for name, voice in load_voice_locales(root / "locales").items():
         print(f"{name}:")
         try:
-            print(f"  dialogue model  {args.project_obj.with_locale(name).latest_model()}")
+            print(f"  dialogue model  {args.project_obj.with_locale(name).live_model()}")
         except ModelNotFoundError as e:
             missing += 1
             print(f"  dialogue model  MISSING: {e}")
@@ -494,11 +658,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--locale", default=argparse.SUPPRESS, help=locale_help)
         if model:
             p.add_argument("--model", type=Path,
-                           help="model file (default: the locale's newest in models/)")
+                           help="model file (default: the locale's live model, models/live.yml)")
         return p
 
     p = add("train", cmd_train, "train the model if its data changed", model=False)
     p.add_argument("--force", action="store_true", help="train even if up to date")
+    p.add_argument("--finetune", action="store_true",
+                   help="start from the live model (a fifth of the epochs; new examples, "
+                        "not new intents)")
 
     p = add("parse", cmd_parse, "understand utterances (TEXT, or one per line on stdin)")
     p.add_argument("text", nargs="?", help="the utterance; omit to read stdin")
@@ -555,6 +722,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", help="with --since: up to then")
     p.add_argument("--json", action="store_true", help="the report as JSON")
 
+    p = add("report", cmd_report, "the monthly voice-of-the-customer export (CSV and chart)",
+            model=False)
+    p.add_argument("kind", choices=["voc"], help="voc: what callers asked for, where they "
+                   "were failed")
+    p.add_argument("--month", help="2026-11 (default: this month, UTC)")
+    p.add_argument("--out", default="reports/voc", help="folder for the CSV and the PNG")
+
+    p = add("review", cmd_review, "trainers' review queue: misrouted utterances, clustered, "
+            "to label", model=False)
+    review = p.add_subparsers(dest="action", required=True)
+    by = {"default": os.environ.get("USER", "trainer"), "help": "who labels"}
+
+    def period(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--since", default="7d", help="calls from (default 7d; 2026-11-24 ...)")
+        q.add_argument("--until", help="calls until")
+
+    q = review.add_parser("list", help="clusters, most calls affected first")
+    period(q)
+    q.add_argument("--json", action="store_true", help="one JSON object per cluster")
+    q = review.add_parser("show", help="a cluster's utterances in full")
+    q.add_argument("cluster", help="cluster id (or its first characters)")
+    period(q)
+    q.add_argument("--json", action="store_true", help="the cluster as JSON")
+    q = review.add_parser("label", help="the intent callers meant: examples in labelled.yml")
+    q.add_argument("target", help="a cluster id, or CALL_ID:TURN for one utterance")
+    q.add_argument("--intent", required=True, help="the intent the callers meant")
+    q.add_argument("--by", **by)
+    period(q)
+    q.add_argument("--json", action="store_true", help="the outcome as JSON")
+    q = review.add_parser("asr", help="record what the caller really said (an ASR error)")
+    q.add_argument("target", help="CALL_ID:TURN")
+    q.add_argument("--said", required=True, help="what the caller actually said")
+    q.add_argument("--intent", help="also add what they said as an example of this intent")
+    q.add_argument("--by", **by)
+    q.add_argument("--json", action="store_true", help="the outcome as JSON")
+    q = review.add_parser("synonym", help="a dialect phrase (dialects.yml) or an ASR "
+                          "near-homophone (asr: its term goes to lexicon.yml)")
+    q.add_argument("key", help="the phrase as callers say it (or as ASR hears it)")
+    q.add_argument("mandarin", help="its Mandarin")
+    q.add_argument("--dialect", required=True, help="yue, sc, db, wu, minnan (as in "
+                   "dialects.yml) or asr")
+    q.add_argument("--item", help="the cluster id or CALL_ID:TURN it resolves (leaves the "
+                   "queue)")
+    q.add_argument("--force", action="store_true",
+                   help="add it even if it rewrites Mandarin training examples")
+    q.add_argument("--by", **by)
+    period(q)
+
     p = add("users", cmd_users, "console logins", model=False)
     p.add_argument("action", choices=["add"])
     p.add_argument("name")
@@ -564,6 +779,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", help="held-out file (default: nlu_data/heldout/<locale>.yml)")
     p.add_argument("--out", help="where the report and image go (default: reports/<locale>)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--candidate", nargs="?", const="", metavar="PATH",
+                   help="compare PATH (default: the newest model) with the live model")
+
+    p = add("promote", cmd_promote, "make a model live (refused if worse on the held-out set)",
+            model=False)
+    p.add_argument("model_file", nargs="?", type=Path, metavar="MODEL",
+                   help="the model (default: the locale's newest in models/)")
+    p.add_argument("--force", action="store_true", help="promote even if it is worse")
+    p.add_argument("--by", default=os.environ.get("USER", "trainer"), help="who promotes")
+    p.add_argument("--server", default=os.environ.get("IVR_SERVER"),
+                   help="a running `ivr serve` to swap it in now (default: $IVR_SERVER)")
     return parser
 
 

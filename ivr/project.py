@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ivr.errors import ModelNotFoundError
+from ivr.errors import DataFileError, ModelNotFoundError
 
 # Normaliser data sits beside the NLU examples (trainers edit both) but is not Rasa data.
 NORMALIZER_FILES = ("dialects.yml", "lexicon.yml")
@@ -53,6 +53,11 @@ class Project:
         return self.root / "nlu_data" / "heldout" / f"{self.locale}.yml"
 
     @property
+    def labelled(self) -> Path:
+        """Utterances trainers labelled from calls (trained on, and scored by `evaluate`)."""
+        return self.nlu_dir / "labelled.yml"
+
+    @property
     def knowledge(self) -> Path:
         return self.root / "knowledge" / f"{self.locale}.yml"
 
@@ -89,8 +94,26 @@ class Project:
     def model_for(self, fingerprint: str) -> Path:
         return self.models_dir / f"{self.locale}-{fingerprint}.tar.gz"
 
+    @property
+    def live_pointer(self) -> Path:
+        """``models/live.yml``: the model in service for each locale ({zh: zh-....tar.gz})."""
+        return self.models_dir / "live.yml"
+
+    def live_model(self) -> Path:
+        """The model in service: the pointer's for this locale, else the newest (a fresh
+        clone has no pointer and works unchanged). A pointer to a missing file is an error,
+        not a silent switch to an unvetted newer model."""
+        name = read_live_pointer(self.live_pointer).get(self.locale)
+        if not name:
+            return self.latest_model()
+        if not (self.models_dir / name).is_file():
+            raise ModelNotFoundError(
+                f"{self.live_pointer} names {name} for {self.locale}, which is not in "
+                f"{self.models_dir}: `ivr promote` another model")
+        return self.models_dir / name
+
     def latest_model(self) -> Path:
-        """The newest trained model of this locale."""
+        """The newest trained model of this locale (a promotion candidate)."""
         models = sorted(self.models_dir.glob(f"{self.locale}-*.tar.gz"),
                         key=lambda p: p.stat().st_mtime)
         if not models:
@@ -98,3 +121,13 @@ class Project:
                 f"no {self.locale} model in {self.models_dir}: run `ivr train` first"
             )
         return models[-1]
+
+
+def read_live_pointer(path: Path) -> dict[str, str]:
+    """The live pointer's ``{locale: model file name}``; empty when there is none."""
+    from ivr.yamlfile import read_yaml
+
+    data = read_yaml(path) if path.is_file() else None
+    if data is not None and not isinstance(data, dict):
+        raise DataFileError(f"{path}: expected a mapping like {{zh: zh-....tar.gz}}")
+    return {str(k): str(v) for k, v in (data or {}).items() if v}

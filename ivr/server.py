@@ -2,8 +2,9 @@
 
 Routes: ``/twilio`` (Twilio Media Streams), ``/ws`` (the plain WebSocket),
 ``POST /audiosocket/calls`` (register an Asterisk call's caller), ``/health``,
-``/metrics``; Asterisk AudioSocket on its own TCP port. The dialogue models, speech models
-and TTS load once, with the app (``cleanup_ctx``), and are shared by every call.
+``/metrics``, ``POST /admin/models/reload`` (swap in the promoted model); Asterisk
+AudioSocket on its own TCP port. The dialogue models, speech models and TTS load once, with
+the app (``cleanup_ctx``), and are shared by every call.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ivr.calllog.recorder import CallLogSettings, CallRecorder, recover
 from ivr.calllog.replay import Replayer
-from ivr.calllog.store import CallStore
+from ivr.calllog.store import CallLogError, CallStore
 from ivr.console import CONSOLE, ConsoleContext, add_console
 from ivr.errors import IvrError
 from ivr.handoff import AcdWebhook
+from ivr.live_models import LiveModels, load_engine
 from ivr.project import Project
+from ivr.routing import QUEUES
+from ivr.training import Trainer
 from ivr.voice.asr import SpeechModel, SpeechModelError, VoskRecognizer
 from ivr.voice.events import CallerHangup
 from ivr.voice.gateway import Gateway
@@ -41,6 +45,7 @@ log = logging.getLogger(__name__)
 
 GATEWAY = web.AppKey("gateway", Gateway)
 CALL_LOG = web.AppKey("call_log", CallRecorder)
+LIVE_MODELS = web.AppKey("live_models", LiveModels)
 AUDIOSOCKET_ADDRESS = web.AppKey("audiosocket_address", tuple)
 
 
@@ -56,6 +61,9 @@ class ServerSettings:
     public_url: str | None = field(default_factory=lambda: os.environ.get("IVR_PUBLIC_URL"))
     ws_token: str | None = field(default_factory=lambda: os.environ.get("IVR_WS_TOKEN"))
     acd_url: str | None = field(default_factory=lambda: os.environ.get("IVR_ACD_URL"))
+    pointer_poll_s: float = 3.0  # how often models/live.yml is checked for a promotion
+    # what the agent desktop presents on /acd/feedback (default: $IVR_WS_TOKEN)
+    acd_token: str | None = field(default_factory=lambda: os.environ.get("IVR_ACD_TOKEN"))
     end_of_speech_ms: int = 500
     call_log: CallLogSettings | None = None  # None: $IVR_CALL_LOG etc., else under var/
     limits: Limits = field(default_factory=Limits)
@@ -102,15 +110,9 @@ async def load_speech_models(locales: dict[str, VoiceLocale], end_of_speech_ms: 
 
 async def load_services(project_root: Path, settings: ServerSettings) -> VoiceServices:
     """Everything calls share: dialogue engines, speech models, prompt audio."""
-    from ivr.bank import DemoBank
-    from ivr.dialogue.engine import DialogueEngine
-    from ivr.knowledge import KnowledgeBase
-
     locales = load_voice_locales(project_root / "locales")
     projects = [Project(project_root, name) for name in locales]
-    loaded = await asyncio.gather(*(  # each on its own dialogue thread
-        DialogueEngine.load(p.latest_model(), DemoBank(), KnowledgeBase.load(p.knowledge))
-        for p in projects))
+    loaded = await asyncio.gather(*(load_engine(p) for p in projects))  # each on its thread
     engines = {p.locale: engine for p, engine in zip(projects, loaded, strict=True)}
     if settings.default_locale not in engines:
         raise IvrError(f"default locale {settings.default_locale!r} has no locales/*.yml")
@@ -142,9 +144,12 @@ def build_app(settings: ServerSettings, services: VoiceServices | None = None,
         app[CALL_LOG] = recorder
         replayer = Replayer(recorder.store, root, loaded.locales, recorder.recordings,
                             loaded.recognizer_for)
+        app[LIVE_MODELS] = live_models = LiveModels(root, gateway, owned=not services)
         app[CONSOLE] = ConsoleContext(recorder.store, recorder.recordings, replayer,
-                                      lambda: len(gateway.live))
+                                      lambda: len(gateway.live), project_root=root,
+                                      trainer=Trainer(root), live_models=live_models)
         watcher = asyncio.create_task(gateway.metrics.watch_event_loop())
+        pointer_watcher = asyncio.create_task(live_models.watch(settings.pointer_poll_s))
         server = None
         if settings.audiosocket_port >= 0:
             server = await asyncio.start_server(
@@ -153,6 +158,7 @@ def build_app(settings: ServerSettings, services: VoiceServices | None = None,
             app[AUDIOSOCKET_ADDRESS] = tuple(server.sockets[0].getsockname()[:2])
         yield
         watcher.cancel()
+        pointer_watcher.cancel()
         if server:
             server.close()
             await server.wait_closed()
@@ -167,14 +173,14 @@ def build_app(settings: ServerSettings, services: VoiceServices | None = None,
         replayer.close()
         await asyncio.get_running_loop().run_in_executor(None, recorder.close)
         recorder.store.close()
-        if not services:
-            for engine in loaded.engines.values():
-                engine.close()
+        live_models.close()  # the engines it owns: all of them unless services were lent
 
     app.cleanup_ctx.append(lifecycle)
     app.router.add_get("/twilio", _twilio)
     app.router.add_get("/ws", _websocket)
     app.router.add_post("/audiosocket/calls", _register_audiosocket_call)
+    app.router.add_post("/acd/feedback", _acd_feedback)
+    app.router.add_post("/admin/models/reload", _reload_models)
     app.router.add_get("/health", _health)
     app.router.add_get("/metrics", _metrics)
     add_console(app)
@@ -223,6 +229,42 @@ async def _register_audiosocket_call(request: web.Request) -> web.Response:
     return web.json_response({"registered": call_uuid})
 
 
+FEEDBACK_KINDS = ("requeued", "wrong_queue")
+
+
+async def _acd_feedback(request: web.Request) -> web.Response:
+    """The agent desktop says a call was in the wrong queue ("requeued" from one queue to
+    another, or "wrong_queue"): a misroute signal on the call, and, where it names the
+    right queue, a label that replay reports judge new models by."""
+    settings = request.app[SETTINGS]
+    if not websocket.authorized(request, settings.acd_token or settings.ws_token):
+        return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+    try:
+        body = await request.json()
+        call_id, kind = str(body["call_id"]), str(body["kind"])
+        if kind not in FEEDBACK_KINDS:
+            raise ValueError(kind)
+        to_queue = body.get("to_queue")
+        if to_queue is not None and to_queue not in QUEUES:
+            raise ValueError(to_queue)
+    except (ValueError, KeyError, TypeError):
+        return web.json_response(
+            {"error": f"need JSON with call_id, kind ({' or '.join(FEEDBACK_KINDS)}), "
+                      f"optional from_queue, to_queue (one of {', '.join(QUEUES)}), agent"},
+            status=400)
+    store = request.app[CALL_LOG].store
+    feedback = {"kind": kind, "from_queue": body.get("from_queue"), "to_queue": to_queue,
+                "agent": str(body.get("agent") or "acd")}
+    try:
+        await asyncio.to_thread(store.append_event, call_id, "feedback", feedback)
+        if to_queue:
+            await asyncio.to_thread(store.add_label, call_id, feedback["agent"], None,
+                                    to_queue, f"agent desktop: {kind}")
+    except CallLogError as e:
+        return web.json_response({"error": str(e)}, status=404)
+    return web.json_response({"recorded": call_id})
+
+
 async def _health(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     services = gateway.services
@@ -235,6 +277,26 @@ async def _health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok" if recorder.healthy else "degraded",
                               "calls_live": len(gateway.live), "locales": locales,
                               "call_log": call_log})
+
+
+async def _reload_models(request: web.Request) -> web.Response:
+    """Swap in the live pointer's model: JSON ``{"locale": "ko"}`` (none: every locale).
+    Answers once the new model serves; calls in progress finish on the old one."""
+    if not websocket.authorized(request, request.app[SETTINGS].ws_token):
+        return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+    live = request.app[LIVE_MODELS]
+    try:
+        body = await request.json() if request.can_read_body else {}
+        locale = (body or {}).get("locale")
+    except (ValueError, AttributeError):
+        return web.json_response({"error": "send JSON like {\"locale\": \"ko\"}"}, status=400)
+    if locale is not None and locale not in live.services.engines:
+        return web.json_response({"error": f"no locale {locale!r}"}, status=400)
+    try:
+        done = [await live.reload(locale)] if locale else await live.reload_all()
+    except IvrError as e:
+        return web.json_response({"error": str(e)}, status=409)
+    return web.json_response({"reloaded": done})
 
 
 async def _metrics(request: web.Request) -> web.Response:

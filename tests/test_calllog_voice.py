@@ -159,3 +159,33 @@ async def test_replay_decodes_the_recording_again_and_reproduces_the_route(
     out = capsys.readouterr().out
     assert "from its audio" in out and "escalated:complaints → escalated:fraud" in out
     assert "CHANGED" in out
+
+
+async def test_the_agent_desktop_reports_a_wrong_queue(server: Server,
+                                                       calls: dict[str, str]) -> None:
+    import aiohttp
+
+    call_id = calls["complaint"]
+    await server.logged(call_id)
+    store = server.recorder.store
+    last = store.events(call_id)[-1]
+    feedback = {"call_id": call_id, "kind": "requeued", "from_queue": "complaints",
+                "to_queue": "general", "agent": "agent-0042"}
+    url = f"{server.url}/acd/feedback"
+    async with aiohttp.ClientSession() as http:
+        refused = await http.post(url, json=feedback, headers={"Authorization": "Bearer x"})
+        assert refused.status == 401
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        bad = await http.post(url, json={**feedback, "kind": "great"}, headers=auth)
+        assert bad.status == 400 and "requeued" in (await bad.json())["error"]
+        missing = await http.post(url, json={**feedback, "call_id": "no-such-call"},
+                                  headers=auth)
+        assert missing.status == 404
+        ok = await http.post(url, json=feedback, headers=auth)
+        assert ok.status == 200, await ok.text()
+    added = store.events(call_id)[-1]
+    assert added["kind"] == "feedback" and added["seq"] == last["seq"] + 1
+    assert added["data"] == {"kind": "requeued", "from_queue": "complaints",
+                             "to_queue": "general", "agent": "agent-0042"}
+    label = store.labels_for([call_id])[call_id]
+    assert (label["queue"], label["by"]) == ("general", "agent-0042")

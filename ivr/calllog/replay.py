@@ -102,7 +102,7 @@ class Replayer:
         from ivr.knowledge import KnowledgeBase
 
         project = Project(self.root, locale)
-        path = (model or project.latest_model()).resolve()
+        path = (model or project.live_model()).resolve()
         if not path.is_file():
             raise ReplayError(f"no model at {path}")
         if path not in self._engines:

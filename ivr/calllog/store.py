@@ -49,15 +49,20 @@ events = sa.Table(
     sa.Column("kind", sa.String(32), nullable=False, index=True),
     sa.Column("data", sa.Text, nullable=False),  # JSON, Chinese as is
 )
-labels = sa.Table(  # what a trainer says was right for a call
+labels = sa.Table(  # what a trainer says was right for a call (or one of its turns)
     "labels", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("call_id", sa.String(64), nullable=False, index=True),
+    sa.Column("call_id", sa.String(64), nullable=False, index=True),  # "": no call (synonym)
     sa.Column("intent", sa.String(64)),
     sa.Column("queue", sa.String(32)),
     sa.Column("by", sa.String(64), nullable=False),
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("note", sa.Text),
+    # The review queue's labels (docs/review.md); NULL on a label of a whole call.
+    sa.Column("turn", sa.Integer),
+    sa.Column("text", sa.Text),
+    sa.Column("kind", sa.String(16)),  # intent | confirm | asr_error | synonym
+    sa.Column("cluster", sa.String(32)),
 )
 users = sa.Table(  # console logins
     "users", metadata,
@@ -120,6 +125,7 @@ class CallStore:
                                "(use sqlite:///FILE or postgresql://...)")
         try:
             metadata.create_all(self.engine)
+            _add_new_columns(self.engine)
         except sa.exc.SQLAlchemyError as e:
             raise CallLogError(f"call log {self.safe_url}: {e.__class__.__name__}: "
                                f"{str(e).splitlines()[0]}") from e
@@ -217,20 +223,58 @@ class CallStore:
                         *where, c.outcome == "escalated").group_by(column))}
         return out
 
+    def append_event(self, call_id: str, kind: str, data: dict[str, Any]) -> int:
+        """An event about a call that has ended (e.g. the agent desktop's feedback), after
+        its last one; returns its sequence number."""
+        self.find_call(call_id)
+        for _ in range(3):  # another writer may take the same number: take the next
+            try:
+                with self.engine.begin() as db:
+                    last = db.execute(sa.select(sa.func.max(events.c.seq)).where(
+                        events.c.call_id == call_id)).scalar() or 0
+                    db.execute(events.insert().values(
+                        call_id=call_id, seq=last + 1, at=time.time(), kind=kind,
+                        data=json.dumps(data, ensure_ascii=False)))
+                return last + 1
+            except sa.exc.IntegrityError:
+                continue
+        raise CallLogError(f"call {call_id}: could not add a {kind} event")
+
     # --- labels, retention, console users, audit ------------------------------------------
     def add_label(self, call_id: str, by: str, intent: str | None = None,
-                  queue: str | None = None, note: str | None = None) -> None:
-        self.find_call(call_id)
+                  queue: str | None = None, note: str | None = None, *,
+                  turn: int | None = None, text: str | None = None, kind: str | None = None,
+                  cluster: str | None = None) -> None:
+        """A trainer's label of a call, or of one turn (``turn``); ``call_id`` "" for one
+        of no call (a dialect synonym added on its own)."""
+        if call_id:
+            self.find_call(call_id)
         with self.engine.begin() as db:
-            db.execute(labels.insert().values(call_id=call_id, intent=intent, queue=queue,
-                                              by=by, at=time.time(), note=note))
+            db.execute(labels.insert().values(
+                call_id=call_id, intent=intent, queue=queue, by=by, at=time.time(), note=note,
+                turn=turn, text=text, kind=kind, cluster=cluster))
 
     def labels_for(self, call_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The latest label of each call that has one."""
+        """The latest label of each call that says what was right (an intent or a queue;
+        an ASR-error or synonym label without one says nothing about the route)."""
         ids = list(call_ids)
-        query = sa.select(labels).where(labels.c.call_id.in_(ids)).order_by(labels.c.at)
+        query = sa.select(labels).where(
+            labels.c.call_id.in_(ids),
+            sa.or_(labels.c.intent.isnot(None), labels.c.queue.isnot(None)),
+        ).order_by(labels.c.at, labels.c.id)
         with self.engine.connect() as db:
             return {r.call_id: dict(r._mapping) for r in db.execute(query)}
+
+    def list_labels(self, since: float | None = None,
+                    kind: str | None = None) -> list[dict[str, Any]]:
+        """Every label (oldest first), or those given since ``since`` or of one ``kind``."""
+        query = sa.select(labels).order_by(labels.c.at, labels.c.id)
+        if since is not None:
+            query = query.where(labels.c.at >= since)
+        if kind:
+            query = query.where(labels.c.kind == kind)
+        with self.engine.connect() as db:
+            return [dict(r._mapping) for r in db.execute(query)]
 
     def purge(self, before: float) -> list[dict[str, Any]]:
         """Delete calls that started before ``before`` (not live ones); returns them."""
@@ -281,6 +325,22 @@ def _summaries(batch: Iterable[CallEvent]) -> dict[str, dict[str, Any]]:
         if e.kind == "end":
             values.update(status=COMPLETE, ended_at=e.at)
     return out
+
+
+def _add_new_columns(engine: sa.engine.Engine) -> None:
+    """Tables an older version created lack the (nullable) columns added since:
+    ``create_all`` leaves existing tables alone, so add them."""
+    inspector = sa.inspect(engine)
+    # Several instances may start at once on one server: IF NOT EXISTS lets both succeed.
+    exists = " IF NOT EXISTS" if engine.dialect.name == "postgresql" else ""
+    with engine.begin() as db:
+        for table in metadata.sorted_tables:
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in have:
+                    db.execute(sa.text(
+                        f'ALTER TABLE {table.name} ADD COLUMN{exists} "{column.name}" '
+                        f"{column.type.compile(engine.dialect)}"))
 
 
 def _sqlite_durable(connection: Any, _record: Any) -> None:

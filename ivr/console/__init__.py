@@ -1,15 +1,18 @@
 """The ops console: a web page in the engine's own aiohttp app, under ``/console``.
 
-Ops (and, until their labelling pages arrive, trainers) list calls with filters, open a
-call's timeline (every turn with how it was heard, understood and answered, the recording
-to listen to), replay a call against a model to see what would change, and watch live
-figures. The page is plain HTML, JavaScript and CSS from ``static/``: nothing is fetched
-from elsewhere, so it works on a bank's closed network.
+Ops and trainers list calls with filters, open a call's timeline (every turn with how it
+was heard, understood and answered, the recording to listen to), replay a call against a
+model to see what would change, and watch live figures. Trainers also work the review
+queue (label a cluster of misunderstood utterances, mark an ASR error, add a dialect
+synonym), train a candidate model, compare it with the live one and promote it, which
+swaps it into this running server. The page is plain HTML, JavaScript and CSS from
+``static/``: nothing is fetched from elsewhere, so it works on a bank's closed network.
 
 Every route and the roles allowed on it are in one table, ``ROUTES``; ``add_console``
 registers them behind a login check, and docs/console.md prints the same table.
-The store is synchronous (SQLAlchemy), so handlers call it on the default executor, never
-on the event loop the live calls run on.
+The store and the labelling functions are synchronous (SQLAlchemy, Rasa's data loader),
+so handlers call them on the default executor, never on the event loop the live calls run
+on; training runs in a child process, and models load on their own dialogue threads.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
+from ivr import labelling, review
 from ivr.calllog.store import CallFilter, CallLogError, CallStore
 from ivr.calllog.timeline import turn_view
 from ivr.console.auth import (
@@ -39,10 +43,13 @@ from ivr.console.auth import (
     check_password,
     dummy_hash,
 )
-from ivr.errors import IvrError
+from ivr.errors import IvrError, ModelNotFoundError
+from ivr.project import Project
 
 if TYPE_CHECKING:
     from ivr.calllog.replay import Replayer
+    from ivr.live_models import LiveModels
+    from ivr.training import Trainer
 
 STATIC = Path(__file__).parent / "static"
 READERS = frozenset({OPS, TRAINER})  # both read calls, audio and figures, and run replays
@@ -60,6 +67,11 @@ class ConsoleContext:
     recordings: Path | None  # folder the calls' ``recording`` paths are relative to
     replayer: Replayer
     live_calls: Callable[[], int]  # calls in progress on this engine
+    # The trainers' pages (review, labels, training, promotion); without a project root
+    # they answer 503. ``live_models`` swaps a promoted model into this server.
+    project_root: Path | None = None
+    trainer: Trainer | None = None
+    live_models: LiveModels | None = None
 
 
 CONSOLE = web.AppKey("console", ConsoleContext)
@@ -305,10 +317,253 @@ def figures(counts: dict[str, Any], signals: dict[str, int], live: int, hours: f
     }
 
 
-# --- trainers ------------------------------------------------------------------------------
+# --- trainers: the review queue and labels ----------------------------------------------
+REVIEW_HOURS = 24 * 7  # the queue's default period, as `ivr review list --since 7d`
+
+
+def _root(request: web.Request) -> Project:
+    root = _context(request).project_root
+    if root is None:
+        raise _Refused(503, "the trainers' pages are not set up on this server")
+    return Project(root)
+
+
+def _project(request: web.Request, locale: Any) -> Project:
+    """The project of a locale it has (the locale names files: never taken as given)."""
+    project = _root(request)
+    if locale not in project.locales():
+        raise _Refused(400, f"no locale {locale!r}: one of {', '.join(project.locales())}")
+    return project.with_locale(locale)
+
+
+def _since(request: web.Request, hours: Any = None) -> float:
+    """The start of the review period: ``hours`` back (the query's, or a JSON body's: a
+    label resolves a cluster id against the queue the page listed), default a week."""
+    if hours is None:
+        hours = _number(request, "hours", REVIEW_HOURS, 1 / 60, 24 * 3660)
+    if not isinstance(hours, (int, float)) or isinstance(hours, bool):
+        raise _Refused(400, "hours must be a number")
+    return time.time() - min(max(float(hours), 1 / 60), 24 * 3660) * 3600
+
+
+async def _body(request: web.Request, *required: str) -> dict[str, Any]:
+    """The request's JSON object, with ``required`` non-empty string fields."""
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise _Refused(400, "send a JSON object")
+    missing = [k for k in required if not isinstance(body.get(k), str) or not body[k].strip()]
+    if missing:
+        raise _Refused(400, f"missing {', '.join(missing)}")
+    return body
+
+
+async def _labelling(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A labelling function off the event loop; what it refuses becomes a 400."""
+    try:
+        return await _blocking(functools.partial(fn, *args, **kwargs))
+    except CallLogError as e:
+        raise _Refused(404, str(e)) from None
+    except IvrError as e:
+        raise _Refused(400, str(e)) from None
+
+
+def _shown(project: Project, result: labelling.LabelResult) -> dict[str, Any]:
+    """A label's result for the page: the file relative to the project (the server's own
+    folders are none of the browser's business)."""
+    return {**result.as_dict(),
+            "file": str(result.file.relative_to(project.root)) if result.file else None}
+
+
 async def _review(request: web.Request) -> web.StreamResponse:
-    """Placeholder for the trainers' labelling queue (a later issue)."""
-    return _json({"items": []})
+    """The review queue of a locale (query ``locale``, ``hours``): clusters, most calls
+    affected first."""
+    project = _project(request, request.query.get("locale"))
+    clusters = await _labelling(review.review_queue, _context(request).store, project.locale,
+                                _since(request))
+    return _json({"locale": project.locale, "locales": project.locales(),
+                  "clusters": [c.summary() for c in clusters]})
+
+
+async def _review_options(request: web.Request) -> web.StreamResponse:
+    """What a label may say in a locale: the intents its training data has examples of
+    (``label_intent`` accepts no other) and the dialect codes of its synonyms."""
+    project = _project(request, request.query.get("locale"))
+    examples = await _labelling(labelling.training_examples, project)
+    dialects = await _labelling(labelling.dialect_codes, project) if (
+        project.normalizer_files()) else []
+    return _json({"locale": project.locale, "intents": sorted({e.intent for e in examples}),
+                  "dialects": dialects})
+
+
+async def _cluster(request: web.Request) -> web.StreamResponse:
+    """One cluster with its utterances in full (query ``locale``, ``hours``)."""
+    project = _project(request, request.query.get("locale"))
+    clusters = await _labelling(review.review_queue, _context(request).store, project.locale,
+                                _since(request))
+    try:
+        cluster = review.find_cluster(clusters, request.match_info["cluster_id"])
+    except review.ReviewError as e:
+        return _error(404, str(e))
+    return _json(cluster.as_dict())
+
+
+async def _label(request: web.Request) -> web.StreamResponse:
+    """JSON ``{"locale", "target": CLUSTER_ID or CALL_ID:TURN, "intent", "hours"}``: the
+    utterances become examples of the intent; each one's outcome (added, exists, masked,
+    conflict) comes back."""
+    body = await _body(request, "locale", "target", "intent")
+    project = _project(request, body["locale"])
+    store = _context(request).store
+    items, cluster = await _labelling(review.resolve, store, body["target"].strip(),
+                                      project.locale, _since(request, body.get("hours")))
+    result = await _labelling(labelling.label_intent, project, store, items,
+                              body["intent"].strip(), _session(request).user, cluster)
+    return _json({"cluster": cluster, **_shown(project, result)})
+
+
+async def _asr_error(request: web.Request) -> web.StreamResponse:
+    """JSON ``{"locale", "item": CALL_ID:TURN, "said", "intent"?}``: what the caller really
+    said (with an intent, an example of it too)."""
+    body = await _body(request, "locale", "item", "said")
+    project = _project(request, body["locale"])
+    store = _context(request).store
+    item = await _labelling(review.find_item, store, body["item"].strip())
+    result = await _labelling(labelling.mark_asr_error, project, store, item, body["said"],
+                              _session(request).user, intent=body.get("intent") or None)
+    return _json(_shown(project, result))
+
+
+async def _synonym(request: web.Request) -> web.StreamResponse:
+    """JSON ``{"locale", "key", "mandarin", "dialect", "target"?, "force"?, "hours"?}``: a
+    dialect phrase (or, with dialect ``asr``, a near-homophone's term) for the normaliser;
+    ``target`` (a cluster or CALL_ID:TURN) is labelled with it."""
+    body = await _body(request, "locale", "key", "mandarin", "dialect")
+    project = _project(request, body["locale"])
+    store = _context(request).store
+    items, cluster = [], None
+    if isinstance(body.get("target"), str) and body["target"].strip():
+        items, cluster = await _labelling(review.resolve, store, body["target"].strip(),
+                                          project.locale, _since(request, body.get("hours")))
+    result = await _labelling(labelling.add_synonym, project, store, body["key"],
+                              body["mandarin"], body["dialect"].strip(),
+                              _session(request).user, items, cluster,
+                              force=body.get("force") is True)
+    return _json({"file": str(result.file.relative_to(project.root)),
+                  "dialect": result.dialect, "key": result.key, "mandarin": result.mandarin})
+
+
+# --- trainers: training, comparing, promoting -----------------------------------------------
+def _model_names(project: Project) -> dict[str, Any]:
+    """The locale's model files (newest first), the live one and the newest (candidate)."""
+    models = sorted(project.models_dir.glob(f"{project.locale}-*.tar.gz"),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    try:
+        live: str | None = project.live_model().name
+    except ModelNotFoundError:
+        live = None
+    return {"models": [p.name for p in models], "live": live,
+            "candidate": models[0].name if models and models[0].name != live else None}
+
+
+async def _model_state(request: web.Request) -> web.StreamResponse:
+    """Per locale: the model files, the live model (the pointer's), the one this server is
+    serving, and the latest training run."""
+    ctx = _context(request)
+    project = _root(request)
+    serving = ctx.live_models.services.engines if ctx.live_models else {}
+    locales = {}
+    for locale in project.locales():
+        names = await _blocking(_model_names, project.with_locale(locale))
+        engine = serving.get(locale)
+        locales[locale] = {**names, "serving": engine.model_path.name if engine else None}
+    status = ctx.trainer.status if ctx.trainer else None
+    return _json({"locales": locales, "training": status.as_dict() if status else None,
+                  "can_train": ctx.trainer is not None})
+
+
+def _trainer(request: web.Request) -> Trainer:
+    trainer = _context(request).trainer
+    if trainer is None:
+        raise _Refused(503, "training is not set up on this server")
+    return trainer
+
+
+async def _train(request: web.Request) -> web.StreamResponse:
+    """JSON ``{"locale", "finetune"?}``: start ``ivr train`` in a child process (one run
+    at a time); poll ``GET /console/api/train``."""
+    body = await _body(request, "locale")
+    project = _project(request, body["locale"])
+    try:
+        status = _trainer(request).start(project.locale, finetune=body.get("finetune") is True)
+    except IvrError as e:
+        return _error(409, str(e))
+    await _blocking(_context(request).store.audit, _session(request).user, "train", None)
+    return _json(status.as_dict())
+
+
+async def _training(request: web.Request) -> web.StreamResponse:
+    """The latest training run: state, phase, epoch of epochs, the model when done."""
+    status = _trainer(request).status
+    return _json(status.as_dict() if status else None)
+
+
+def _candidate(project: Project, name: Any) -> Path:
+    """A model of the locale by file name (default: the newest); never a path."""
+    names = _model_names(project)
+    if not names["models"]:
+        raise _Refused(404, f"no {project.locale} model: train one first")
+    name = name or names["models"][0]
+    if name not in names["models"]:
+        raise _Refused(400, f"no model {name!r} for {project.locale}")
+    return project.models_dir / name
+
+
+async def _compare(request: web.Request) -> web.StreamResponse:
+    """JSON ``{"locale", "model"?}``: the candidate (default: the newest model) and the live
+    model on the held-out set and on the labelled utterances, side by side with deltas.
+    Both models load on their own threads; the calls' event loop keeps running."""
+    body = await _body(request, "locale")
+    project = _project(request, body["locale"])
+    candidate = await _blocking(_candidate, project, body.get("model"))
+    try:
+        live = await _blocking(project.live_model)
+        from ivr.evaluation import compare_models
+
+        results = await compare_models(project, live, candidate)
+    except IvrError as e:
+        return _error(400, str(e))
+    return _json({"locale": project.locale, "live": live.name, "candidate": candidate.name,
+                  "sets": {name: r["comparison"] for name, r in results.items()}})
+
+
+async def _promote(request: web.Request) -> web.StreamResponse:
+    """JSON ``{"locale", "model"?, "force"?}``: gate the candidate on the held-out set (409
+    when it is worse, unless ``force``), point the locale at it, and swap it into this
+    server: new calls get it, calls in progress finish on the old model."""
+    from ivr.promotion import PromotionRefused, promote
+
+    body = await _body(request, "locale")
+    project = _project(request, body["locale"])
+    candidate = await _blocking(_candidate, project, body.get("model"))
+    user = _session(request).user
+    try:
+        promotion = await promote(project, candidate, force=body.get("force") is True, by=user)
+    except PromotionRefused as e:
+        return _json({"error": str(e), "refused": True}, 409)
+    except IvrError as e:
+        return _error(400, str(e))
+    await _blocking(_context(request).store.audit, user, "promote", None)
+    live_models = _context(request).live_models
+    swap = None
+    if live_models and project.locale in live_models.services.engines:
+        try:
+            swap = await live_models.reload(project.locale)
+        except IvrError as e:  # the old model keeps serving; the pointer is written
+            swap = {"error": str(e)}
+    return _json({"promotion": promotion.__dict__, "swap": swap})
 
 
 # --- the role x route table ----------------------------------------------------------------
@@ -336,6 +591,16 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/console/api/calls/{call_id}/replay", _replay, READERS),
     Route("GET", "/console/api/figures", _figures, READERS),
     Route("GET", "/console/api/review", _review, TRAINERS),
+    Route("GET", "/console/api/review/options", _review_options, TRAINERS),
+    Route("GET", "/console/api/review/clusters/{cluster_id}", _cluster, TRAINERS),
+    Route("POST", "/console/api/review/label", _label, TRAINERS),
+    Route("POST", "/console/api/review/asr", _asr_error, TRAINERS),
+    Route("POST", "/console/api/review/synonym", _synonym, TRAINERS),
+    Route("GET", "/console/api/models", _model_state, TRAINERS),
+    Route("GET", "/console/api/train", _training, TRAINERS),
+    Route("POST", "/console/api/train", _train, TRAINERS),
+    Route("POST", "/console/api/compare", _compare, TRAINERS),
+    Route("POST", "/console/api/promote", _promote, TRAINERS),
 )
 
 

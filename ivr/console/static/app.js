@@ -1,5 +1,7 @@
-// The ops console: calls, a call's timeline and replay, live figures.
-// One page, three views chosen by the URL's hash (#/calls?..., #/call/ID, #/figures).
+// The ops console: calls, a call's timeline and replay, live figures; for trainers, the
+// review queue (labels, ASR errors, synonyms) and the models (train, compare, promote).
+// One page, its views chosen by the URL's hash (#/calls?..., #/call/ID, #/figures,
+// #/review?..., #/review/CLUSTER?..., #/model?...).
 // Everything from the server goes into the page as text (never as HTML), so a caller's
 // words can never become markup.
 "use strict";
@@ -489,12 +491,360 @@ async function figuresView(params) {
   refreshTimer = setInterval(() => draw().catch((e) => toast(e.message)), REFRESH_MS);
 }
 
-// --- view: review (trainers; the labelling pages come later) ----------------------------
-async function reviewView() {
-  const {items} = await api("review");
-  document.getElementById("view").replaceChildren(h("section", {class: "panel"},
-    h("h1", {}, "Review"),
-    h("p", {class: "muted"}, items.length ? `${items.length} item(s)` : "Nothing to review yet.")));
+// --- view: review queue (trainers) -------------------------------------------------------
+const REVIEW_PERIODS = [["24", "Last 24 hours"], ["168", "Last 7 days"], ["720", "Last 30 days"]];
+const OUTCOME_TONES = {added: "ok", exists: "muted", masked: "warn", conflict: "bad"};
+
+function reviewParams(params) {
+  return {locale: params.get("locale") || "zh", hours: params.get("hours") || "168"};
+}
+function reviewQuery({locale, hours}) {
+  return new URLSearchParams({locale, hours}).toString();
+}
+
+async function reviewView(params) {
+  const view = document.getElementById("view");
+  const at = reviewParams(params);
+  const data = await api(`review?${reviewQuery(at)}`);
+  const form = h("form", {class: "filters", id: "review-filters"},
+    select("locale", "Locale", data.locales.map((l) => [l, l]), at.locale),
+    select("hours", "Period", REVIEW_PERIODS, at.hours));
+  form.addEventListener("change", () => {
+    const next = new URLSearchParams(new FormData(form));
+    window.location.hash = `#/review?${next}`;
+  });
+  const rows = data.clusters.map((c) => {
+    const open = () => { window.location.hash = `#/review/${encodeURIComponent(c.id)}?${reviewQuery(at)}`; };
+    return h("tr", {class: "clickable", "data-cluster": c.id, tabindex: 0, onclick: open,
+      onkeydown: (e) => { if (e.key === "Enter") open(); }},
+    h("td", {class: "num strong"}, c.calls),
+    h("td", {class: "num"}, c.items),
+    h("td", {class: "mono"}, c.intent),
+    h("td", {class: "wordings"}, c.texts.map((t) => h("q", {class: "wording"}, t))),
+    h("td", {}, h("span", {class: "badges"}, Object.entries(c.signals).map(([k, n]) =>
+      badge(`${k} ×${n}`, "bad")))));
+  });
+  view.replaceChildren(
+    h("section", {class: "panel"}, h("div", {class: "panel-head"}, h("h1", {}, "Review"),
+      h("span", {class: "muted", id: "review-count"},
+        `${data.clusters.length} cluster(s) · most calls affected first`)), form),
+    h("section", {class: "panel flush"}, h("table", {class: "grid", id: "clusters"},
+      h("thead", {}, h("tr", {}, ["Calls", "Utterances", "Understood as", "Wordings", "Signals"]
+        .map((c) => h("th", {}, c)))),
+      h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", {colspan: 5, class: "empty muted"},
+        "Nothing to review yet."))))));
+}
+
+async function clusterView(clusterId, params) {
+  const view = document.getElementById("view");
+  const at = reviewParams(params);
+  view.replaceChildren(h("p", {class: "muted"}, "Loading the cluster…"));
+  const [cluster, options] = await Promise.all([
+    api(`review/clusters/${encodeURIComponent(clusterId)}?${reviewQuery(at)}`),
+    api(`review/options?locale=${encodeURIComponent(at.locale)}`)]);
+  const post = (path, body) => api(path, {method: "POST",
+    body: {locale: at.locale, hours: Number(at.hours), ...body}});
+
+  // Label the whole cluster with an intent.
+  const intent = intentSelect("label-intent", options.intents, cluster.intent);
+  const labelButton = h("button", {class: "button primary", id: "label-cluster"}, "Label cluster");
+  const labelOut = h("div", {id: "label-result"});
+  labelButton.addEventListener("click", async () => {
+    labelButton.disabled = true;
+    try {
+      const result = await post("review/label", {target: cluster.id, intent: intent.value});
+      labelOut.replaceChildren(outcomeList(result));
+    } catch (e) {
+      labelOut.replaceChildren(h("p", {class: "form-error"}, e.message));
+    } finally {
+      labelButton.disabled = false;
+    }
+  });
+
+  const snippet = h("audio", {id: "snippet", preload: "none"});
+  const items = h("table", {class: "grid items", id: "items"},
+    h("thead", {}, h("tr", {}, ["Call", "Heard", "Understood", "Then", ""].map((c) => h("th", {}, c)))),
+    h("tbody", {}, cluster.items_detail.map((item) => itemRows(item, snippet, options, post)).flat()));
+
+  view.replaceChildren(
+    h("p", {}, h("a", {href: `#/review?${reviewQuery(at)}`, class: "back"}, "← Review queue")),
+    h("section", {class: "panel", id: "cluster"},
+      h("div", {class: "panel-head"},
+        h("h1", {}, "Cluster ", h("span", {class: "mono"}, cluster.id)),
+        h("div", {class: "badges"}, badge(`${cluster.calls} call(s)`, "warn"),
+          badge(`${cluster.items} utterance(s)`, "muted"), badge(`understood as ${cluster.intent}`, "muted"))),
+      h("p", {class: "wordings"}, cluster.texts.map((t) => h("q", {class: "wording"}, t))),
+      h("div", {class: "filters"},
+        h("label", {class: "field"}, h("span", {}, "What the callers meant"), intent), labelButton),
+      labelOut),
+    h("section", {class: "panel flush"}, items, snippet),
+    options.dialects.length ? synonymPanel(cluster, options, post) : "");
+}
+
+function intentSelect(id, intents, current, blank) {
+  return h("select", {id}, blank ? h("option", {value: ""}, blank) : "",
+    intents.map((i) => h("option", {value: i, selected: i === current}, i)));
+}
+
+function outcomeList(result) {
+  const counts = {};
+  for (const o of result.outcomes) counts[o.status] = (counts[o.status] || 0) + 1;
+  return h("div", {class: "outcomes"},
+    h("p", {}, `Labelled as `, h("span", {class: "mono strong"}, result.intent || "–"), ": ",
+      h("span", {class: "badges"}, Object.entries(counts).map(([k, n]) => badge(`${n} ${k}`, OUTCOME_TONES[k]))),
+      result.file ? h("span", {class: "muted"}, ` → ${result.file}`) : ""),
+    h("ul", {class: "plain"}, result.outcomes.map((o) => h("li", {"data-status": o.status},
+      badge(o.status, OUTCOME_TONES[o.status]), " ", h("q", {}, o.text),
+      o.detail ? h("span", {class: "muted"}, ` ${o.detail}`) : ""))));
+}
+
+function itemRows(item, snippet, options, post) {
+  const asr = item.asr || {};
+  const span = asr.audio_ms;
+  const play = asr.recording && span && span.length === 2
+    ? h("button", {class: "button small play", title: "Play this utterance", onclick: () => {
+      // The recording route with a media fragment: the player stops at the span's end.
+      snippet.src = `/console/api/calls/${encodeURIComponent(item.call_id)}/audio` +
+        `#t=${(span[0] / 1000).toFixed(2)},${(span[1] / 1000).toFixed(2)}`;
+      snippet.play().catch((e) => toast(`Cannot play: ${e.message}`));
+    }}, `▶ ${clock(span[0] / 1000)}–${clock(span[1] / 1000)}`)
+    : h("span", {class: "muted small"}, "no audio");
+  const next = item.next || {};
+  const then = [
+    next.turn ? h("div", {}, "then ", inputText(next.turn.input),
+      next.turn.intent ? h("span", {class: "mono muted"}, ` ${next.turn.intent}`) : "") : "",
+    next.call ? h("div", {class: "badges"}, outcomeBadge(next.call.outcome),
+      next.call.queue ? badge(`→ ${next.call.queue}`, "warn") : "",
+      next.call.reason ? badge(next.call.reason, "muted") : "") : "",
+    ...(next.feedback || []).map((f) => h("div", {class: "muted small"},
+      `agent desktop: ${f.kind} ${f.from_queue || ""} → ${f.to_queue || ""}`)),
+  ];
+  const asrButton = h("button", {class: "button small", "data-action": "asr"}, "ASR error");
+  const row = h("tr", {"data-item": item.key},
+    h("td", {}, h("a", {href: `#/call/${encodeURIComponent(item.call_id)}`, class: "mono"},
+      item.call_id.slice(0, 8)), h("div", {class: "muted small"}, `turn ${item.n} · ${when(item.started_at)}`)),
+    h("td", {}, h("q", {class: "said"}, item.text), " ", play,
+      asr.raw !== undefined ? h("div", {class: "muted small"}, "ASR ", h("q", {}, asr.raw),
+        (asr.alternatives || []).length ? h("span", {class: "alts"}, " n-best: ",
+          asr.alternatives.map((a) => h("span", {class: "alt"}, a.text || "∅"))) : "") : "",
+      item.normalized && item.normalized !== item.text
+        ? h("div", {class: "muted small"}, "normalized ", h("q", {}, item.normalized)) : "",
+      item.dialect ? badge(item.dialect, "muted") : ""),
+    h("td", {}, h("div", {}, h("span", {class: "mono strong"}, item.intent || "–"), " ",
+      h("span", {class: "num"}, conf(item.confidence))),
+    h("div", {class: "ranking"}, (item.ranking || []).filter((r) => r.name !== item.intent).map((r) =>
+      h("span", {class: "rank", title: `${r.name} ${conf(r.confidence)}`},
+        h("span", {class: "rank-bar", style: {"--w": `${Math.round(r.confidence * 100)}%`}}),
+        h("span", {class: "mono"}, r.name), h("span", {class: "num muted"}, conf(r.confidence))))),
+    h("div", {class: "flags"}, item.signals.map((x) => badge(x, "bad")))),
+    h("td", {}, then),
+    h("td", {}, asrButton));
+  // The ASR-error form: what the caller really said (and, optionally, what they meant).
+  const said = h("input", {class: "said-input", placeholder: "what the caller really said", value: item.text});
+  const meant = intentSelect("", options.intents, null, "no example (a label only)");
+  const save = h("button", {class: "button small primary"}, "Save ASR error");
+  const out = h("span", {class: "asr-result"});
+  const form = h("tr", {class: "asr-form", hidden: true}, h("td", {}), h("td", {colspan: 4},
+    h("div", {class: "filters"}, said, meant, save, out)));
+  asrButton.addEventListener("click", () => { form.hidden = !form.hidden; });
+  save.addEventListener("click", async () => {
+    save.disabled = true;
+    try {
+      const result = await post("review/asr", {item: item.key, said: said.value, intent: meant.value || null});
+      out.replaceChildren(badge("ASR error recorded", "ok"),
+        ...result.outcomes.map((o) => badge(o.status, OUTCOME_TONES[o.status])));
+    } catch (e) {
+      out.replaceChildren(h("span", {class: "form-error"}, e.message));
+    } finally {
+      save.disabled = false;
+    }
+  });
+  return [row, form];
+}
+
+function synonymPanel(cluster, options, post) {
+  const key = h("input", {id: "synonym-key", placeholder: "as said, e.g. 咭"});
+  const mandarin = h("input", {id: "synonym-mandarin", placeholder: "in Mandarin, e.g. 卡"});
+  const dialect = h("select", {id: "synonym-dialect"}, options.dialects.map((d) =>
+    h("option", {value: d}, d === "asr" ? "asr (a near-homophone)" : d)));
+  const force = h("input", {type: "checkbox", id: "synonym-force"});
+  // Labelling the cluster with it takes its utterances out of the queue.
+  const label = h("input", {type: "checkbox", id: "synonym-label", checked: true});
+  const add = h("button", {class: "button primary", id: "synonym-add"}, "Add synonym");
+  const out = h("div", {id: "synonym-result"});
+  add.addEventListener("click", async () => {
+    add.disabled = true;
+    try {
+      const r = await post("review/synonym", {key: key.value, mandarin: mandarin.value,
+        dialect: dialect.value, target: label.checked ? cluster.id : null, force: force.checked});
+      out.replaceChildren(h("p", {}, badge("added", "ok"), " ", h("q", {}, r.key), " → ",
+        h("q", {}, r.mandarin), h("span", {class: "muted"}, ` (${r.dialect}) in ${r.file}; ` +
+          "takes effect at the next training")));
+    } catch (e) {
+      out.replaceChildren(h("p", {class: "form-error"}, e.message));
+    } finally {
+      add.disabled = false;
+    }
+  });
+  return h("section", {class: "panel", id: "synonym"},
+    h("div", {class: "panel-head"}, h("h2", {}, "Dialect synonym or near-homophone"),
+      h("span", {class: "muted"}, "Instead of an example: teach the normaliser a word, for every intent.")),
+    h("div", {class: "filters"},
+      h("label", {class: "field"}, h("span", {}, "Phrase"), key),
+      h("label", {class: "field"}, h("span", {}, "Mandarin"), mandarin),
+      h("label", {class: "field"}, h("span", {}, "Dialect"), dialect),
+      h("label", {class: "field check"}, label, h("span", {}, "label this cluster with it")),
+      h("label", {class: "field check"}, force, h("span", {}, "add even if it rewrites Mandarin examples")),
+      add),
+    out);
+}
+
+// --- view: model (trainers): train, compare, promote ------------------------------------
+async function modelView(params) {
+  const view = document.getElementById("view");
+  const state = await api("models");
+  const locales = Object.keys(state.locales);
+  // Default: the locale of the latest run, else the first this server serves.
+  const locale = params.get("locale") || (state.training && state.training.locale) ||
+    locales.find((l) => state.locales[l].serving) || locales[0];
+  const pick = select("locale", "Locale", locales.map((l) => [l, l]), locale);
+  pick.querySelector("select").addEventListener("change", (e) => {
+    window.location.hash = `#/model?locale=${encodeURIComponent(e.target.value)}`;
+  });
+
+  const live = h("table", {class: "grid", id: "live-models"},
+    h("thead", {}, h("tr", {}, ["Locale", "Live (models/live.yml)", "Serving now", "Newest candidate"]
+      .map((c) => h("th", {}, c)))),
+    h("tbody", {}, locales.map((l) => {
+      const m = state.locales[l];
+      return h("tr", {"data-locale": l}, h("td", {}, l), h("td", {class: "mono live"}, m.live || "–"),
+        h("td", {class: "mono serving"}, m.serving || "–"),
+        h("td", {class: "mono candidate"}, m.candidate || "–"));
+    })));
+
+  // Training, with progress polled while it runs.
+  const finetune = h("input", {type: "checkbox", id: "train-finetune"});
+  const train = h("button", {class: "button primary", id: "train", disabled: !state.can_train}, "Train");
+  const bar = h("progress", {id: "train-progress", max: 1, value: 0});
+  const status = h("span", {id: "train-status", class: "muted"});
+  const showTraining = (t) => {
+    if (!t) { status.textContent = "No training run yet."; return; }
+    const epochs = t.epochs ? ` · epoch ${t.epoch}/${t.epochs}` : "";
+    // Done: the model's file name (the phase line names the server's own path).
+    const phase = t.state === "done" && t.model
+      ? `model ${t.trained ? "trained" : "up to date"}: ${t.model.split("/").pop()}` : t.phase;
+    bar.max = t.epochs || 1;
+    bar.value = t.state === "done" ? bar.max : t.epoch;
+    status.textContent = `${t.locale}: ${t.state} · ${phase}${epochs}` +
+      (t.duration_s ? ` · ${t.duration_s} s` : "") + (t.error ? ` · ${t.error}` : "");
+    status.dataset.state = t.state;
+    train.disabled = t.state === "running" || t.state === "queued";
+  };
+  const poll = () => {
+    clearInterval(refreshTimer);
+    refreshTimer = setInterval(async () => {
+      try {
+        const t = await api("train");
+        showTraining(t);
+        if (t && (t.state === "done" || t.state === "failed")) {
+          clearInterval(refreshTimer);
+          if (t.state === "done") window.dispatchEvent(new HashChangeEvent("hashchange"));
+        }
+      } catch (e) { toast(e.message); }
+    }, 1000);
+  };
+  showTraining(state.training);
+  if (state.training && state.training.state === "running") poll();
+  train.addEventListener("click", async () => {
+    train.disabled = true;
+    try {
+      showTraining(await api("train", {method: "POST", body: {locale, finetune: finetune.checked}}));
+      poll();
+    } catch (e) {
+      train.disabled = false;
+      toast(e.message);
+    }
+  });
+
+  // Compare the candidate with the live model; promote it (the gate, or force).
+  const models = state.locales[locale].models;
+  const candidate = h("select", {id: "candidate"}, models.map((m) =>
+    h("option", {value: m, selected: m === state.locales[locale].candidate},
+      m === state.locales[locale].live ? `${m} (live)` : m)));
+  const compareButton = h("button", {class: "button", id: "compare"}, "Compare with live");
+  const force = h("input", {type: "checkbox", id: "promote-force"});
+  const promoteButton = h("button", {class: "button primary", id: "promote"}, "Promote");
+  const compared = h("div", {id: "compare-result"});
+  const promoted = h("div", {id: "promote-result"});
+  const busy = async (button, out, message, work) => {
+    button.disabled = true;
+    out.replaceChildren(h("p", {class: "muted"}, message));
+    try { await work(); } catch (e) {
+      out.replaceChildren(h("p", {class: "form-error", id: "model-error"}, e.message));
+    } finally { button.disabled = false; }
+  };
+  compareButton.addEventListener("click", () => busy(compareButton, compared,
+    "Comparing… (both models load and parse every test utterance: a minute or two)", async () => {
+      compared.replaceChildren(comparisonTables(await api("compare", {method: "POST",
+        body: {locale, model: candidate.value}})));
+    }));
+  promoteButton.addEventListener("click", () => busy(promoteButton, promoted,
+    "Promoting… (the gate compares on the held-out set, then the model loads)", async () => {
+      const r = await api("promote", {method: "POST",
+        body: {locale, model: candidate.value, force: force.checked}});
+      const p = r.promotion;
+      promoted.replaceChildren(h("div", {id: "promotion"},
+        h("p", {}, badge("promoted", "ok"), " ", h("span", {class: "mono"}, p.model),
+          h("span", {class: "muted"}, ` (was ${p.previous || "–"}) by ${p.by}${p.forced ? ", forced" : ""}`)),
+        p.heldout ? h("p", {class: "muted"}, `held-out accuracy ${p.heldout.live.toFixed(3)} → ` +
+          `${p.heldout.candidate.toFixed(3)} (${signed(p.heldout.delta)})`) : "",
+        r.swap ? h("p", {id: "swap"}, r.swap.error
+          ? h("span", {class: "form-error"}, `not swapped into this server: ${r.swap.error}`)
+          : `This server now serves ${r.swap.model}` + (r.swap.swapped
+            ? `; calls in progress finish on ${r.swap.previous}.` : " (already).")) : ""));
+      const row = document.querySelector(`#live-models tr[data-locale="${locale}"]`);
+      row.querySelector(".live").textContent = p.model;
+      row.querySelector(".candidate").textContent = "–";
+      if (r.swap && r.swap.model) row.querySelector(".serving").textContent = r.swap.model;
+    }));
+
+  view.replaceChildren(
+    h("section", {class: "panel"}, h("div", {class: "panel-head"}, h("h1", {}, "Models")), live),
+    h("section", {class: "panel", id: "training"},
+      h("div", {class: "panel-head"}, h("h2", {}, "Train"),
+        h("span", {class: "muted"}, "A candidate from the current data and labels; the live model keeps serving.")),
+      h("div", {class: "filters"}, pick,
+        h("label", {class: "field check"}, finetune, h("span", {}, "fine-tune the live model (faster)")),
+        train),
+      h("div", {class: "progress"}, bar, status)),
+    h("section", {class: "panel", id: "compare-promote"},
+      h("div", {class: "panel-head"}, h("h2", {}, "Compare and promote"),
+        h("span", {class: "muted"}, "A candidate worse on the held-out set is promoted only when forced.")),
+      h("div", {class: "filters"},
+        h("label", {class: "field"}, h("span", {}, "Candidate"), candidate), compareButton,
+        h("label", {class: "field check"}, force, h("span", {}, "force (promote even if worse)")),
+        promoteButton),
+      promoted, compared));
+}
+
+function signed(x) { return `${x >= 0 ? "+" : ""}${x.toFixed(3)}`; }
+
+function comparisonTables(result) {
+  const row = (label, v, extra) => h("tr", {class: v.delta < 0 ? "worse" : v.delta > 0 ? "better" : ""},
+    h("th", {}, label), h("td", {class: "num"}, v.live.toFixed(3)),
+    h("td", {class: "num"}, v.candidate.toFixed(3)),
+    h("td", {class: "num delta"}, signed(v.delta)), h("td", {class: "num muted"}, extra ?? ""));
+  const sets = Object.entries(result.sets).map(([name, c]) => h("table",
+    {class: "grid comparison", "data-set": name},
+    h("caption", {}, `${name === "heldout" ? "Held-out set" : "Labelled utterances"} (${c.examples})`),
+    h("thead", {}, h("tr", {}, ["", "live", "candidate", "delta", "n"].map((x) => h("th", {}, x)))),
+    h("tbody", {}, row("intent accuracy", c.accuracy), row("dialect / ASR part", c.dialect_and_asr_accuracy),
+      Object.entries(c.per_form).map(([k, v]) => row(`form ${k}`, v, v.n)),
+      Object.entries(c.per_intent).filter(([, v]) => v.delta !== 0).map(([k, v]) => row(k, v, v.n)))));
+  return h("div", {id: "comparison"},
+    h("p", {class: "muted"}, "live ", h("span", {class: "mono"}, result.live), " · candidate ",
+      h("span", {class: "mono"}, result.candidate), " · intents whose accuracy did not change are not listed"),
+    h("div", {class: "comparisons"}, sets));
 }
 
 // --- routing ---------------------------------------------------------------------------
@@ -511,7 +861,9 @@ async function route() {
   try {
     if (name === "call" && parts[1]) await callView(decodeURIComponent(parts[1]));
     else if (name === "figures") await figuresView(params);
-    else if (name === "review") await reviewView();
+    else if (name === "review" && parts[1]) await clusterView(decodeURIComponent(parts[1]), params);
+    else if (name === "review") await reviewView(params);
+    else if (name === "model") await modelView(params);
     else await callsView(params);
   } catch (e) {
     if (e.status === 401) return;
