@@ -32,7 +32,7 @@ from ivr.calllog.store import CallStore, calls, events
 from ivr.dialogue.engine import DialogueEngine
 from ivr.knowledge import KnowledgeBase
 from ivr.project import Project
-from ivr.simulate import Script, parse_script
+from ivr.simulate import Script, parse_script, play_turn
 
 PIN = "123456#"
 KNOWN, UNKNOWN = "+8613800000001", "+8613700000000"
@@ -131,14 +131,7 @@ async def play(script: Script, engine: DialogueEngine, emit: Emit, call_id: str)
         if call.ended:
             break
         t0 = time.perf_counter()
-        if kind == "say":
-            await call.say(value)
-        elif kind == "dtmf":
-            await call.press(value)
-        elif kind == "silence":
-            await call.silence()
-        else:
-            await call.hangup()
+        await play_turn(call, kind, value)
         timings.append((time.perf_counter() - t0) * 1000)
     if not call.ended:
         await call.hangup(record=False)

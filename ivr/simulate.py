@@ -64,6 +64,18 @@ def _turn(path: Path, index: int, raw: Any) -> tuple[str, Any]:
     return kind, value
 
 
+async def play_turn(call: Call, kind: str, value: Any) -> None:
+    """One scripted caller input (a checked script turn) into the call."""
+    if kind == "say":
+        await call.say(value)
+    elif kind == "dtmf":
+        await call.press(value)
+    elif kind == "silence":
+        await call.silence()
+    else:
+        await call.hangup()
+
+
 async def run_script(script: Script, engine: DialogueEngine, acd: AcdWebhook | None = None,
                      call_log: EventSink | None = None) -> dict[str, Any]:
     """Play a script through a real call; the handoff, if any, goes to the ACD, and every
@@ -76,14 +88,7 @@ async def run_script(script: Script, engine: DialogueEngine, acd: AcdWebhook | N
     for kind, value in script.turns:
         if call.ended:
             break
-        if kind == "say":
-            await call.say(value)
-        elif kind == "dtmf":
-            await call.press(value)
-        elif kind == "silence":
-            await call.silence()
-        else:
-            await call.hangup()
+        await play_turn(call, kind, value)
     if not call.ended:
         await call.hangup(record=False)  # the script ran out: the caller put the phone down
     result = call.result()

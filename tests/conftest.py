@@ -199,3 +199,23 @@ def altered_ko_model(project: Project, tmp_path_factory: pytest.TempPathFactory)
     data.write_text(text.replace("- intent: complaint\n", "- intent: fraud_report\n"),
                     encoding="utf-8")
     return train(Project(root, "ko")).model
+
+
+@pytest.fixture
+def store(store_url: str) -> Any:
+    """A call log on each store (see ``store_url``)."""
+    from ivr.calllog.store import CallStore
+
+    store = CallStore(store_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def recorder(store: Any, tmp_path: Path) -> Any:
+    """The call log's writer into ``store``, recordings in a temp folder."""
+    from ivr.calllog.recorder import CallRecorder
+
+    recorder = CallRecorder(store, "engine-a", tmp_path / "recordings")
+    yield recorder
+    recorder.close()

@@ -22,20 +22,6 @@ from ivr.simulate import parse_script, run_script
 from ivr.voice.voice_locale import load_voice_locales
 
 
-@pytest.fixture
-def store(store_url: str) -> CallStore:
-    store = CallStore(store_url)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def recorder(store: CallStore, tmp_path: Path) -> CallRecorder:
-    recorder = CallRecorder(store, "engine-a", tmp_path / "recordings")
-    yield recorder
-    recorder.close()
-
-
 def _call(recorder: CallRecorder, call_id: str, outcome: str | None, **end: Any) -> None:
     recorder.record(CallEvent(call_id, "start", {"transport": "twilio", "caller": KNOWN,
                                                  "locale": "zh", "model": "zh-x.tar.gz"}))

@@ -46,20 +46,6 @@ CALLS = {
 OPEN = {"我想开个户", "我想开个账户", "我要开个户"}
 
 
-@pytest.fixture
-def store(store_url: str) -> CallStore:
-    store = CallStore(store_url)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def recorder(store: CallStore) -> CallRecorder:
-    recorder = CallRecorder(store, "engine-a")
-    yield recorder
-    recorder.close()
-
-
 async def _calls(engine: DialogueEngine, recorder: CallRecorder,
                  calls: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
     ids = {}
