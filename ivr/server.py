@@ -145,9 +145,10 @@ def build_app(settings: ServerSettings, services: VoiceServices | None = None,
         replayer = Replayer(recorder.store, root, loaded.locales, recorder.recordings,
                             loaded.recognizer_for)
         app[LIVE_MODELS] = live_models = LiveModels(root, gateway, owned=not services)
+        trainer = Trainer(root)
         app[CONSOLE] = ConsoleContext(recorder.store, recorder.recordings, replayer,
                                       lambda: len(gateway.live), project_root=root,
-                                      trainer=Trainer(root), live_models=live_models)
+                                      trainer=trainer, live_models=live_models)
         watcher = asyncio.create_task(gateway.metrics.watch_event_loop())
         pointer_watcher = asyncio.create_task(live_models.watch(settings.pointer_poll_s))
         server = None
@@ -159,6 +160,7 @@ def build_app(settings: ServerSettings, services: VoiceServices | None = None,
         yield
         watcher.cancel()
         pointer_watcher.cancel()
+        await trainer.close()
         if server:
             server.close()
             await server.wait_closed()

@@ -6,19 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import hashlib
 import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
-
-import yaml
 
 from ivr.errors import DataFileError, IvrError
 from ivr.nlu.normalizer import Normalizer
@@ -55,16 +51,14 @@ def train(project: Project, force: bool = False, finetune: bool = False) -> Trai
     from ivr.dialogue.engine import quiet_ml_logging
 
     quiet_ml_logging()
-    os.environ.setdefault("RASA_CACHE_DIRECTORY", str(project.root / ".rasa" / "cache"))
     from rasa.model_training import train as rasa_train
 
     project.models_dir.mkdir(parents=True, exist_ok=True)
-    with _only_training(project), tempfile.TemporaryDirectory() as tmp:
-        config = _resolved_config(project, Path(tmp))
+    with _only_training(project), _training_environment(project):
         try:
             result = rasa_train(
                 domain=str(project.domain),
-                config=str(config),
+                config=str(project.config),
                 training_files=[str(project.rules), *map(str, project.nlu_files())],
                 output=str(project.models_dir),
                 fixed_model_name=target.name.removesuffix(".tar.gz"),
@@ -114,23 +108,23 @@ def _normalizers(config: dict[str, Any]) -> list[dict[str, Any]]:
             if isinstance(c, dict) and str(c.get("name", "")).endswith("DialectNormalizer")]
 
 
-def _resolved_config(project: Project, folder: Path) -> Path:
-    """The locale's config with the normaliser's data paths made absolute and fingerprinted.
-
-    The fingerprint stops Rasa's training cache from reusing a normaliser built from older
-    dialect or lexicon data (Rasa itself only sees the file paths).
-    """
-    config = read_mapping(project.config)
-    for component in _normalizers(config):
-        digest = hashlib.sha256()
-        for key in ("dialects", "lexicon"):
-            path = project.root / component[key]
-            component[key] = str(path)
-            digest.update(path.read_bytes())
-        component["data_fingerprint"] = digest.hexdigest()[:12]
-    resolved = folder / "config.yml"
-    resolved.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
-    return resolved
+@contextlib.contextmanager
+def _training_environment(project: Project) -> Iterator[None]:
+    """The config is passed to Rasa as the project has it, so that fine-tuning (which
+    refuses any config change) works after a dialect synonym is added, and in a copy of
+    the project. Hence: the normaliser finds its data files (relative paths in the config)
+    under $IVR_HOME, and Rasa's training cache is off: it keys a component's output on its
+    config, and the normaliser's config does not change when its data files do."""
+    saved = {key: os.environ.get(key) for key in ("IVR_HOME", "RASA_MAX_CACHE_SIZE")}
+    os.environ.update(IVR_HOME=str(project.root), RASA_MAX_CACHE_SIZE="0")
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 State = Literal["queued", "running", "done", "failed"]
@@ -165,6 +159,7 @@ class Trainer:
         self.root = root
         self.status: TrainingStatus | None = None  # the latest run
         self._task: asyncio.Task[None] | None = None
+        self._child: subprocess.Popen[bytes] | None = None
 
     @property
     def busy(self) -> bool:
@@ -177,6 +172,15 @@ class Trainer:
         self.status = TrainingStatus(locale, finetune)
         self._task = asyncio.create_task(self._run(self.status))
         return self.status
+
+    async def close(self) -> None:
+        """Stop a run in progress (the server is shutting down: no child outlives it; the
+        model file is only written at the end, so nothing half-made is left)."""
+        if self._child and self._child.poll() is None:
+            self._child.terminate()
+        if self._task:
+            with contextlib.suppress(Exception):
+                await self._task
 
     async def wait(self) -> TrainingStatus:
         if self._task:
@@ -199,6 +203,7 @@ class Trainer:
         try:
             with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   env=env) as child:
+                self._child = child
                 assert child.stdout and child.stderr
                 stderr = _follow(child.stderr, status)
                 stdout = child.stdout.read().decode()
@@ -214,6 +219,7 @@ class Trainer:
                 status.state = "failed"
                 status.error = errors[-1].removeprefix("error:").strip() if errors else (
                     f"ivr train exited with {child.returncode}")
+        self._child = None
         status.duration_s = round(time.time() - status.started_at, 1)
 
 

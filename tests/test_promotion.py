@@ -206,3 +206,15 @@ async def test_training_runs_in_a_child_process_with_progress_and_one_at_a_time(
         ko_copy.fingerprint()).name
     assert (done.epoch, done.epochs) == (20, 20) and "training" in seen  # a fifth of 100
     assert done.duration_s and done.as_dict()["state"] == "done"
+
+    # Closing the trainer (the server shutting down) stops a run in progress: no child
+    # outlives it and no model is written.
+    ko_copy.labelled.write_text(LABELLED + "  - text: 상담원 태도가 불친절해서 항의합니다\n",
+                                encoding="utf-8")
+    status = trainer.start("ko")
+    while trainer._child is None:
+        await asyncio.sleep(0.05)
+    child = trainer._child
+    await trainer.close()
+    assert child.poll() is not None and status.state == "failed", status
+    assert not ko_copy.model_for(ko_copy.fingerprint()).exists()

@@ -8,7 +8,6 @@ is self-contained and an old call can be replayed against it unchanged.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import jieba
@@ -21,6 +20,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from ivr.nlu.normalizer import Normalizer
+from ivr.project import find_root
 
 _DATA_FILE = "normalizer.json"
 
@@ -31,9 +31,8 @@ class DialectNormalizer(GraphComponent):
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        # `data_fingerprint` is set by `ivr train` to the hash of the two files, so Rasa's
-        # training cache never reuses a normaliser built from older data.
-        return {"dialects": None, "lexicon": None, "data_fingerprint": None}
+        # Paths relative to the project root ($IVR_HOME while `ivr train` runs).
+        return {"dialects": None, "lexicon": None}
 
     def __init__(
         self, normalizer: Normalizer | None, model_storage: ModelStorage, resource: Resource,
@@ -63,8 +62,9 @@ class DialectNormalizer(GraphComponent):
         return cls(Normalizer.from_data(data), model_storage, resource, config)
 
     def train(self, training_data: TrainingData) -> Resource:
+        root = find_root()
         normalizer = Normalizer.from_files(
-            Path(self._config["dialects"]), Path(self._config["lexicon"])
+            root / self._config["dialects"], root / self._config["lexicon"]
         )
         with self._storage.write_to(self._resource) as directory:
             (directory / _DATA_FILE).write_text(
