@@ -99,6 +99,11 @@ class Project:
         """``models/live.yml``: the model in service for each locale ({zh: zh-....tar.gz})."""
         return self.models_dir / "live.yml"
 
+    @property
+    def promotions_log(self) -> Path:
+        """``models/promotions.log``: one JSON line per promotion, every locale's."""
+        return self.models_dir / "promotions.log"
+
     def live_model(self) -> Path:
         """The model in service: the pointer's for this locale, else the newest (a fresh
         clone has no pointer and works unchanged). A pointer to a missing file is an error,

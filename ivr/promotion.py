@@ -69,7 +69,7 @@ async def promote(project: Project, candidate: Path | None = None, force: bool =
                           force, by or os.environ.get("USER", "unknown"),
                           time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), figures)
     write_live_pointer(project, model.name)
-    with (project.models_dir / "promotions.log").open("a", encoding="utf-8") as log:
+    with project.promotions_log.open("a", encoding="utf-8") as log:
         log.write(json.dumps(asdict(promotion), ensure_ascii=False) + "\n")
     return promotion
 

@@ -122,7 +122,7 @@ def test_password_hashes_are_salted_scrypt() -> None:
 
 async def test_anonymous_requests_get_401_and_pages_go_to_the_login(console: Console) -> None:
     async with http_client() as http:
-        for path in ("api/calls", "api/figures", "api/me", "api/review",
+        for path in ("api/calls", "api/figures", "api/trends", "api/me", "api/review",
                      f"api/calls/{console.voice_call}", f"api/calls/{console.voice_call}/audio"):
             resp = await http.get(f"{console.url}/console/{path}")
             assert resp.status == 401, path
@@ -165,9 +165,11 @@ async def test_the_review_queue_is_for_trainers_only(console: Console) -> None:
         assert resp.status == 200 and (await resp.json())["clusters"] == []  # none misrouted
         resp = await ops.get(f"{console.url}/console/api/review?locale=ko")
         assert resp.status == 403
-        for http in (trainer, ops):  # both read calls and figures
+        for http in (trainer, ops):  # both read calls, figures and trends
             assert (await http.get(f"{console.url}/console/api/calls")).status == 200
             assert (await http.get(f"{console.url}/console/api/figures")).status == 200
+            resp = await http.get(f"{console.url}/console/api/trends?locale=ko&days=7")
+            assert resp.status == 200 and (await resp.json())["bucket"] == "day"
     # Every route is in the one role table, and only trainers reach the review queue.
     review = [r for r in ROUTES if r.path == "/console/api/review"]
     assert [r.roles for r in review] == [frozenset({TRAINER})]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -207,6 +208,25 @@ class CallStore:
         with self.engine.connect() as db:
             return [{"call_id": r.call_id, "at": r.at, "data": json.loads(r.data)}
                     for r in db.execute(query)]
+
+    def events_by_call(self, kinds: Iterable[str], since: float | None = None,
+                       until: float | None = None) -> dict[str, list[dict[str, Any]]]:
+        """The events of ``kinds`` of every call started in the period, by call, in order
+        (one query, where reading each call's events would be one per call)."""
+        started = sa.select(calls.c.call_id)
+        if since is not None:
+            started = started.where(calls.c.started_at >= since)
+        if until is not None:
+            started = started.where(calls.c.started_at < until)
+        query = sa.select(events).where(events.c.kind.in_(list(kinds)),
+                                        events.c.call_id.in_(started)).order_by(
+            events.c.call_id, events.c.seq)
+        out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        with self.engine.connect() as db:
+            for r in db.execute(query):
+                out[r.call_id].append({"seq": r.seq, "at": r.at, "kind": r.kind,
+                                       "data": json.loads(r.data)})
+        return dict(out)
 
     def counts(self, since: float | None = None) -> dict[str, Any]:
         """Calls by status, outcome, and escalations by queue and by reason."""

@@ -45,6 +45,7 @@ from ivr.console.auth import (
 )
 from ivr.errors import IvrError, ModelNotFoundError
 from ivr.project import Project
+from ivr.trends import trends
 
 if TYPE_CHECKING:
     from ivr.calllog.replay import Replayer
@@ -315,6 +316,21 @@ def figures(counts: dict[str, Any], signals: dict[str, int], live: int, hours: f
         "escalations_by_reason": counts.get("escalations_by_reason", {}),
         "misroute_signals": dict(sorted(signals.items(), key=lambda kv: -kv[1])),
     }
+
+
+TREND_DAYS = 30  # the Trends page's default period
+
+
+async def _trends(request: web.Request) -> web.StreamResponse:
+    """Per day (per week past a month) over the last ``days`` for one ``locale``:
+    containment, misroute rate, estimated accuracy per intent and per dialect, the
+    confusion matrix of labelled utterances and the promotions (ivr/trends.py)."""
+    ctx = _context(request)
+    days = _number(request, "days", TREND_DAYS, 1, 366) or TREND_DAYS
+    locale = request.query.get("locale") or "zh"
+    until = time.time()
+    log = Project(ctx.project_root).promotions_log if ctx.project_root else None
+    return _json(await _blocking(trends, ctx.store, locale, until - days * 86400, until, log))
 
 
 # --- trainers: the review queue and labels ----------------------------------------------
@@ -590,6 +606,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/console/api/calls/{call_id}/models", _models, READERS),
     Route("POST", "/console/api/calls/{call_id}/replay", _replay, READERS),
     Route("GET", "/console/api/figures", _figures, READERS),
+    Route("GET", "/console/api/trends", _trends, READERS),
     Route("GET", "/console/api/review", _review, TRAINERS),
     Route("GET", "/console/api/review/options", _review_options, TRAINERS),
     Route("GET", "/console/api/review/clusters/{cluster_id}", _cluster, TRAINERS),

@@ -1,6 +1,6 @@
 // The ops console: calls, a call's timeline and replay, live figures; for trainers, the
 // review queue (labels, ASR errors, synonyms) and the models (train, compare, promote).
-// One page, its views chosen by the URL's hash (#/calls?..., #/call/ID, #/figures,
+// One page, its views chosen by the URL's hash (#/calls?..., #/call/ID, #/figures, #/trends?...,
 // #/review?..., #/review/CLUSTER?..., #/model?...).
 // Everything from the server goes into the page as text (never as HTML), so a caller's
 // words can never become markup.
@@ -491,6 +491,159 @@ async function figuresView(params) {
   refreshTimer = setInterval(() => draw().catch((e) => toast(e.message)), REFRESH_MS);
 }
 
+// --- view: trends ----------------------------------------------------------------------
+const TREND_PERIODS = [["7", "Last 7 days"], ["30", "Last 30 days"], ["90", "Last 90 days (weekly)"],
+  ["365", "Last year (weekly)"]];
+const LOCALES = [["zh", "zh (Mandarin and dialects)"], ["ko", "ko (Korean)"]];
+
+// A line chart of shares (0..1) per period; a period without data is a gap in the line.
+function lineChart(title, periods, lines, options = {}) {
+  const figure = h("figure", {class: "chart", "data-chart": options.id || ""},
+    h("figcaption", {}, title));
+  if (!lines.some((l) => l.values.some((v) => v !== null))) {
+    figure.append(h("p", {class: "muted empty"}, "Nothing in this period"));
+    return figure;
+  }
+  const width = 460, height = 170, left = 40, right = 10, top = 8, bottom = 24;
+  const x = (i) => left + (periods.length > 1 ? i * (width - left - right) / (periods.length - 1)
+    : (width - left - right) / 2);
+  const y = (v) => top + (1 - v) * (height - top - bottom);
+  const svg = s("svg", {viewBox: `0 0 ${width} ${height}`, class: "lines", role: "img",
+    "aria-label": title});
+  for (const tick of [0, 0.5, 1]) {
+    svg.append(s("line", {x1: left, x2: width - right, y1: y(tick), y2: y(tick), class: "gridline"}));
+    svg.append(s("text", {x: left - 6, y: y(tick) + 4, "text-anchor": "end", class: "axis"},
+      `${tick * 100}%`));
+  }
+  const shown = new Set([0, Math.floor((periods.length - 1) / 2), periods.length - 1]);
+  for (const i of shown) {  // the first and last label inside the chart's edges
+    const anchor = periods.length > 1 && i === 0 ? "start"
+      : periods.length > 1 && i === periods.length - 1 ? "end" : "middle";
+    svg.append(s("text", {x: x(i), y: height - 6, "text-anchor": anchor, class: "axis"},
+      periods[i].slice(5)));
+  }
+  lines.forEach((line, k) => {
+    const g = s("g", {class: `line tone-${k}`, "data-line": line.name});
+    let run = [];
+    const flush = () => {
+      if (run.length > 1) g.append(s("polyline", {points: run.join(" ")}));
+      run = [];
+    };
+    line.values.forEach((v, i) => {
+      if (v === null) return flush();
+      run.push(`${x(i).toFixed(1)},${y(v).toFixed(1)}`);
+      const dot = s("circle", {cx: x(i).toFixed(1), cy: y(v).toFixed(1), r: 3});
+      dot.append(s("title", {}, `${line.name} ${periods[i]}: ${percent(v)}` +
+        (line.counts ? ` (n=${line.counts[i]})` : "")));
+      g.append(dot);
+    });
+    flush();
+    svg.append(g);
+  });
+  figure.append(svg, h("div", {class: "legend"}, lines.map((l, k) =>
+    h("span", {class: `key tone-${k}`}, l.name))));
+  return figure;
+}
+
+function sparkline(values) {
+  const width = 120, height = 24;
+  const points = values.map((v, i) => v === null ? null :
+    `${(values.length > 1 ? i * width / (values.length - 1) : width / 2).toFixed(1)},` +
+    `${(2 + (1 - v) * (height - 4)).toFixed(1)}`);
+  const svg = s("svg", {viewBox: `0 0 ${width} ${height}`, class: "spark"});
+  let run = [];
+  for (const p of [...points, null]) {
+    if (p) { run.push(p); continue; }
+    if (run.length > 1) svg.append(s("polyline", {points: run.join(" ")}));
+    if (run.length === 1) {
+      const [cx, cy] = run[0].split(",");
+      svg.append(s("circle", {cx, cy, r: 2}));
+    }
+    run = [];
+  }
+  return svg;
+}
+
+function accuracyTable(id, title, rows) {
+  const entries = Object.entries(rows).sort((a, b) => b[1].total.judged - a[1].total.judged);
+  return h("figure", {class: "chart"}, h("figcaption", {}, title),
+    entries.length ? h("table", {class: "grid compact", id},
+      h("thead", {}, h("tr", {}, ["", "accuracy", "judged", "wrong", "pending", "over time"]
+        .map((x) => h("th", {}, x)))),
+      h("tbody", {}, entries.map(([name, v]) => h("tr", {"data-name": name},
+        h("td", {}, name), h("td", {class: "num"}, percent(v.total.accuracy)),
+        h("td", {class: "num"}, v.total.judged), h("td", {class: "num"}, v.total.wrong),
+        h("td", {class: "num"}, v.total.pending), h("td", {}, sparkline(v.series))))))
+      : h("p", {class: "muted empty"}, "Nothing in this period"));
+}
+
+function confusionTable(confusion) {
+  const {labels, counts} = confusion;
+  const figure = h("figure", {class: "chart wide"},
+    h("figcaption", {}, "Confusion matrix of labelled utterances (rows: what the caller " +
+      "meant, columns: what the engine understood)"));
+  if (!labels.length) {
+    figure.append(h("p", {class: "muted empty"}, "No utterance of this period is labelled yet"));
+    return figure;
+  }
+  const max = Math.max(1, ...counts.flat());
+  figure.append(h("div", {class: "scroll"}, h("table", {class: "confusion", id: "confusion"},
+    h("thead", {}, h("tr", {}, h("th", {}, ""), labels.map((l) => h("th", {}, h("span", {}, l))))),
+    h("tbody", {}, labels.map((row, i) => h("tr", {"data-row": row}, h("th", {}, row),
+      counts[i].map((n, j) => h("td", {
+        class: n ? (i === j ? "hit" : "miss") : "",
+        "data-col": labels[j], title: `${row} → ${labels[j]}: ${n}`,
+        style: n ? {"--level": (0.15 + 0.85 * n / max).toFixed(2)} : null,
+      }, n || ""))))))));
+  return figure;
+}
+
+async function trendsView(params) {
+  const view = document.getElementById("view");
+  const days = params.get("days") || "30";
+  const locale = params.get("locale") || "zh";
+  const form = h("form", {class: "filters"}, select("days", "Period", TREND_PERIODS, days),
+    select("locale", "Locale", LOCALES, locale));
+  form.addEventListener("change", () => {
+    const q = new URLSearchParams(new FormData(form));
+    window.location.hash = `#/trends?${q}`;
+  });
+  const t = await api(`trends?days=${encodeURIComponent(days)}&locale=${encodeURIComponent(locale)}`);
+  const total = t.accuracy.total;
+  const dialects = Object.entries(t.per_dialect).sort((a, b) => b[1].total.judged - a[1].total.judged)
+    .slice(0, 5).map(([name, v]) => ({name, values: v.series, counts: v.judged}));
+  const promotions = t.promotions.length ? h("table", {class: "grid compact", id: "promotions"},
+    h("thead", {}, h("tr", {}, ["when", "model", "by", "held-out accuracy"].map((x) => h("th", {}, x)))),
+    h("tbody", {}, t.promotions.map((p) => h("tr", {},
+      h("td", {}, p.at), h("td", {class: "mono"}, p.model), h("td", {}, p.by),
+      h("td", {class: "num"}, p.live === null || p.live === undefined ? percent(p.candidate)
+        : `${percent(p.live)} → ${percent(p.candidate)}${p.forced ? " (forced)" : ""}`)))))
+    : h("p", {class: "muted empty"}, "No model of this locale promoted yet");
+  view.replaceChildren(h("section", {class: "panel"},
+    h("div", {class: "panel-head"}, h("h1", {}, "Trends"),
+      h("span", {class: "muted"}, `per ${t.bucket}, UTC · accuracy is estimated: labelled ` +
+        "utterances as judged, unflagged ones as understood, flagged unlabelled ones pending")),
+    form),
+  h("section", {class: "kpis"},
+    h("div", {class: "kpi", id: "kpi-accuracy"}, h("div", {class: "kpi-value"}, percent(total.accuracy)),
+      h("div", {class: "kpi-label"}, "Estimated accuracy"),
+      h("div", {class: "kpi-note muted"}, `${total.judged} utterances, ${total.wrong} wrong`)),
+    h("div", {class: "kpi", id: "kpi-pending"}, h("div", {class: "kpi-value"}, total.pending),
+      h("div", {class: "kpi-label"}, "Pending review"),
+      h("div", {class: "kpi-note muted"}, "flagged, not labelled yet"))),
+  h("section", {class: "charts", id: "trends"},
+    lineChart("Containment and misroute rate", t.periods, [
+      {name: "containment", values: t.containment, counts: t.calls},
+      {name: "misroute rate", values: t.misroute_rate, counts: t.calls}], {id: "rates"}),
+    lineChart("Estimated accuracy, by dialect", t.periods,
+      [{name: "all", values: t.accuracy.series, counts: t.accuracy.judged}, ...dialects],
+      {id: "accuracy"}),
+    accuracyTable("per-intent", "Accuracy per intent (what the caller meant)", t.per_intent),
+    accuracyTable("per-dialect", "Accuracy per dialect", t.per_dialect),
+    confusionTable(t.confusion),
+    h("figure", {class: "chart"}, h("figcaption", {}, "Promotions (held-out set)"), promotions)));
+}
+
 // --- view: review queue (trainers) -------------------------------------------------------
 const REVIEW_PERIODS = [["24", "Last 24 hours"], ["168", "Last 7 days"], ["720", "Last 30 days"]];
 const OUTCOME_TONES = {added: "ok", exists: "muted", masked: "warn", conflict: "bad"};
@@ -861,6 +1014,7 @@ async function route() {
   try {
     if (name === "call" && parts[1]) await callView(decodeURIComponent(parts[1]));
     else if (name === "figures") await figuresView(params);
+    else if (name === "trends") await trendsView(params);
     else if (name === "review" && parts[1]) await clusterView(decodeURIComponent(parts[1]), params);
     else if (name === "review") await reviewView(params);
     else if (name === "model") await modelView(params);
