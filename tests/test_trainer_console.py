@@ -47,6 +47,10 @@ TRAINER_USER, TRAINER_PASSWORD = "tom", "trainer-密码-2"
 # (nlu_fallback). Accounts are opened at a branch, so the trainer labels them branch_info.
 OPEN = ("我想开个户", "我想开个账户", "我要开个户")
 INTENT = "branch_info"
+# Cantonese 卡数 is a credit-card debt: the live model knows no such word. One caller's
+# utterance is logged; the trainer adds the synonym 卡数 -> 信用卡账单 (yue) on it, and after
+# retraining the whole class, the others never seen, is understood.
+CARD_DEBT = ("查下卡数", "帮我睇下卡数", "卡数还咗未", "我想问卡数", "我想睇卡数", "想查卡数")
 
 
 @dataclass
@@ -58,6 +62,7 @@ class Trainers:
     live: str  # the live model's file name at the start
     open_calls: list[str]  # text calls, one per OPEN wording
     rate_call: str  # a spoken call: 美元汇率多少, answered, then 转人工
+    card_call: str  # a text call: CARD_DEBT[0]
     heard: list[list[str]]  # what the next spoken call's recogniser will hear
 
 
@@ -97,10 +102,11 @@ async def trainers(engine: DialogueEngine, model: Path, project: Project,
         context.store.set_user(TRAINER_USER, TRAINER, hash_password(TRAINER_PASSWORD))
         recorder = app[CALL_LOG]
         open_calls = []
-        for text in OPEN:
+        for text in (*OPEN, CARD_DEBT[0]):
             script = parse_script({"caller": KNOWN, "turns": [{"say": text}]}, Path("<open>"))
             open_calls.append((await run_script(script, engine, None,
                                                 recorder.record))["call_id"])
+        card_call = open_calls.pop()
         heard.append(["美元汇率多少", "转人工"])
         phone, rate_call = await _phone(url)
         await phone.say(speak("美元汇率多少", voice="cmn"))
@@ -109,7 +115,8 @@ async def trainers(engine: DialogueEngine, model: Path, project: Project,
         await phone.wait_closed(30)
         assert phone.end and phone.end["outcome"] == "escalated", phone.end
         assert recorder.flush()
-        yield Trainers(url, app, context, copy, model.name, open_calls, rate_call, heard)
+        yield Trainers(url, app, context, copy, model.name, open_calls, rate_call, card_call,
+                       heard)
 
 
 async def _phone(url: str) -> tuple[PlainPhone, str]:
@@ -151,7 +158,7 @@ async def test_the_trainers_pages_are_for_trainers_only(trainers: Trainers) -> N
         options = await (await trainer.get(f"{url}/review/options?locale=zh")).json()
         assert INTENT in options["intents"] and "call_start" not in options["intents"]
         assert options["dialects"][:2] == ["yue", "sc"] and options["dialects"][-1] == "asr"
-        status, body = await post("review/label", {"locale": "zh", "target": "c0",
+        status, body = await post("review/label", {"locale": "zh", "target": "cz",
                                                    "intent": INTENT})
         assert status == 400 and "no cluster" in body["error"]
         status, body = await post("review/label", {"locale": "zh", "intent": INTENT,
@@ -215,9 +222,18 @@ async def test_a_trainer_labels_a_cluster_and_adds_a_synonym_in_the_browser(
             " return a.error === null && a.currentTime > 0.3; }", timeout=15000)
         assert "agent_after_answer" in await page.inner_text("#items")
 
-        # A Cantonese word for the normaliser (labelling the cluster), then an ASR error.
-        await page.fill("#synonym-key", "咭")
-        await page.fill("#synonym-mandarin", "卡")
+        # An ASR error on it; then a Cantonese word for the normaliser, on the utterance
+        # the model could not understand (labelling its cluster).
+        await page.click('#items button[data-action="asr"]')
+        await page.fill("#items tr.asr-form input", "美元的汇率多少")
+        await page.click("#items tr.asr-form button")
+        await page.wait_for_selector("#items .asr-result .badge")
+        assert "ASR error recorded" in await page.inner_text("#items .asr-result")
+        await page.click("a.back")
+        await page.locator("#clusters tr", has_text=CARD_DEBT[0]).click()
+        await page.wait_for_selector("#items tr[data-item]")
+        await page.fill("#synonym-key", "卡数")
+        await page.fill("#synonym-mandarin", "信用卡账单")
         await page.select_option("#synonym-dialect", "yue")
         await page.click("#synonym-add")
         await page.wait_for_selector("#synonym-result p")
@@ -227,27 +243,36 @@ async def test_a_trainer_labels_a_cluster_and_adds_a_synonym_in_the_browser(
         await page.click("#synonym-add")  # the same again: refused, and says why
         await page.wait_for_selector("#synonym-result .form-error")
         assert "already in dialects.yml" in await page.inner_text("#synonym-result")
-        await page.click('#items button[data-action="asr"]')
-        await page.fill("#items tr.asr-form input", "美元的汇率多少")
-        await page.click("#items tr.asr-form button")
-        await page.wait_for_selector("#items .asr-result .badge")
-        assert "ASR error recorded" in await page.inner_text("#items .asr-result")
+
+        # The Trends page: the three open-an-account utterances, labelled, are wrong in
+        # the confusion matrix; the ASR error and the missing synonym are wrong too (five).
+        await page.click('a[data-view="trends"]')
+        await page.wait_for_selector("#confusion")
+        cell = page.locator('#confusion tr[data-row="branch_info"] td[data-col="nlu_fallback"]')
+        assert (await cell.inner_text()).strip() == "3"
+        assert "miss" in (await cell.get_attribute("class") or "")
+        wrong = await page.inner_text('#per-dialect tr[data-name="mandarin"]')
+        assert wrong.split()[3] == "5", wrong  # accuracy, judged, wrong, pending
+        dots = page.locator('[data-chart="rates"] [data-line="containment"] circle')
+        assert await dots.count() >= 1
+        await page.screenshot(path=SHOTS / "trends.png", full_page=True)
         assert not [e for e in errors if "400" not in e]
 
     await in_browser(script)
     labelled = copy.labelled.read_text(encoding="utf-8")
     assert all(text in labelled for text in OPEN) and f"labelled_by: \"{TRAINER_USER}\"" in \
         labelled
-    assert f"    咭: 卡  # {TRAINER_USER} " in dialects.read_text(encoding="utf-8")
+    assert f"    卡数: 信用卡账单  # {TRAINER_USER} " in dialects.read_text(encoding="utf-8")
     normalizer = Normalizer.from_files(dialects, copy.nlu_dir / "lexicon.yml")
-    assert normalizer.normalize("我张信用咭").text == "我张信用卡"
+    assert normalizer.normalize("查下卡数").text == "查下信用卡账单"
     kinds = {(lb["call_id"], lb["kind"]) for lb in store.list_labels()}
-    assert {(trainers.rate_call, "asr_error"), (trainers.rate_call, "synonym")} <= kinds
+    assert {(trainers.rate_call, "asr_error"), (trainers.card_call, "synonym")} <= kinds
     assert {(c, "intent") for c in trainers.open_calls} <= kinds
 
 
 # --- train, compare, promote, hot swap -------------------------------------------------------
-async def test_train_compare_and_promote_swap_the_running_model(trainers: Trainers) -> None:
+async def test_train_compare_and_promote_swap_the_running_model(
+        trainers: Trainers, engine: DialogueEngine) -> None:
     url = trainers.url
     # A call in progress across the promotion: it started on the live model.
     trainers.heard.append([OPEN[0]])
@@ -342,6 +367,16 @@ async def test_train_compare_and_promote_swap_the_running_model(trainers: Traine
     assert recorder.store.find_call(before_id)["model"] == trainers.live
     assert recorder.store.find_call(after_id)["model"] == new
     assert trainers.app[LIVE_MODELS].retiring == []
+
+    # The one synonym fixed the class of 卡数 utterances: the live model (no synonym)
+    # understood none of them, the promoted one understands them all.
+    promoted = trainers.app[LIVE_MODELS].services.engines["zh"]
+    assert promoted.model_path.name == new
+    for text in CARD_DEBT:
+        old, now = await engine.parse(text), await promoted.parse(text)
+        assert old["intent"]["name"] != "credit_card_bill", old
+        assert (now["intent"]["name"], now["dialect"]) == ("credit_card_bill", "yue"), now
+        assert "信用卡账单" in now["normalized"] and now["intent"]["confidence"] > 0.8, now
 
     # The logged calls, replayed through the console, are now understood.
     async with http_client() as trainer:
