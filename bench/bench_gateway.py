@@ -8,13 +8,19 @@ measures it: from the last frame of speech to the first frame of the answer, so 
 includes the end-of-speech silence Vosk waits for), event-loop lag p99 (server side), and
 server CPU and RSS per call.
 
-Run: .venv/bin/python bench/bench_gateway.py [--calls 1 5 10 20]
+With ``--capacity`` it finds the real-time capacity instead: the most calls at once for
+which every call ends as expected, latency p95 stays within 1.5 s and event-loop lag p99
+within 100 ms (N doubles until one fails, then a bisection); ``--write`` stores it in
+``var/capacity.json``, which ``ivr serve`` takes as its call limit (docs/capacity.md).
+
+Run: .venv/bin/python bench/bench_gateway.py [--calls 1 5 10 20] [--capacity [--write]]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import signal
@@ -33,6 +39,9 @@ from phones import TwilioPhone, silence, speak  # noqa: E402
 CALLER = "+8613800000001"
 UTTERANCES = ["환율", "아니요"]  # exchange rates, then "nothing else": a whole short call
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# What "real time" means for a caller (docs/capacity.md).
+MAX_P95_S = 1.5
+MAX_LAG_P99_S = 0.1
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -68,7 +77,7 @@ async def scrape(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
     return out
 
 
-def lag_p99(before: dict[str, float], after: dict[str, float]) -> str:
+def lag_p99(before: dict[str, float], after: dict[str, float]) -> float:
     """p99 from the histogram's buckets: the upper bound of the bucket it falls in."""
     buckets = sorted(
         (float(re.search(r'le="([^"]+)"', k).group(1)), after[k] - before.get(k, 0.0))
@@ -76,8 +85,8 @@ def lag_p99(before: dict[str, float], after: dict[str, float]) -> str:
     total = buckets[-1][1] if buckets else 0
     for le, count in buckets:
         if total and count >= 0.99 * total:
-            return f"<= {le * 1000:g} ms"
-    return "n/a"
+            return le
+    return float("nan")
 
 
 async def watch_rss(pid: int, peak: list[float]) -> None:
@@ -115,44 +124,92 @@ async def one_call(url: str, speech: list[bytes]) -> tuple[list[float], bool]:
     return latencies, True
 
 
+async def step(http: aiohttp.ClientSession, url: str, server: subprocess.Popen[str],
+               speech: list[bytes], n: int) -> dict[str, float]:
+    """N calls at once; prints and returns the row."""
+    http_url = url.replace("ws://", "http://")
+    idle_rss = rss_mb(server.pid)
+    before, cpu0, t0 = await scrape(http, http_url), cpu_seconds(server.pid), time.perf_counter()
+    peak = [idle_rss]
+    watcher = asyncio.create_task(watch_rss(server.pid, peak))
+    results = await asyncio.gather(*(one_call(url, speech) for _ in range(n)))
+    watcher.cancel()
+    wall, cpu = time.perf_counter() - t0, cpu_seconds(server.pid) - cpu0
+    after = await scrape(http, http_url)
+    audio = after["ivr_asr_audio_seconds_total"] - before.get("ivr_asr_audio_seconds_total", 0)
+    decode = after["ivr_asr_decode_seconds_total"] - before.get(
+        "ivr_asr_decode_seconds_total", 0)
+    lat = [x for r, _ in results for x in r]
+    row = {"calls": n, "ended_ok": sum(ok for _, ok in results),
+           "asr_rtf": decode / audio if audio else 0.0, "p50_s": percentile(lat, 0.5),
+           "p95_s": percentile(lat, 0.95), "lag_p99_s": lag_p99(before, after),
+           "cpu_per_call": cpu / wall / n, "rss_mb_per_call": (peak[0] - idle_rss) / n}
+    print(f"{n:>5} {row['ended_ok']:>8} {row['asr_rtf']:>8.3f} {row['p50_s'] * 1000:>9.0f} ms "
+          f"{row['p95_s'] * 1000:>4.0f} ms {'<= %g ms' % (row['lag_p99_s'] * 1000):>13} "
+          f"{100 * row['cpu_per_call']:>8.1f}% {row['rss_mb_per_call']:>6.1f} MB", flush=True)
+    return row
+
+
+def real_time(row: dict[str, float]) -> bool:
+    return (row["ended_ok"] == row["calls"] and row["p95_s"] <= MAX_P95_S
+            and row["lag_p99_s"] <= MAX_LAG_P99_S)
+
+
+async def find_capacity(http: aiohttp.ClientSession, url: str, server: subprocess.Popen[str],
+                        speech: list[bytes]) -> tuple[int, list[dict[str, float]]]:
+    """Double N until a step is not real time, then bisect between the last good and the
+    first bad to within 10 %."""
+    rows: list[dict[str, float]] = []
+    good, bad, n = 0, 0, 5
+    while not bad:
+        rows.append(await step(http, url, server, speech, n))
+        good, bad, n = (n, 0, n * 2) if real_time(rows[-1]) else (good, n, n)
+    while bad - good > max(1, good // 10):
+        n = (good + bad) // 2
+        rows.append(await step(http, url, server, speech, n))
+        good, bad = (n, bad) if real_time(rows[-1]) else (good, n)
+    return good, rows
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, nargs="+", default=[1, 5, 10, 20])
+    parser.add_argument("--capacity", action="store_true",
+                        help="find the real-time capacity instead of running --calls")
+    parser.add_argument("--write", action="store_true",
+                        help="with --capacity: store it in var/capacity.json for ivr serve")
     args = parser.parse_args()
     port = free_port()
     url = f"ws://127.0.0.1:{port}"
-    server = subprocess.Popen(
+    server = subprocess.Popen(  # no call limit: the benchmark finds it
         [str(ROOT / ".venv" / "bin" / "ivr"), "serve", "--port", str(port),
-         "--audiosocket-port", "-1"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+         "--audiosocket-port", "-1", "--max-calls", "0"], cwd=ROOT, stdout=subprocess.PIPE,
+        text=True)
     try:
         line = server.stdout.readline()  # printed once the models are loaded
         if "ivr serve" not in line:
             raise SystemExit(f"server did not start: {line!r}")
         speech = [speak(u) for u in UTTERANCES]
-        http_url = f"http://127.0.0.1:{port}"
         print(f"{'calls':>5} {'ended ok':>8} {'ASR RTF':>8} {'latency p50':>12} {'p95':>7} "
               f"{'loop lag p99':>13} {'CPU/call':>9} {'RSS/call':>9}")
         async with aiohttp.ClientSession() as http:
-            for n in args.calls:
-                idle_rss = rss_mb(server.pid)
-                before, cpu0, t0 = await scrape(http, http_url), cpu_seconds(server.pid), \
-                    time.perf_counter()
-                peak = [idle_rss]
-                watcher = asyncio.create_task(watch_rss(server.pid, peak))
-                results = await asyncio.gather(*(one_call(url, speech) for _ in range(n)))
-                watcher.cancel()
-                wall, cpu = time.perf_counter() - t0, cpu_seconds(server.pid) - cpu0
-                after = await scrape(http, http_url)
-                audio = after["ivr_asr_audio_seconds_total"] - before.get(
-                    "ivr_asr_audio_seconds_total", 0)
-                decode = after["ivr_asr_decode_seconds_total"] - before.get(
-                    "ivr_asr_decode_seconds_total", 0)
-                lat = [x for r, _ in results for x in r]
-                ended = sum(ok for _, ok in results)
-                p50, p95 = percentile(lat, 0.5) * 1000, percentile(lat, 0.95) * 1000
-                print(f"{n:>5} {ended:>8} {decode / audio if audio else 0:>8.3f} {p50:>9.0f} ms "
-                      f"{p95:>4.0f} ms {lag_p99(before, after):>13} {100 * cpu / wall / n:>8.1f}% "
-                      f"{(peak[0] - idle_rss) / n:>6.1f} MB", flush=True)
+            if not args.capacity:
+                for n in args.calls:
+                    await step(http, url, server, speech, n)
+                return
+            capacity, rows = await find_capacity(http, url, server, speech)
+        print(f"real-time capacity: {capacity} calls at once (p95 <= {MAX_P95_S:g} s, "
+              f"loop lag p99 <= {MAX_LAG_P99_S * 1000:g} ms, every call ended as expected)")
+        if args.write:
+            path = ROOT / "var" / "capacity.json"
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(json.dumps({
+                "calls": capacity, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                time.gmtime()),
+                "cpus": os.cpu_count(), "criteria": {"p95_s": MAX_P95_S,
+                                                     "lag_p99_s": MAX_LAG_P99_S},
+                "steps": rows}, indent=2) + "\n", encoding="utf-8")
+            print(f"written to {path}: ivr serve takes {capacity} calls at once")
     finally:
         server.send_signal(signal.SIGINT)
         try:

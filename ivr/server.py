@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import os
 import signal
@@ -65,12 +66,39 @@ class ServerSettings:
     # what the agent desktop presents on /acd/feedback (default: $IVR_WS_TOKEN)
     acd_token: str | None = field(default_factory=lambda: os.environ.get("IVR_ACD_TOKEN"))
     end_of_speech_ms: int = 500
+    # Calls taken at once: $IVR_MAX_CALLS, else the capacity measured on this machine
+    # (var/capacity.json, bench/bench_gateway.py --capacity); past it: the busy prompt.
+    max_calls: int | None = field(default_factory=lambda: _env_int("IVR_MAX_CALLS"))
+    drain_s: float = field(default_factory=lambda: float(os.environ.get("IVR_DRAIN_S", 300)))
     call_log: CallLogSettings | None = None  # None: $IVR_CALL_LOG etc., else under var/
     limits: Limits = field(default_factory=Limits)
     voice: VoiceSettings = field(default_factory=VoiceSettings)
 
 
 SETTINGS = web.AppKey("settings", ServerSettings)
+CAPACITY_FILE = Path("var") / "capacity.json"
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    try:
+        return int(value) if value else None
+    except ValueError:
+        raise IvrError(f"${name} must be a whole number, not {value!r}") from None
+
+
+def measured_capacity(root: Path) -> int | None:
+    """The calls this machine serves in real time, as bench/bench_gateway.py measured and
+    wrote it (``var/capacity.json``); None when never measured."""
+    path = root / CAPACITY_FILE
+    if not path.is_file():
+        return None
+    try:
+        calls = json.loads(path.read_text(encoding="utf-8"))["calls"]
+        return int(calls) if int(calls) > 0 else None
+    except (ValueError, KeyError, TypeError):
+        raise IvrError(f"{path}: not a capacity measurement (rerun bench/bench_gateway.py "
+                       "--capacity --write)") from None
 
 
 @dataclass
@@ -137,7 +165,13 @@ def build_app(settings: ServerSettings, services: VoiceServices | None = None,
         acd = AcdWebhook(settings.acd_url) if settings.acd_url else None
         recorder = await open_call_log(
             settings.call_log or CallLogSettings.from_env(root, f":{settings.port}"))
-        gateway = Gateway(loaded, settings.limits, acd)
+        max_calls = settings.max_calls if settings.max_calls is not None else (
+            measured_capacity(root))
+        max_calls = max_calls or None  # 0: no limit (the capacity benchmark's own server)
+        if max_calls is None:
+            log.warning("no call limit: capacity never measured here (run bench/"
+                        "bench_gateway.py --capacity --write, or set IVR_MAX_CALLS)")
+        gateway = Gateway(loaded, settings.limits, acd, max_calls=max_calls)
         loaded.observers.append(recorder.record)
         loaded.open_recording = recorder.open_recording
         app[GATEWAY] = gateway
@@ -276,9 +310,12 @@ async def _health(request: web.Request) -> web.Response:
     recorder = request.app[CALL_LOG]
     call_log = {"ok": recorder.healthy, "pending": recorder.pending,
                 "written": recorder.written, "dropped": recorder.dropped}
-    return web.json_response({"status": "ok" if recorder.healthy else "degraded",
-                              "calls_live": len(gateway.live), "locales": locales,
-                              "call_log": call_log})
+    # Draining answers 503 so a load balancer sends new calls to other instances.
+    status = "draining" if gateway.draining else "ok" if recorder.healthy else "degraded"
+    return web.json_response({"status": status, "calls_live": len(gateway.live),
+                              "calls_taken": gateway.taken, "max_calls": gateway.max_calls,
+                              "locales": locales, "call_log": call_log},
+                             status=503 if gateway.draining else 200)
 
 
 async def _reload_models(request: web.Request) -> web.Response:
@@ -309,11 +346,16 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 async def serve(settings: ServerSettings, project_root: Path) -> None:
-    """Run until SIGINT or SIGTERM, then end live calls and stop cleanly."""
-    stop = asyncio.Event()
+    """Run until SIGINT or SIGTERM, then drain: take no new call, let live ones finish
+    (up to ``drain_s``; a second signal stops at once), end the rest and stop cleanly."""
+    signals: list[asyncio.Event] = [asyncio.Event(), asyncio.Event()]
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        next((e for e in signals if not e.is_set()), signals[-1]).set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     app = build_app(settings, project_root=project_root)
     runner = web.AppRunner(app, shutdown_timeout=5)
     await runner.setup()
@@ -323,6 +365,15 @@ async def serve(settings: ServerSettings, project_root: Path) -> None:
     print(f"ivr serve: http://{settings.host}:{settings.port} (/twilio, /ws, /health, /metrics)"
           + (f"; AudioSocket on {where[0]}:{where[1]}" if where else ""), flush=True)
     try:
-        await stop.wait()
+        await signals[0].wait()
+        gateway = app[GATEWAY]
+        print(f"ivr serve: draining {len(gateway.live)} live calls (up to "
+              f"{settings.drain_s:g} s; signal again to stop now)", flush=True)
+        drained = asyncio.create_task(gateway.drain(settings.drain_s))
+        await asyncio.wait([drained, asyncio.create_task(signals[1].wait())],
+                           return_when=asyncio.FIRST_COMPLETED)
+        left = len(gateway.live)
+        print(f"ivr serve: stopping ({left} calls still live are ended)" if left else
+              "ivr serve: drained, stopping", flush=True)
     finally:
         await runner.cleanup()

@@ -1,6 +1,7 @@
 """The engine killed mid-call (SIGKILL: no cleanup at all) loses nothing it had logged:
 after a restart every event up to the kill is readable, the call is marked incomplete and
-its recording plays up to the kill. On both stores."""
+its recording plays up to the kill. The restarted engine is then stopped the polite way
+(SIGTERM) during a call: it drains. On both stores."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import uuid
 import wave
 from pathlib import Path
 
+import aiohttp
 import pytest
 from conftest import KNOWN, free_port
 from phones import PlainPhone, speak
@@ -103,6 +105,7 @@ async def test_a_killed_engine_leaves_every_event_and_marks_the_call_incomplete(
         restarted = Engine(engine_env, port)
         try:
             await restarted.started()
+            await _drains_on_sigterm(restarted)
         finally:
             restarted.stop()
         call = store.find_call(call_id)
@@ -116,3 +119,31 @@ async def test_a_killed_engine_leaves_every_event_and_marks_the_call_incomplete(
         assert seconds >= heard_until / 1000 - 0.2  # the audio up to the keys is readable
     finally:
         store.close()
+
+
+async def _drains_on_sigterm(engine: Engine) -> None:
+    """SIGTERM: /health turns 503 (a load balancer stops sending calls), a new call hears
+    the busy prompt, the live call is served to its end, then the process exits 0."""
+    url = f"ws://127.0.0.1:{engine.port}/ws"
+    live = await PlainPhone().connect(url, TOKEN, caller=KNOWN, locale="ko")
+    await live.wait_prompts(2)
+    engine.process.send_signal(signal.SIGTERM)
+    for _ in range(100):
+        if any("draining 1 live calls" in line for line in engine.output):
+            break
+        await asyncio.sleep(0.05)
+    async with (aiohttp.ClientSession() as http,
+                http.get(f"http://127.0.0.1:{engine.port}/health") as resp):
+        assert resp.status == 503 and (await resp.json())["status"] == "draining"
+    late = await PlainPhone().connect(url, TOKEN, caller=KNOWN, locale="ko")
+    await late.wait_closed(20)
+    assert late.end and (late.end["outcome"], late.end["reason"]) == ("busy", "draining")
+    assert [p.text for p in late.prompts] == ["죄송합니다. 지금은 통화량이 많아 연결이 어렵습니다. "
+                                              "잠시 후 다시 걸어 주세요."]
+    await live.say(speak("거래 내역"))
+    await live.wait_prompts(4)  # still understood and answered while draining
+    await live.hangup()
+    await live.wait_closed(20)
+    assert live.end and live.end["outcome"] == "hangup"
+    assert await asyncio.to_thread(engine.process.wait, 30) == 0
+    assert any("drained, stopping" in line for line in engine.output), engine.output[-5:]

@@ -41,6 +41,14 @@ class Metrics:
         self.asr_audio = Counter("ivr_asr_audio_seconds", "Caller audio decoded", registry=r)
         self.asr_decode = Counter("ivr_asr_decode_seconds", "Time spent decoding it",
                                   registry=r)
+        self.turned_away = Counter("ivr_calls_turned_away", "Calls answered with the busy "
+                                   "prompt", ["reason"], registry=r)
+        self.capacity = Gauge("ivr_capacity_calls", "Calls taken at once (0: no limit)",
+                              registry=r)
+        self.draining = Gauge("ivr_draining", "1 while draining: no new calls taken",
+                              registry=r)
+        self.audio_backlog = Gauge("ivr_audio_backlog_frames", "Caller audio frames waiting "
+                                   "to be heard, all calls", registry=r)
         self.loop_lag = Histogram(
             "ivr_event_loop_lag_seconds", "How late the event loop runs a timer (blocking)",
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1), registry=r)
@@ -73,24 +81,56 @@ class Gateway:
     """The one place calls are started and ended (a ``CallHost`` for every transport)."""
 
     def __init__(self, services: VoiceServices, limits: Limits | None = None,
-                 acd: AcdWebhook | None = None, keep_results: int = 200) -> None:
+                 acd: AcdWebhook | None = None, keep_results: int = 200,
+                 max_calls: int | None = None) -> None:
         self.services = services
         self.limits = limits or Limits()
         self.acd = acd
+        # The measured real-time capacity (docs/capacity.md); None: no limit.
+        self.max_calls = max_calls
+        self.draining = False
         self.metrics = Metrics()
+        self.metrics.capacity.set(max_calls or 0)
+        self.metrics.audio_backlog.set_function(
+            lambda: sum(s.queued_audio for s in self.live.values()))
         services.observers.append(self.metrics.observe)
         self.live: dict[str, VoiceSession] = {}
         self.results: deque[dict[str, Any]] = deque(maxlen=keep_results)
         self.ended: list[Callable[[dict[str, Any]], Awaitable[None]]] = []
         self._registered: dict[str, tuple[float, dict[str, Any]]] = {}
 
+    @property
+    def taken(self) -> int:
+        """Live calls being served (not those only hearing the busy prompt)."""
+        return sum(1 for s in self.live.values() if not s.turned_away)
+
     def start_call(self, caller_id: str, locale: str | None, call_id: str | None,
                    transport: str) -> VoiceSession:
         if call_id in self.live:
             call_id = None  # a replayed id must not take over a live call's records
-        return VoiceSession(self.services, output=None, caller_id=caller_id, locale=locale,
-                            call_id=call_id, transport=transport,
-                            deliver_handoff=self._deliver if self.acd else None)
+        session = VoiceSession(self.services, output=None, caller_id=caller_id, locale=locale,
+                               call_id=call_id, transport=transport,
+                               deliver_handoff=self._deliver if self.acd else None)
+        # Decided here and counted in run_call with no await between (transports call one
+        # right after the other), so two calls at once cannot both take the last line.
+        if self.draining:
+            session.turned_away = "draining"
+        elif self.max_calls is not None and self.taken >= self.max_calls:
+            session.turned_away = "over_capacity"
+        if session.turned_away:
+            self.metrics.turned_away.labels(session.turned_away).inc()
+        return session
+
+    async def drain(self, timeout_s: float) -> int:
+        """Take no new call (each hears the busy prompt) and wait up to ``timeout_s`` for
+        the live ones to end; returns how many were still live then."""
+        self.draining = True
+        self.metrics.draining.set(1)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.live and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        return len(self.live)
 
     async def _deliver(self, handoff: dict[str, Any]) -> dict[str, Any]:
         assert self.acd is not None

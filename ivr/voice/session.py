@@ -116,6 +116,14 @@ class VoiceSession:
         self._recording: RecordingTrack | None = None
         self._caller_ms = 0  # the caller's audio clock (the recording's too)
         self._utterance_from: int | None = None  # where the words being decoded began
+        # Set by the gateway when the call cannot be taken (over_capacity, draining): the
+        # caller hears the busy prompt and the call ends, no dialogue, no recogniser.
+        self.turned_away: str | None = None
+
+    @property
+    def queued_audio(self) -> int:
+        """Caller audio frames received and not yet heard."""
+        return self._queued_audio
 
     # --- from the transport --------------------------------------------------------------
     def push(self, event: InboundEvent) -> None:
@@ -134,8 +142,11 @@ class VoiceSession:
     async def run(self) -> dict[str, Any]:
         """Run the call to its end and return its result (``Call.result()`` plus voice)."""
         try:
-            self._recording = self.services.open_recording(self.call_id)
-            await self._run()
+            if self.turned_away:
+                await self._turn_away()
+            else:
+                self._recording = self.services.open_recording(self.call_id)
+                await self._run()
         except _CallerGone:
             pass
         except Exception:
@@ -197,6 +208,14 @@ class VoiceSession:
                     continue  # noise: nothing said
             prompts = await self._dialogue(turn)
             await self._say(prompts, self.call.prompt_names)
+        await self._wait_for_playback()
+
+    async def _turn_away(self) -> None:
+        self.locale = self.locale or self.services.default_locale
+        self._emit("start", transport=self.transport, caller=self.caller_id,
+                   locale=self.locale, model=None)
+        await self._say([self.services.locales[self.locale].busy_prompt], ["busy"],
+                        interruptible=False)
         await self._wait_for_playback()
 
     def _wants_digits(self) -> bool:
@@ -435,7 +454,9 @@ class VoiceSession:
     async def _close(self) -> dict[str, Any]:
         if self.call is None:
             result: dict[str, Any] = {"call_id": self.call_id, "caller": self.caller_id,
-                                      "outcome": "hangup", "turns": [], "locale": None}
+                                      "outcome": "busy" if self.turned_away else "hangup",
+                                      "reason": self.turned_away, "turns": [],
+                                      "locale": self.locale if self.turned_away else None}
         else:
             if not self.call.ended:
                 await self.call.hangup()

@@ -29,6 +29,7 @@ class VoiceLocale:
     language_prompt: str  # "for <this language> press 2 or say ..." in this language
     notice: str  # said before the greeting and never interrupted (a legal notice)
     failure_prompt: str  # said when the dialogue layer fails, before an agent takes over
+    busy_prompt: str  # said to a call the engine has no capacity for (or while draining)
     grammars: dict[str, tuple[str, ...]]
     expects: dict[str, tuple[str, ...]]  # response name -> grammars that answer it
     default_expects: tuple[str, ...]  # grammars after any other prompt; () = free-form
@@ -59,6 +60,7 @@ class VoiceLocale:
                 language_prompt=str(choice["prompt"]),
                 notice=str(data.get("notice") or ""),
                 failure_prompt=str(data["failure_prompt"]),
+                busy_prompt=str(data["busy_prompt"]),
                 grammars=grammars,
                 expects=expects,
                 default_expects=default,
