@@ -17,7 +17,6 @@ import os
 import signal
 import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from ivr.project import Project
 from ivr.routing import QUEUES
 from ivr.training import Trainer
 from ivr.voice.asr import SpeechModel, SpeechModelError, VoskRecognizer
+from ivr.voice.decoders import DecoderPool
 from ivr.voice.events import CallerHangup
 from ivr.voice.gateway import Gateway
 from ivr.voice.session import VoiceServices, VoiceSettings
@@ -103,18 +103,21 @@ def measured_capacity(root: Path) -> int | None:
 
 @dataclass
 class SpeechModels:
-    """Each locale's Vosk model (absent where none is installed: keys only)."""
+    """Each locale's Vosk model (absent where none is installed: keys only), decoding in
+    worker processes so that a native crash costs one worker, not the engine."""
 
     models: dict[str, SpeechModel]
-    executor: ThreadPoolExecutor
+    decoders: DecoderPool | None  # None: no model installed
 
     def recognizer_for(self, locale: str) -> VoskRecognizer | None:
         model = self.models.get(locale)
-        return VoskRecognizer(model, self.executor) if model else None
+        if model is None or self.decoders is None:
+            return None
+        return VoskRecognizer(model, decoder=self.decoders.decoder(locale))
 
 
-async def load_speech_models(locales: dict[str, VoiceLocale], end_of_speech_ms: int,
-                             executor: ThreadPoolExecutor) -> SpeechModels:
+async def load_speech_models(locales: dict[str, VoiceLocale],
+                             end_of_speech_ms: int) -> SpeechModels:
     """Load every configured model; a missing one is a warning (that locale takes keys
     only), a grammar phrase the model cannot say is an error (the menu would never match)."""
     loop = asyncio.get_running_loop()
@@ -123,7 +126,7 @@ async def load_speech_models(locales: dict[str, VoiceLocale], end_of_speech_ms: 
         if not voice.asr_model:
             continue
         try:
-            model = await loop.run_in_executor(executor, SpeechModel.load, name,
+            model = await loop.run_in_executor(None, SpeechModel.load, name,
                                                voice.asr_model, end_of_speech_ms)
         except SpeechModelError as e:
             log.warning("%s; %s calls will take keys only (see `ivr models`)", e, name)
@@ -133,7 +136,9 @@ async def load_speech_models(locales: dict[str, VoiceLocale], end_of_speech_ms: 
             raise IvrError(f"locales/{name}.yml: the {name} speech model has no word for "
                            f"{', '.join(missing)}; grammar phrases must use its vocabulary")
         models[name] = model
-    return SpeechModels(models, executor)
+    # A worker per core: decoding is CPU-bound, and a crash then costs 1/N of the calls.
+    pool = DecoderPool(models, os.cpu_count() or 2) if models else None
+    return SpeechModels(models, pool)
 
 
 async def load_services(project_root: Path, settings: ServerSettings) -> VoiceServices:
@@ -144,8 +149,7 @@ async def load_services(project_root: Path, settings: ServerSettings) -> VoiceSe
     engines = {p.locale: engine for p, engine in zip(projects, loaded, strict=True)}
     if settings.default_locale not in engines:
         raise IvrError(f"default locale {settings.default_locale!r} has no locales/*.yml")
-    executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="asr")
-    speech = await load_speech_models(locales, settings.end_of_speech_ms, executor)
+    speech = await load_speech_models(locales, settings.end_of_speech_ms)
     prompts = PromptAudio(EspeakTts(), recordings=project_root / "prompts",
                           cache_dir=project_root / ".cache" / "prompts")
     return VoiceServices(engines=engines, locales=locales, prompts=prompts,

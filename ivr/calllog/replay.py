@@ -215,16 +215,19 @@ class Replayer:
         dialogue expects now."""
         recognizer = self.recognizer_for(locale)
         assert recognizer is not None
-        await recognizer.expect(self.voices[locale].phrases_after(call.prompt_names))
-        pcm = await asyncio.to_thread(caller_audio, recording, *span)
-        hyp = None
-        for start in range(0, len(pcm), FRAME_BYTES):
-            hyp = await recognizer.accept(pcm[start:start + FRAME_BYTES])
-            if hyp and hyp.final:
-                break
-        if not (hyp and hyp.final):
-            hyp = await recognizer.finish()
-        return hyp
+        try:
+            await recognizer.expect(self.voices[locale].phrases_after(call.prompt_names))
+            pcm = await asyncio.to_thread(caller_audio, recording, *span)
+            hyp = None
+            for start in range(0, len(pcm), FRAME_BYTES):
+                hyp = await recognizer.accept(pcm[start:start + FRAME_BYTES])
+                if hyp and hyp.final:
+                    break
+            if not (hyp and hyp.final):
+                hyp = await recognizer.finish()
+            return hyp
+        finally:
+            recognizer.close()
 
     # --- many calls ------------------------------------------------------------------------
     async def regression(self, since: float | None, until: float | None, locale: str,

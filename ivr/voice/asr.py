@@ -4,7 +4,8 @@ A recogniser is a stream: audio goes in, hypotheses (partial, then final at Vosk
 utterance) come out. Where the dialogue expects a closed set of answers the recogniser is
 switched to Vosk's phrase-list (grammar) mode and its output is mapped to the nearest
 allowed phrase; elsewhere it decodes free-form. Vosk calls block for milliseconds to tens
-of milliseconds, so they all run in an executor, never on the event loop.
+of milliseconds, so they never run on the event loop: a ``Decoder`` runs them on a thread
+(``ThreadDecoder``) or, in ``ivr serve``, in a worker process (``ivr.voice.decoders``).
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class Recognizer(Protocol):
 
     async def finish(self) -> Hypothesis:
         """The caller stopped (hung up): whatever was heard so far, as final."""
+
+    def close(self) -> None:
+        """The call is over: free what the recogniser holds."""
 
 
 def nearest_phrase(text: str, phrases: Sequence[str]) -> str:
@@ -197,18 +201,82 @@ def _with_endpointing(path: Path, end_of_speech_ms: int) -> tempfile.TemporaryDi
     return overlay
 
 
+def new_kaldi_recognizer(model: Any, grammar: str | None) -> Any:
+    """Blocking: a Vosk recogniser, free-form or limited to ``grammar`` (a JSON list)."""
+    import vosk
+
+    rec = vosk.KaldiRecognizer(model, SAMPLE_RATE, *([grammar] if grammar else []))
+    rec.SetMaxAlternatives(ALTERNATIVES)
+    return rec
+
+
+class Decoder(Protocol):
+    """One call's Kaldi recogniser, wherever it runs."""
+
+    async def reset(self, grammar: str | None) -> None:
+        """A fresh recogniser: free-form, or limited to ``grammar`` (Vosk's JSON list)."""
+
+    async def decode(self, pcm: bytes) -> tuple[bool, str, float]:
+        """Feed audio: (utterance ended, Vosk's result or partial JSON, seconds decoding)."""
+
+    async def flush(self, pcm: bytes) -> str:
+        """Feed the last audio and end the utterance: Vosk's final result JSON."""
+
+    def close(self) -> None:
+        """The call is over."""
+
+
+class ThreadDecoder:
+    """Decoding on ``executor``'s threads (None: the loop's default), in this process."""
+
+    def __init__(self, model: SpeechModel, executor: Executor | None = None) -> None:
+        self._model = model
+        self._executor = executor
+        self._rec: Any = None
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def reset(self, grammar: str | None) -> None:
+        self._rec = await self._run(new_kaldi_recognizer, self._model.model, grammar)
+
+    async def decode(self, pcm: bytes) -> tuple[bool, str, float]:
+        return await self._run(decode_batch, self._rec, pcm)
+
+    async def flush(self, pcm: bytes) -> str:
+        return await self._run(flush_final, self._rec, pcm)
+
+    def close(self) -> None:
+        self._rec = None
+
+
+def decode_batch(rec: Any, pcm: bytes) -> tuple[bool, str, float]:
+    started = time.perf_counter()
+    final = bool(rec.AcceptWaveform(pcm))
+    result = rec.Result() if final else rec.PartialResult()
+    return final, result, time.perf_counter() - started
+
+
+def flush_final(rec: Any, pcm: bytes) -> str:
+    if pcm:
+        rec.AcceptWaveform(pcm)
+    return rec.FinalResult()
+
+
 class VoskRecognizer:
-    """A Vosk KaldiRecognizer for one call; all its calls run in ``executor``.
+    """A Vosk recogniser for one call, decoding through ``decoder`` (default: threads of
+    ``executor``).
 
     The end of an utterance is Vosk's endpointing. In free-form mode on poor audio Vosk
     can hold a filler word open and never end it, so silence (by energy) that lasts twice
     the configured end-of-speech time after some words ends the utterance as a backstop.
     """
 
-    def __init__(self, model: SpeechModel, executor: Executor | None = None) -> None:
+    def __init__(self, model: SpeechModel, executor: Executor | None = None,
+                 decoder: Decoder | None = None) -> None:
         self._model = model
-        self._executor = executor
-        self._rec: Any = None
+        self._decoder = decoder or ThreadDecoder(model, executor)
+        self._ready = False
         self._phrases: Sequence[str] | None = None
         self._buffer = b""
         self._partial = ""
@@ -218,36 +286,27 @@ class VoskRecognizer:
         self.audio_s = 0.0  # audio decoded, and the time decoding took: the real-time factor
         self.decode_s = 0.0
 
-    async def _run(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
     async def expect(self, phrases: Sequence[str] | None) -> None:
-        import vosk
-
         phrases = list(phrases) if phrases else None
-        if self._rec is not None and phrases == self._phrases:
+        if self._ready and phrases == self._phrases:
             return
-        args = (self._model.grammar(phrases),) if phrases else ()
-
-        def new_recognizer() -> Any:
-            rec = vosk.KaldiRecognizer(self._model.model, SAMPLE_RATE, *args)
-            rec.SetMaxAlternatives(ALTERNATIVES)
-            return rec
-
-        self._rec = await self._run(new_recognizer)
+        await self._decoder.reset(self._model.grammar(phrases) if phrases else None)
+        self._ready = True
         self._phrases, self._buffer, self._partial, self._quiet_ms = phrases, b"", "", 0.0
 
     async def accept(self, pcm: bytes) -> Hypothesis | None:
-        if self._rec is None:
+        if not self._ready:
             await self.expect(None)
         self._buffer += pcm
         self._quiet_ms = 0.0 if self._quiet.feed(pcm) else self._quiet_ms + duration_ms(pcm)
         if len(self._buffer) < BATCH_BYTES:
             return None
         batch, self._buffer = self._buffer, b""
-        final, result = await self._run(self._decode, batch)
+        final, result, seconds = await self._decoder.decode(batch)
+        self.decode_s += seconds
+        self.audio_s += duration_ms(batch) / 1000
         if not final and self._partial and self._quiet_ms >= self._backstop_ms:
-            final, result = True, await self._run(self._rec.FinalResult)
+            final, result = True, await self._decoder.flush(b"")
         if final:
             self._partial, self._quiet_ms = "", 0.0
             return self._final_hypothesis(result)
@@ -257,27 +316,15 @@ class VoskRecognizer:
             return self._hypothesis(text, final=False)
         return None
 
-    def _decode(self, batch: bytes) -> tuple[bool, str]:
-        started = time.perf_counter()
-        try:
-            if self._rec.AcceptWaveform(batch):
-                return True, self._rec.Result()
-            return False, self._rec.PartialResult()
-        finally:
-            self.decode_s += time.perf_counter() - started
-            self.audio_s += duration_ms(batch) / 1000
-
     async def finish(self) -> Hypothesis:
-        if self._rec is None:
+        if not self._ready:
             return Hypothesis("", final=True)
         batch, self._buffer = self._buffer, b""
+        return self._final_hypothesis(await self._decoder.flush(batch))
 
-        def flush() -> str:
-            if batch:
-                self._rec.AcceptWaveform(batch)
-            return self._rec.FinalResult()
-
-        return self._final_hypothesis(await self._run(flush))
+    def close(self) -> None:
+        self._decoder.close()
+        self._ready = False
 
     def _final_hypothesis(self, result: str) -> Hypothesis:
         """A final result: n-best alternatives (best first) when the decoder gives them."""
@@ -336,6 +383,9 @@ class ScriptedRecognizer:
 
     async def finish(self) -> Hypothesis:
         return self._next() if self._in_speech else Hypothesis("", final=True)
+
+    def close(self) -> None:
+        pass
 
     def _next(self) -> Hypothesis:
         raw = self._utterances.pop(0) if self._utterances else ""

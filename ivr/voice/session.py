@@ -173,6 +173,8 @@ class VoiceSession:
         keys = ""
         while not self.call.ended:
             await self._listen_for(self.call.prompt_names)
+            if self.call.ended:  # the recogniser failed: the caller is going to an agent
+                break
             event = await self._next_input(collecting=bool(keys))
             if self.call.ended:  # a failure while listening already sent the caller on
                 break
@@ -243,8 +245,19 @@ class VoiceSession:
     async def _listen_for(self, prompt_names: Sequence[str | None]) -> None:
         assert self.locale is not None
         phrases = self.services.locales[self.locale].phrases_after(prompt_names)
+        try:
+            for recognizer in self._recognizers:
+                await recognizer.expect(phrases)
+        except Exception:
+            await self._asr_failed()
+
+    async def _asr_failed(self) -> None:
+        """The recogniser died (its worker crashed, say): the caller goes to an agent."""
+        log.exception("call %s: speech recognition failed", self.call_id)
         for recognizer in self._recognizers:
-            await recognizer.expect(phrases)
+            recognizer.close()
+        self._recognizers = []
+        await self._fail_over("asr")
 
     async def _choose_language(self) -> str:
         """Ask which language (keys, or speech in grammar mode on every locale's model)."""
@@ -341,9 +354,7 @@ class VoiceSession:
             try:
                 hyp = await recognizer.accept(pcm)
             except Exception:
-                log.exception("call %s: speech recognition failed", self.call_id)
-                self._recognizers = []
-                await self._fail_over("asr")
+                await self._asr_failed()
                 return _Speech(Hypothesis("", final=True), recognizer)
             if hyp and hyp.final:
                 heard = self._heard(hyp)
@@ -465,6 +476,8 @@ class VoiceSession:
         result["dropped_audio_frames"] = self._dropped_audio
         if self._recording:
             self._recording.close()
+        for recognizer in self._recognizers:
+            recognizer.close()
         if result.get("handoff") and self.deliver_handoff:
             try:
                 result["delivery"] = await self.deliver_handoff(result["handoff"])
