@@ -22,13 +22,15 @@ from ivr.voice.gateway import Gateway
 log = logging.getLogger(__name__)
 
 
-async def load_engine(project: Project, model: Path | None = None) -> DialogueEngine:
-    """The locale's dialogue engine on ``model`` (default: the live model)."""
+async def load_engine(project: Project, model: Path | None = None,
+                      conversations: str | None = None) -> DialogueEngine:
+    """The locale's dialogue engine on ``model`` (default: the live model), its calls'
+    conversations in ``conversations`` (a Redis URL; None: in this process)."""
     from ivr.bank import DemoBank
     from ivr.knowledge import KnowledgeBase
 
     return await DialogueEngine.load(model or project.live_model(), DemoBank(),
-                                     KnowledgeBase.load(project.knowledge))
+                                     KnowledgeBase.load(project.knowledge), conversations)
 
 
 class LiveModels:
@@ -60,7 +62,7 @@ class LiveModels:
             path = project.live_model()
             if path.resolve() == current.model_path.resolve():
                 return {"locale": locale, "model": path.name, "swapped": False}
-            engine = await load_engine(project, path)
+            engine = await load_engine(project, path, current.conversations)
             self.services.engines[locale] = engine
             self._owned.add(engine)
             self._retiring.append(current)

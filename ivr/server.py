@@ -70,6 +70,9 @@ class ServerSettings:
     # (var/capacity.json, bench/bench_gateway.py --capacity); past it: the busy prompt.
     max_calls: int | None = field(default_factory=lambda: _env_int("IVR_MAX_CALLS"))
     drain_s: float = field(default_factory=lambda: float(os.environ.get("IVR_DRAIN_S", 300)))
+    # Where the calls' conversations live: Redis for several instances (docs/scaling.md);
+    # None: in this process.
+    redis_url: str | None = field(default_factory=lambda: os.environ.get("IVR_REDIS_URL"))
     call_log: CallLogSettings | None = None  # None: $IVR_CALL_LOG etc., else under var/
     limits: Limits = field(default_factory=Limits)
     voice: VoiceSettings = field(default_factory=VoiceSettings)
@@ -145,7 +148,8 @@ async def load_services(project_root: Path, settings: ServerSettings) -> VoiceSe
     """Everything calls share: dialogue engines, speech models, prompt audio."""
     locales = load_voice_locales(project_root / "locales")
     projects = [Project(project_root, name) for name in locales]
-    loaded = await asyncio.gather(*(load_engine(p) for p in projects))  # each on its thread
+    loaded = await asyncio.gather(  # each on its own thread
+        *(load_engine(p, conversations=settings.redis_url) for p in projects))
     engines = {p.locale: engine for p, engine in zip(projects, loaded, strict=True)}
     if settings.default_locale not in engines:
         raise IvrError(f"default locale {settings.default_locale!r} has no locales/*.yml")

@@ -169,6 +169,29 @@ def postgres_database() -> Any:
     admin.dispose()
 
 
+REDIS = os.environ.get("IVR_TEST_REDIS", "redis://127.0.0.1:6379/9")
+
+
+@pytest.fixture
+def redis_url() -> Any:
+    """An emptied database of the machine's Redis server. Skipped when none answers, except
+    in CI (.ci/run), where that is a failure."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as e:
+        reason = f"no Redis server at {REDIS} ({e})"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason + "; set IVR_TEST_REDIS to run these tests")
+    client.flushdb()
+    yield REDIS
+    client.flushdb()
+    client.close()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     """A call log URL: an SQLite file, then a PostgreSQL database (emptied after each

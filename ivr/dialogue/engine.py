@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ivr.bank import BankAdapter
-from ivr.errors import ModelNotFoundError
+from ivr.errors import IvrError, ModelNotFoundError
 from ivr.knowledge import KnowledgeBase
 
 log = logging.getLogger(__name__)
@@ -57,25 +57,30 @@ class DialogueEngine:
     custom actions, and the bank adapter they call, run on that loop too.
     """
 
-    def __init__(self, agent: Any, model_path: Path, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, agent: Any, model_path: Path, loop: asyncio.AbstractEventLoop,
+                 conversations: str | None = None) -> None:
         self._agent = agent
         self.model_path = model_path
         self._loop = loop
+        self.conversations = conversations  # a Redis URL, or None: this process's memory
 
     @classmethod
-    async def load(cls, model_path: Path, bank: BankAdapter, kb: KnowledgeBase) -> DialogueEngine:
+    async def load(cls, model_path: Path, bank: BankAdapter, kb: KnowledgeBase,
+                   conversations: str | None = None) -> DialogueEngine:
+        """``conversations``: a Redis URL (redis://host:port/db) where every engine instance
+        keeps the calls' Rasa trackers and their locks; None keeps them in this process."""
         quiet_ml_logging()
         if not model_path.is_file():
             raise ModelNotFoundError(f"no model at {model_path}: run `ivr train` first")
         loop = asyncio.new_event_loop()
         threading.Thread(target=loop.run_forever, name="dialogue", daemon=True).start()
         try:
-            agent = await asyncio.wrap_future(
-                asyncio.run_coroutine_threadsafe(_load_agent(model_path, bank, kb), loop))
+            agent = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
+                _load_agent(model_path, bank, kb, conversations), loop))
         except BaseException:
             loop.call_soon_threadsafe(loop.stop)
             raise
-        return cls(agent, model_path, loop)
+        return cls(agent, model_path, loop, conversations)
 
     async def _on_dialogue_thread(self, coro: Coroutine[Any, Any, T]) -> T:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
@@ -121,9 +126,14 @@ class DialogueEngine:
         await self._on_dialogue_thread(self._forget(call_id))
 
     async def _forget(self, call_id: str) -> None:
-        store = getattr(self._agent.tracker_store, "store", None)
+        tracker_store = self._agent.tracker_store
+        while hasattr(tracker_store, "_tracker_store"):  # Rasa's fail-safe wrapper(s)
+            tracker_store = tracker_store._tracker_store
+        store = getattr(tracker_store, "store", None)
         if isinstance(store, dict):  # the in-memory store of the embedded default
             store.pop(call_id, None)
+        elif hasattr(tracker_store, "red"):  # Redis: the key Rasa's store writes
+            tracker_store.red.delete(tracker_store.key_prefix + call_id)
 
     def close(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -144,9 +154,40 @@ def _prompt_channel() -> Any:
     return PromptChannel()
 
 
-async def _load_agent(model_path: Path, bank: BankAdapter, kb: KnowledgeBase) -> Any:
+# A tracker outlives its call in Redis at most this long (the call's end deletes it; an
+# instance that dies mid-call cannot). One Redis database holds trackers and locks, apart
+# by key prefix.
+TRACKER_TTL_S = 3600
+REDIS_PREFIX = "ivr"
+
+
+async def _load_agent(model_path: Path, bank: BankAdapter, kb: KnowledgeBase,
+                      conversations: str | None) -> Any:
     from rasa.core.agent import Agent
 
     from ivr.dialogue.action_endpoint import InProcessActionEndpoint
 
-    return Agent.load(str(model_path), action_endpoint=InProcessActionEndpoint(bank, kb))
+    stores = _redis_stores(conversations) if conversations else {}
+    return Agent.load(str(model_path), action_endpoint=InProcessActionEndpoint(bank, kb),
+                      **stores)
+
+
+def _redis_stores(url: str) -> dict[str, Any]:
+    """Rasa's Redis tracker store and lock store: every instance sees every call's
+    conversation, and Rasa handles one message of a conversation at a time (the lock
+    expires after $TICKET_LOCK_LIFETIME, Rasa's default 60 s, if its holder dies)."""
+    from urllib.parse import urlparse
+
+    from rasa.core.lock_store import RedisLockStore
+    from rasa.core.tracker_store import RedisTrackerStore
+    from rasa.shared.core.domain import Domain
+
+    parts = urlparse(url)
+    if parts.scheme != "redis" or not parts.hostname:
+        raise IvrError(f"{url!r}: give the conversation store as redis://host:port/db")
+    where = {"host": parts.hostname, "port": parts.port or 6379,
+             "db": int(parts.path.strip("/") or 0), "password": parts.password}
+    # The agent gives the tracker store the model's domain when it loads.
+    return {"tracker_store": RedisTrackerStore(Domain.empty(), record_exp=TRACKER_TTL_S,
+                                               key_prefix=REDIS_PREFIX, **where),
+            "lock_store": RedisLockStore(key_prefix=REDIS_PREFIX, **where)}

@@ -17,6 +17,7 @@ import json
 import logging
 import struct
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -142,19 +143,32 @@ def _fst_output_symbols(path: Path) -> list[str]:
 
 @dataclass
 class SpeechModel:
-    """A Vosk model, loaded once per locale and shared by every call."""
+    """A Vosk model, loaded once per locale and shared by every call. The decoding model
+    itself loads on first use: ``ivr serve`` decodes in worker processes, each loading its
+    own, so the engine's process only needs the vocabulary (hundreds of MB saved)."""
 
     locale: str
     path: Path
-    model: Any
     vocabulary: frozenset[str]
     unknown_word: str | None
     end_of_speech_ms: int = 500
     _overlay: Any = field(default=None, repr=False)  # keeps the config overlay alive
+    _model: Any = field(default=None, repr=False)
+    _loading: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def model(self) -> Any:
+        """The Vosk model (blocking, about a second the first time)."""
+        import vosk
+
+        with self._loading:
+            if self._model is None:
+                self._model = vosk.Model(self._overlay.name)
+            return self._model
 
     @classmethod
     def load(cls, locale: str, spec: str, end_of_speech_ms: int = 500) -> SpeechModel:
-        """Blocking (about a second): call it in an executor."""
+        """Blocking (reads the vocabulary): call it in an executor."""
         import vosk
 
         path = resolve_model_path(spec)
@@ -164,8 +178,7 @@ class SpeechModel:
         overlay = _with_endpointing(path, end_of_speech_ms)
         vocabulary = read_vocabulary(path)
         unknown = next((w for w in UNKNOWN_WORDS if w in vocabulary), None)
-        return cls(locale, path, vosk.Model(overlay.name), vocabulary, unknown,
-                   end_of_speech_ms, overlay)
+        return cls(locale, path, vocabulary, unknown, end_of_speech_ms, overlay)
 
     def missing_words(self, phrases: Sequence[str]) -> list[str]:
         return sorted({w for p in phrases for w in p.split() if w not in self.vocabulary})

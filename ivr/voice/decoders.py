@@ -34,10 +34,11 @@ Spec = dict[str, tuple[str, int]]  # locale -> (model path or package:NAME, end 
 
 
 def _serve(conn: Connection, specs: Spec) -> None:
-    """A worker: load models as calls need them, run each call's recogniser, answer every
-    request with (request id, ok, value)."""
+    """A worker: load the models, run each call's recogniser, answer every request with
+    (request id, ok, value)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's, which stops us
-    models: dict[str, SpeechModel] = {}
+    # Loaded before the first request, not on it: a call must not wait a second for it.
+    models = {locale: SpeechModel.load(locale, *spec).model for locale, spec in specs.items()}
     streams: dict[int, Any] = {}
     while True:
         try:
@@ -50,9 +51,7 @@ def _serve(conn: Connection, specs: Spec) -> None:
         try:
             if op == "reset":
                 locale, grammar = arg
-                if locale not in models:
-                    models[locale] = SpeechModel.load(locale, *specs[locale])
-                streams[stream] = new_kaldi_recognizer(models[locale].model, grammar)
+                streams[stream] = new_kaldi_recognizer(models[locale], grammar)
                 value: Any = None
             elif op == "decode":
                 value = decode_batch(streams[stream], arg)
