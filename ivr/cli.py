@@ -490,19 +490,20 @@ def _print_label(result: Any, as_json: bool) -> int:
 
 
 async def cmd_users(args: argparse.Namespace) -> int:
-    """Console logins: ``ivr users add NAME --role ops|trainer`` (password from
-    $IVR_PASSWORD or asked for)."""
+    """Console logins: ``ivr users add NAME --role ops|trainer|admin`` (password from
+    $IVR_PASSWORD or asked for). Changing a user's role or password ends their sessions;
+    the last enabled admin cannot be demoted."""
     import getpass
 
-    from ivr.console.auth import ROLES, hash_password
+    from ivr.console.auth import ADMIN, MIN_PASSWORD, ROLES, hash_password
 
     if args.role not in ROLES:
         raise IvrError(f"role must be one of {', '.join(ROLES)}")
     password = os.environ.get("IVR_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
-    if len(password) < 8:
-        raise IvrError("a console password needs at least 8 characters")
+    if len(password) < MIN_PASSWORD:
+        raise IvrError(f"a console password needs at least {MIN_PASSWORD} characters")
     store, _ = _open_store(args.project_obj)
-    store.set_user(args.name, args.role, hash_password(password))
+    store.set_user(args.name, args.role, hash_password(password), keep_role=ADMIN)
     print(f"user {args.name} ({args.role}) saved")
     return 0
 
@@ -594,6 +595,10 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                               audiosocket_port=args.audiosocket_port)
     if args.acd_url:
         settings.acd_url = args.acd_url
+    if args.max_calls is not None:
+        settings.max_calls = args.max_calls
+    if args.drain_s is not None:
+        settings.drain_s = args.drain_s
     await serve(settings, args.project_obj.root)
     return 0
 
@@ -691,6 +696,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audiosocket-port", type=int, default=9092,
                    help="AudioSocket TCP port (-1: none)")
     p.add_argument("--acd-url", help="ACD webhook for handoffs (default: $IVR_ACD_URL)")
+    p.add_argument("--max-calls", type=int, help="calls taken at once, past it the busy "
+                   "prompt; 0: no limit (default: $IVR_MAX_CALLS, else the measured "
+                   "var/capacity.json)")
+    p.add_argument("--drain-s", type=float, help="on SIGTERM, how long live calls may go "
+                   "on (default: $IVR_DRAIN_S, else 300)")
 
     add("models", cmd_models, "check each locale's dialogue, speech and TTS models",
         model=False)
@@ -773,7 +783,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("users", cmd_users, "console logins", model=False)
     p.add_argument("action", choices=["add"])
     p.add_argument("name")
-    p.add_argument("--role", required=True, help="ops or trainer")
+    p.add_argument("--role", required=True, help="ops, trainer or admin")
 
     p = add("evaluate", cmd_evaluate, "score the model on the held-out test set")
     p.add_argument("--test", help="held-out file (default: nlu_data/heldout/<locale>.yml)")

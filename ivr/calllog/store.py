@@ -70,6 +70,11 @@ users = sa.Table(  # console logins
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("password_hash", sa.String(256), nullable=False),
+    # Added with the admin role; nullable so that older tables gain them (NULL: enabled,
+    # unknown, never).
+    sa.Column("disabled", sa.Boolean),
+    sa.Column("created_at", sa.Float),
+    sa.Column("last_login", sa.Float),
 )
 audit = sa.Table(  # who looked at or listened to what
     "audit", metadata,
@@ -78,6 +83,24 @@ audit = sa.Table(  # who looked at or listened to what
     sa.Column("user", sa.String(64), nullable=False),
     sa.Column("action", sa.String(32), nullable=False),
     sa.Column("call_id", sa.String(64)),
+    sa.Column("detail", sa.String(256)),  # a byte range listened to, the user an admin changed
+)
+# Console sessions, in the database so that every engine instance sharing it accepts a
+# login made on any of them (ivr/console/auth.py).
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),  # SHA-256 of the cookie, hex
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("user", sa.String(64), nullable=False, index=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_seen", sa.Float, nullable=False, index=True),
+)
+login_failures = sa.Table(  # wrong passwords per name, for the login throttle of every instance
+    "login_failures", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, index=True),
+    sa.Column("at", sa.Float, nullable=False),
 )
 
 # Columns of ``calls`` that these event kinds fill in from their data.
@@ -91,6 +114,11 @@ _SUMMARY_FROM = {
 
 class CallLogError(IvrError):
     """The call log cannot be opened or read."""
+
+
+class UserChangeRefused(CallLogError):
+    """A change to console users that would leave a role that must keep one enabled user
+    (the admins) without any."""
 
 
 @dataclass(frozen=True)
@@ -309,20 +337,79 @@ class CallStore:
                 db.execute(calls.delete().where(calls.c.call_id.in_(chunk)))
         return gone
 
-    def set_user(self, name: str, role: str, password_hash: str) -> None:
+    def set_user(self, name: str, role: str, password_hash: str,
+                 keep_role: str | None = None) -> None:
+        """Create a console user, or set an existing one's role and password."""
+        self.save_user(name, role=role, password_hash=password_hash, keep_role=keep_role)
+
+    def save_user(self, name: str, *, role: str | None = None, password_hash: str | None = None,
+                  disabled: bool | None = None, keep_role: str | None = None,
+                  by: str | None = None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """Create a console user (a role and a password hash needed) or change what is
+        given, in one transaction; returns the user before (None: created) and after.
+        A new role or password, or disabling, ends the user's sessions. A change that would
+        leave ``keep_role`` without an enabled user is refused (``UserChangeRefused``).
+        ``by``: the change is audited in the same transaction, in that user's name."""
+        try:
+            return self._save_user(name, role, password_hash, disabled, keep_role, by)
+        except sa.exc.IntegrityError:  # created by another request meanwhile
+            raise UserChangeRefused(f"user {name!r} was just created elsewhere: "
+                                    "try again") from None
+
+    def _save_user(self, name: str, role: str | None, password_hash: str | None,
+                   disabled: bool | None, keep_role: str | None,
+                   by: str | None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        now = time.time()
         with self.engine.begin() as db:
-            db.execute(users.delete().where(users.c.name == name))
-            db.execute(users.insert().values(name=name, role=role, password_hash=password_hash))
+            if keep_role and self.dialect == "postgresql":
+                # Lock that role's users first: two admins demoting each other at once
+                # queue here, and the second sees it would leave none. (SQLite writers
+                # are serialised by the database lock already.)
+                db.execute(sa.select(users.c.name).where(_enabled(keep_role)).with_for_update())
+            row = db.execute(sa.select(users).where(users.c.name == name)).first()
+            before = _user(row) if row else None
+            if before is None:
+                if role is None or password_hash is None:
+                    raise CallLogError(f"no user {name!r}: a new user needs a role and a "
+                                       "password")
+                db.execute(users.insert().values(name=name, role=role, disabled=bool(disabled),
+                                                 password_hash=password_hash, created_at=now))
+            else:
+                changes = {k: v for k, v in (("role", role), ("password_hash", password_hash),
+                                             ("disabled", disabled)) if v is not None}
+                if changes:
+                    db.execute(users.update().where(users.c.name == name).values(**changes))
+                if (role not in (None, before["role"]) or password_hash is not None
+                        or (disabled and not before["disabled"])):
+                    db.execute(sessions.delete().where(sessions.c.user == name))
+                if (keep_role and before["role"] == keep_role and not before["disabled"]
+                        and not db.execute(sa.select(sa.func.count()).select_from(users).where(
+                            _enabled(keep_role))).scalar()):
+                    raise UserChangeRefused(f"{name} is the last enabled {keep_role}: make "
+                                            f"another {keep_role} first")
+            after = _user(db.execute(sa.select(users).where(users.c.name == name)).one())
+            rows = [{"at": now, "user": by, "action": action, "call_id": None, "detail": detail}
+                    for action, detail in _user_changes(before, after, password_hash)]
+            if by is not None and rows:  # (a role set to what it was changes nothing)
+                db.execute(audit.insert(), rows)
+        return before, after
 
     def user(self, name: str) -> dict[str, Any] | None:
         with self.engine.connect() as db:
             row = db.execute(sa.select(users).where(users.c.name == name)).first()
         return dict(row._mapping) if row else None
 
-    def audit(self, user: str, action: str, call_id: str | None = None) -> None:
+    def list_users(self) -> list[dict[str, Any]]:
+        """Console users by name: name, role, disabled, created, last login (no hashes)."""
+        with self.engine.connect() as db:
+            return [_user(r) for r in db.execute(sa.select(users).order_by(users.c.name))]
+
+    def audit(self, user: str, action: str, call_id: str | None = None,
+              detail: str | None = None) -> None:
         with self.engine.begin() as db:
             db.execute(audit.insert().values(at=time.time(), user=user, action=action,
-                                             call_id=call_id))
+                                             call_id=call_id,
+                                             detail=detail[:256] if detail else None))
 
     def audit_log(self, call_id: str | None = None) -> list[dict[str, Any]]:
         query = sa.select(audit).order_by(audit.c.id)
@@ -330,6 +417,78 @@ class CallStore:
             query = query.where(audit.c.call_id == call_id)
         with self.engine.connect() as db:
             return [dict(r._mapping) for r in db.execute(query)]
+
+
+    # --- console sessions and the login throttle (ivr/console/auth.py) --------------------
+    def add_session(self, token_hash: str, csrf: str, user: str, role: str, at: float,
+                    seen_before: float, created_before: float) -> None:
+        """A login: the session, the user's last login; their wrong passwords are
+        forgotten, and expired sessions (of anyone) purged while we are at it."""
+        with self.engine.begin() as db:
+            db.execute(sessions.delete().where(sa.or_(sessions.c.last_seen < seen_before,
+                                                      sessions.c.created_at < created_before)))
+            db.execute(sessions.insert().values(token_hash=token_hash, csrf=csrf, user=user,
+                                                role=role, created_at=at, last_seen=at))
+            db.execute(users.update().where(users.c.name == user).values(last_login=at))
+            db.execute(login_failures.delete().where(login_failures.c.name == user))
+
+    def session(self, token_hash: str) -> dict[str, Any] | None:
+        """A session, if its user still exists, is enabled and has the session's role."""
+        query = sa.select(sessions).join(users, users.c.name == sessions.c.user).where(
+            sessions.c.token_hash == token_hash, users.c.role == sessions.c.role,
+            _not_disabled())
+        with self.engine.connect() as db:
+            row = db.execute(query).first()
+        return dict(row._mapping) if row else None
+
+    def touch_session(self, token_hash: str, at: float) -> None:
+        with self.engine.begin() as db:
+            db.execute(sessions.update().where(sessions.c.token_hash == token_hash).values(
+                last_seen=at))
+
+    def end_session(self, token_hash: str) -> None:
+        with self.engine.begin() as db:
+            db.execute(sessions.delete().where(sessions.c.token_hash == token_hash))
+
+    def login_failed(self, name: str, at: float, forget_before: float) -> None:
+        with self.engine.begin() as db:
+            db.execute(login_failures.delete().where(login_failures.c.at < forget_before))
+            db.execute(login_failures.insert().values(name=name[:64], at=at))
+
+    def failed_logins(self, name: str, since: float) -> int:
+        with self.engine.connect() as db:
+            return db.execute(sa.select(sa.func.count()).select_from(login_failures).where(
+                login_failures.c.name == name[:64], login_failures.c.at >= since)).scalar() or 0
+
+
+def _not_disabled() -> Any:
+    return sa.or_(users.c.disabled.is_(None), users.c.disabled == sa.false())
+
+
+def _enabled(role: str) -> Any:
+    return sa.and_(users.c.role == role, _not_disabled())
+
+
+def _user(row: Any) -> dict[str, Any]:
+    """A user as shown: never the password hash."""
+    return {"name": row.name, "role": row.role, "disabled": bool(row.disabled),
+            "created_at": row.created_at, "last_login": row.last_login}
+
+
+def _user_changes(before: dict[str, Any] | None, after: dict[str, Any],
+                  password_hash: str | None) -> list[tuple[str, str]]:
+    """The audit rows of a change to a user: (action, detail)."""
+    name = after["name"]
+    if before is None:
+        return [("user_create", f"{name} ({after['role']})")]
+    out = []
+    if before["role"] != after["role"]:
+        out.append(("user_role", f"{name}: {before['role']} -> {after['role']}"))
+    if password_hash is not None:
+        out.append(("user_password", name))
+    if before["disabled"] != after["disabled"]:
+        out.append(("user_disable" if after["disabled"] else "user_enable", name))
+    return out
 
 
 def _summaries(batch: Iterable[CallEvent]) -> dict[str, dict[str, Any]]:

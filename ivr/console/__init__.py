@@ -5,7 +5,8 @@ was heard, understood and answered, the recording to listen to), replay a call a
 model to see what would change, and watch live figures. Trainers also work the review
 queue (label a cluster of misunderstood utterances, mark an ASR error, add a dialect
 synonym), train a candidate model, compare it with the live one and promote it, which
-swaps it into this running server. The page is plain HTML, JavaScript and CSS from
+swaps it into this running server. Admins may do all of that and manage the console's
+users (``/console/api/users``). The page is plain HTML, JavaScript and CSS from
 ``static/``: nothing is fetched from elsewhere, so it works on a bank's closed network.
 
 Every route and the roles allowed on it are in one table, ``ROUTES``; ``add_console``
@@ -30,11 +31,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiohttp import web
 
 from ivr import labelling, review
-from ivr.calllog.store import CallFilter, CallLogError, CallStore
+from ivr.calllog.store import CallFilter, CallLogError, CallStore, UserChangeRefused
 from ivr.calllog.timeline import turn_view
 from ivr.console.auth import (
+    ADMIN,
     COOKIE,
     CSRF_HEADER,
+    MIN_PASSWORD,
     OPS,
     ROLES,
     TRAINER,
@@ -42,6 +45,7 @@ from ivr.console.auth import (
     Sessions,
     check_password,
     dummy_hash,
+    hash_password,
 )
 from ivr.errors import IvrError, ModelNotFoundError
 from ivr.project import Project
@@ -53,8 +57,10 @@ if TYPE_CHECKING:
     from ivr.training import Trainer
 
 STATIC = Path(__file__).parent / "static"
-READERS = frozenset({OPS, TRAINER})  # both read calls, audio and figures, and run replays
-TRAINERS = frozenset({TRAINER})
+# Admins may do everything the others may, and manage the console's users.
+READERS = frozenset({OPS, TRAINER, ADMIN})  # read calls, audio and figures, run replays
+TRAINERS = frozenset({TRAINER, ADMIN})
+ADMINS = frozenset({ADMIN})
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -158,26 +164,27 @@ async def _login(request: web.Request) -> web.StreamResponse:
         name, password = str(body["name"]), str(body["password"])
     except (ValueError, KeyError, TypeError):
         return _error(400, "need JSON with name and password")
-    sessions = request.app[SESSIONS]
-    if sessions.locked(name):
+    sessions, store = request.app[SESSIONS], _context(request).store
+    if await _blocking(sessions.locked, store, name):
         return _error(429, "too many wrong passwords: try again in a few minutes")
-    user = await _blocking(_context(request).store.user, name)
+    user = await _blocking(store.user, name)
     ok = await _blocking(check_password, password, user["password_hash"] if user
                          else dummy_hash())
     if not (user and ok and user["role"] in ROLES):
-        sessions.failed(name)
+        await _blocking(sessions.failed, store, name)
         return _error(401, "wrong name or password")
-    sessions.succeeded(name)
-    session = sessions.open(user["name"], user["role"])
-    await _blocking(_context(request).store.audit, session.user, "login", None)
+    if user.get("disabled"):  # told only to whoever knows the password
+        return _error(403, "this user is disabled")
+    session = await _blocking(sessions.open, store, user["name"], user["role"])
+    await _blocking(store.audit, session.user, "login", None)
     response = _json({"name": session.user, "role": session.role, "csrf": session.csrf})
-    response.set_cookie(COOKIE, session.token, path="/console", httponly=True,
+    response.set_cookie(COOKIE, session.token or "", path="/console", httponly=True,
                         samesite="Strict", secure=request.secure)
     return response
 
 
 async def _logout(request: web.Request) -> web.StreamResponse:
-    request.app[SESSIONS].close(_session(request))
+    await _blocking(request.app[SESSIONS].close, _context(request).store, _session(request))
     response = _json({"ok": True})
     response.del_cookie(COOKIE, path="/console")
     return response
@@ -243,9 +250,10 @@ async def _audio(request: web.Request) -> web.StreamResponse:
         return _error(404, "this call has no recording")
     if not path.is_file():
         return _error(404, "the recording file is missing")
-    # A player fetches a file in several ranges; the first (from byte 0) is one listen.
-    if request.headers.get("Range", "bytes=0-").startswith("bytes=0-"):
-        await _blocking(ctx.store.audit, _session(request).user, "listen", call["call_id"])
+    # Every request is audited, byte ranges included (with the range): auditing only the
+    # first range of a playback would let ``bytes=1-`` fetch a recording unseen.
+    await _blocking(ctx.store.audit, _session(request).user, "listen", call["call_id"],
+                    request.headers.get("Range"))
     return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
 
 
@@ -582,6 +590,48 @@ async def _promote(request: web.Request) -> web.StreamResponse:
     return _json({"promotion": promotion.__dict__, "swap": swap})
 
 
+# --- admins: the console's users -------------------------------------------------------------
+_USER_NAME = re.compile(r"[\w.@-]{1,64}")
+
+
+async def _users(request: web.Request) -> web.StreamResponse:
+    """Console users: name, role, disabled, created, last login (never a password hash)."""
+    return _json({"users": await _blocking(_context(request).store.list_users),
+                  "roles": list(ROLES)})
+
+
+async def _save_user(request: web.Request) -> web.StreamResponse:
+    """JSON ``{"name", "role"?, "password"?, "disabled"?}``: create a user (role and password
+    needed) or change the role, reset the password, disable or enable one. Audited; a new
+    role, password or disabling ends the user's sessions; the last enabled admin cannot be
+    demoted or disabled (409)."""
+    body = await _body(request, "name")
+    store = _context(request).store
+    name, role, password, disabled = (body["name"].strip(), body.get("role"),
+                                      body.get("password"), body.get("disabled"))
+    # New names only: a user the CLI made with another name can still be changed.
+    if not _USER_NAME.fullmatch(name) and await _blocking(store.user, name) is None:
+        return _error(400, "a name is 1 to 64 letters, digits, '.', '_', '@' or '-'")
+    if role is not None and role not in ROLES:
+        return _error(400, f"role must be one of {', '.join(ROLES)}")
+    if password is not None and (not isinstance(password, str) or len(password) < MIN_PASSWORD):
+        return _error(400, f"a password needs at least {MIN_PASSWORD} characters")
+    if disabled is not None and not isinstance(disabled, bool):
+        return _error(400, "disabled must be true or false")
+    if role is None and password is None and disabled is None:
+        return _error(400, "nothing to change: give a role, a password or disabled")
+    hashed = await _blocking(hash_password, password) if password is not None else None
+    try:
+        before, after = await _blocking(functools.partial(
+            store.save_user, name, role=role, password_hash=hashed, disabled=disabled,
+            keep_role=ADMIN, by=_session(request).user))
+    except UserChangeRefused as e:
+        return _error(409, str(e))
+    except CallLogError as e:  # an unknown name without a role and a password
+        return _error(400, str(e))
+    return _json({"user": after, "created": before is None}, 201 if before is None else 200)
+
+
 # --- the role x route table ----------------------------------------------------------------
 @dataclass(frozen=True)
 class Route:
@@ -618,6 +668,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/console/api/train", _train, TRAINERS),
     Route("POST", "/console/api/compare", _compare, TRAINERS),
     Route("POST", "/console/api/promote", _promote, TRAINERS),
+    Route("GET", "/console/api/users", _users, ADMINS),
+    Route("POST", "/console/api/users", _save_user, ADMINS),
 )
 
 
@@ -643,7 +695,9 @@ async def _check(request: web.Request, route: Route) -> web.StreamResponse | Non
     """None when the request may go on, else the refusal."""
     if route.roles is None:
         return None
-    session = request.app[SESSIONS].get(request.cookies.get(COOKIE))
+    token = request.cookies.get(COOKIE)
+    session = (await _blocking(request.app[SESSIONS].get, _context(request).store, token)
+               if token else None)  # no cookie: no database round trip
     if session is None:
         if route.page:
             return web.Response(status=302, headers={"Location": "/console/login"})

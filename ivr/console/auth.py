@@ -1,11 +1,18 @@
-"""Console logins: scrypt password hashes, in-memory sessions, CSRF tokens, a login
-throttle.
+"""Console logins: scrypt password hashes, sessions in the call log's database, CSRF
+tokens, a login throttle.
 
-Sessions live in this process only: a restart logs everyone out, which is acceptable for
-a handful of ops and trainer users and keeps session secrets out of the database. Each
-session has two random tokens: the cookie (HttpOnly, so page scripts never see it) and a
-CSRF token that the page reads from ``/console/api/me`` and sends back in the
-``X-CSRF-Token`` header on every state-changing request.
+Sessions are rows of the ``sessions`` table of the call log (SQLite or PostgreSQL), so a
+login made on one ``ivr serve`` instance is valid on every instance sharing that database
+behind a load balancer, and survives a restart. The row keeps only a SHA-256 of the cookie
+token (a copy of the database cannot be replayed as cookies), the CSRF token, the user, the
+role, when it was opened and when it was last used. Each session has two random tokens: the
+cookie (HttpOnly, so page scripts never see it) and a CSRF token that the page reads from
+``/console/api/me`` and sends back in the ``X-CSRF-Token`` header on every state-changing
+request. A session ends after ``IDLE_S`` unused or ``MAX_AGE_S`` after the login, whichever
+comes first, at logout, and when its user is disabled or given another role (or password).
+Wrong passwords are counted in the database too, so the throttle holds across instances.
+
+The store is synchronous: callers on the event loop run these methods on the executor.
 """
 
 from __future__ import annotations
@@ -16,19 +23,28 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ivr.calllog.store import CallStore
 
 # scrypt cost: N=2^14, r=8, p=1 (16 MiB, ~50 ms): the interactive-login parameters of the
 # scrypt paper, cheap enough for a login form, dear enough to slow a stolen-table attack.
 _N, _R, _P, _DKLEN = 2 ** 14, 8, 1, 32
 _SCHEME = "scrypt"
 
-OPS, TRAINER = "ops", "trainer"
-ROLES = (OPS, TRAINER)  # what each may do: ROUTES in ivr/console/__init__.py
+OPS, TRAINER, ADMIN = "ops", "trainer", "admin"
+ROLES = (OPS, TRAINER, ADMIN)  # what each may do: ROUTES in ivr/console/__init__.py
 
 COOKIE = "ivr_console"
 CSRF_HEADER = "X-CSRF-Token"
 IDLE_S = 8 * 3600  # a session unused this long is gone (a working shift)
+MAX_AGE_S = 12 * 3600  # and any session this long after its login (a stolen cookie expires)
+# A session's last use is written at most this often: not a database write per request
+# (so the idle expiry is exact to within this).
+TOUCH_S = 60
+MIN_PASSWORD = 8  # characters
 MAX_FAILURES = 5  # wrong passwords for one name before it is locked out for a while
 LOCKOUT_S = 300
 
@@ -67,68 +83,69 @@ def dummy_hash() -> str:
     return hash_password(secrets.token_hex(16))
 
 
+def token_hash(token: str) -> str:
+    """What the database keeps of a cookie token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 @dataclass
 class Session:
     user: str
     role: str
-    token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
-    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
-    last_seen: float = field(default_factory=time.monotonic)
+    csrf: str
+    token_hash: str
+    created_at: float
+    last_seen: float
+    token: str | None = None  # the cookie's value: known only to the login that opened it
 
     def csrf_ok(self, sent: str | None) -> bool:
         return bool(sent) and hmac.compare_digest(sent.encode(), self.csrf.encode())
 
 
 class Sessions:
-    """Logged-in users of this process, by cookie token."""
+    """Logged-in users of every instance sharing the store, by cookie token, and the
+    login throttle. Methods block on the database: run them on the executor."""
 
-    def __init__(self, idle_s: float = IDLE_S) -> None:
+    def __init__(self, idle_s: float = IDLE_S, max_age_s: float = MAX_AGE_S,
+                 touch_s: float = TOUCH_S) -> None:
         self.idle_s = idle_s
-        self._by_token: dict[str, Session] = {}
-        self._failures: dict[str, list[float]] = {}  # name -> times of recent failures
+        self.max_age_s = max_age_s
+        self.touch_s = touch_s
 
-    def open(self, user: str, role: str) -> Session:
-        self._expire()
-        session = Session(user, role)
-        self._by_token[session.token] = session
+    def open(self, store: CallStore, user: str, role: str) -> Session:
+        now = time.time()
+        token = secrets.token_urlsafe(32)
+        session = Session(user, role, secrets.token_urlsafe(32), token_hash(token), now, now,
+                          token)
+        # Expired rows are purged here, at each login: no timer, and no instance owns it.
+        store.add_session(session.token_hash, session.csrf, user, role, now,
+                          seen_before=now - self.idle_s, created_before=now - self.max_age_s)
         return session
 
-    def get(self, token: str | None) -> Session | None:
+    def get(self, store: CallStore, token: str | None) -> Session | None:
         """The live session of a cookie token (and it counts as used now)."""
-        session = self._by_token.get(token or "")
-        if session is None:
+        if not token:
             return None
-        now = time.monotonic()
-        if now - session.last_seen > self.idle_s:
-            del self._by_token[session.token]
+        row = store.session(token_hash(token))
+        if row is None:
             return None
-        session.last_seen = now
-        return session
+        now = time.time()
+        if now - row["last_seen"] > self.idle_s or now - row["created_at"] > self.max_age_s:
+            store.end_session(row["token_hash"])
+            return None
+        if now - row["last_seen"] >= self.touch_s:
+            store.touch_session(row["token_hash"], now)
+            row["last_seen"] = now
+        return Session(row["user"], row["role"], row["csrf"], row["token_hash"],
+                       row["created_at"], row["last_seen"])
 
-    def close(self, session: Session) -> None:
-        self._by_token.pop(session.token, None)
+    def close(self, store: CallStore, session: Session) -> None:
+        store.end_session(session.token_hash)
 
-    def _expire(self) -> None:
-        now = time.monotonic()
-        for token in [t for t, s in self._by_token.items() if now - s.last_seen > self.idle_s]:
-            del self._by_token[token]
+    # --- throttling password guesses, per user name (on every instance together) ---------
+    def locked(self, store: CallStore, name: str) -> bool:
+        return store.failed_logins(name, time.time() - LOCKOUT_S) >= MAX_FAILURES
 
-    # --- throttling password guesses, per user name ------------------------------------
-    def locked(self, name: str) -> bool:
-        now = time.monotonic()
-        recent = [t for t in self._failures.get(name, []) if now - t < LOCKOUT_S]
-        if recent:
-            self._failures[name] = recent
-        else:
-            self._failures.pop(name, None)
-        return len(recent) >= MAX_FAILURES
-
-    def failed(self, name: str) -> None:
-        now = time.monotonic()
-        if len(self._failures) > 10_000:  # guesses at many names: forget the stale ones
-            self._failures = {n: ts for n, ts in self._failures.items()
-                              if now - ts[-1] < LOCKOUT_S}
-        self._failures.setdefault(name, []).append(now)
-
-    def succeeded(self, name: str) -> None:
-        self._failures.pop(name, None)
+    def failed(self, store: CallStore, name: str) -> None:
+        now = time.time()
+        store.login_failed(name, now, forget_before=now - LOCKOUT_S)

@@ -276,7 +276,7 @@ async function callView(callId) {
   const audit = h("section", {class: "panel"},
     h("details", {id: "audit"}, h("summary", {}, `Access log (${data.audit.length})`),
       h("ul", {class: "plain"}, data.audit.map((a) =>
-        h("li", {}, `${when(a.at)} · ${a.user} · ${a.action}`)))));
+        h("li", {}, `${when(a.at)} · ${a.user} · ${a.action}${a.detail ? ` ${a.detail}` : ""}`)))));
 
   view.replaceChildren(
     h("p", {}, h("a", {href: "#/calls", class: "back"}, "← All calls")),
@@ -1030,7 +1030,10 @@ async function start() {
   Object.assign(me, await api("me"));
   document.getElementById("user-name").textContent = me.name;
   document.getElementById("user-role").textContent = me.role;
-  for (const el of document.querySelectorAll("[data-role]")) el.hidden = el.dataset.role !== me.role;
+  // data-role: the roles (space-separated) that see the element
+  for (const el of document.querySelectorAll("[data-role]")) {
+    el.hidden = !el.dataset.role.split(" ").includes(me.role);
+  }
   document.getElementById("logout").addEventListener("click", async () => {
     await api("logout", {method: "POST"}).catch(() => {});
     window.location.assign("/console/login");

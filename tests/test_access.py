@@ -1,0 +1,616 @@
+"""Who may do what, over HTTP, on the engine's real app: every route of the app for an
+anonymous caller, ops, a trainer and an admin (against this file's own table, so a wrong
+role in ROUTES or a new route nobody thought about fails here); CSRF on every state-changing
+console route; the bearer-token APIs; session expiry; sessions shared by two instances on
+one store; the admins' user API; one audit row per recording access.
+
+The app has no dialogue engine or speech model (none of these routes needs one) and a
+stand-in replayer, so this file loads no model and runs in seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import wave
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import sqlalchemy as sa
+from aiohttp import web
+from conftest import KNOWN, copy_project
+from phones import serving
+from test_console import (
+    OPS_PASSWORD,
+    OPS_USER,
+    TRAINER_PASSWORD,
+    TRAINER_USER,
+    http_client,
+    login,
+)
+
+from ivr.calllog import CallEvent
+from ivr.calllog.recorder import CallLogSettings
+from ivr.calllog.store import CallStore, UserChangeRefused, sessions
+from ivr.console import CONSOLE, ConsoleContext
+from ivr.console.auth import (
+    ADMIN,
+    COOKIE,
+    CSRF_HEADER,
+    IDLE_S,
+    MAX_AGE_S,
+    MAX_FAILURES,
+    TOUCH_S,
+    Sessions,
+    hash_password,
+)
+from ivr.project import Project
+from ivr.server import ServerSettings, build_app
+from ivr.voice.session import VoiceServices
+from ivr.voice.tts import EspeakTts, PromptAudio
+
+WS_TOKEN, ACD_TOKEN, TWILIO_TOKEN = "access-ws-token", "access-acd-token", "access-twilio"
+ADMIN_USER, ADMIN_PASSWORD = "ada", "lovelace-분석-1843"
+STUB_MODEL = "ko-stub.tar.gz"
+
+
+class StubReplayer:
+    """Stands in for the Replayer: a real replay loads a whole model, and these tests are
+    about who may start one and that it is audited, not about what it finds."""
+
+    def models(self, locale: str) -> list[Path]:
+        return [Path(STUB_MODEL)]
+
+    async def replay(self, call_id: str, model: Path | None) -> dict[str, Any]:
+        return {"call_id": call_id, "model": model.name if model else None}
+
+
+@dataclass
+class Access:
+    url: str
+    app: web.Application
+    settings: ServerSettings
+    services: VoiceServices
+    root: Path
+    context: ConsoleContext
+    call: str  # a logged call with a recording
+
+
+def log_call(context: ConsoleContext, call_id: str) -> str:
+    """A finished call with a (silent, one-second, two-channel) recording, in the log."""
+    assert context.recordings is not None
+    relative = f"2025-01-01/{call_id}.wav"
+    path = context.recordings / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(2)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(b"\0" * 8000 * 4)
+    context.store.write([
+        (1, CallEvent(call_id, "recording", {"recording": relative})),
+        (2, CallEvent(call_id, "start", {"transport": "websocket", "caller": KNOWN,
+                                         "locale": "ko"})),
+        (3, CallEvent(call_id, "end", {"outcome": "self_service"})),
+    ], "access-test")
+    return call_id
+
+
+@pytest.fixture(scope="module")
+async def access(project: Project, tmp_path_factory: pytest.TempPathFactory
+                 ) -> AsyncIterator[Access]:
+    """The app (no engines: keys-only, nothing to load) on a copy of the project, its call
+    log in a temp folder, an ops user, a trainer, an admin and one call with a recording."""
+    tmp = tmp_path_factory.mktemp("access")
+    (tmp / "project").mkdir()
+    root = copy_project(project.root, tmp / "project").root
+    services = VoiceServices(engines={}, locales={}, prompts=PromptAudio(EspeakTts()),
+                             recognizer_for=lambda locale: None, default_locale="ko")
+    settings = ServerSettings(
+        audiosocket_port=-1, ws_token=WS_TOKEN, acd_token=ACD_TOKEN,
+        twilio_auth_token=TWILIO_TOKEN, default_locale="ko",
+        call_log=CallLogSettings(url=f"sqlite:///{tmp / 'calls.sqlite3'}",
+                                 recordings=tmp / "rec", instance="access-a"))
+    app = build_app(settings, services, root)
+    async with serving(app) as url:
+        context = app[CONSOLE]
+        context.replayer = StubReplayer()  # type: ignore[assignment]
+        context.store.set_user(OPS_USER, "ops", hash_password(OPS_PASSWORD))
+        context.store.set_user(TRAINER_USER, "trainer", hash_password(TRAINER_PASSWORD))
+        context.store.set_user(ADMIN_USER, ADMIN, hash_password(ADMIN_PASSWORD))
+        yield Access(url, app, settings, services, root, context,
+                     log_call(context, "access-call"))
+
+
+PASSWORDS = {"ops": (OPS_USER, OPS_PASSWORD), "trainer": (TRAINER_USER, TRAINER_PASSWORD),
+             "admin": (ADMIN_USER, ADMIN_PASSWORD)}
+
+
+def cookie_of(http: aiohttp.ClientSession) -> str:
+    return next(c.value for c in http.cookie_jar if c.key == COOKIE)
+
+
+def stored(store: CallStore, token: str) -> dict[str, Any] | None:
+    """The session row of a cookie token (the table keys it by the token's SHA-256)."""
+    key = hashlib.sha256(token.encode()).hexdigest()
+    with store.engine.connect() as db:
+        row = db.execute(sa.select(sessions).where(sessions.c.token_hash == key)).first()
+    return dict(row._mapping) if row else None
+
+
+def move_back(store: CallStore, token: str, **seconds: float) -> None:
+    """Move a session's stored times back, as if that much time had passed."""
+    key = hashlib.sha256(token.encode()).hexdigest()
+    with store.engine.begin() as db:
+        db.execute(sessions.update().where(sessions.c.token_hash == key).values(
+            **{column: sessions.c[column] - s for column, s in seconds.items()}))
+
+
+# --- the role x route matrix ----------------------------------------------------------------
+@dataclass(frozen=True)
+class Cell:
+    """What each caller gets from a route. An allowed caller of a POST route sends its CSRF
+    token and a body the handler refuses (400): past the guard, yet nothing is trained,
+    promoted or replayed."""
+
+    anonymous: int
+    ops: int
+    trainer: int
+    admin: int
+    query: str = ""
+    body: Any = None
+
+
+def everyone(status: int, body: Any = None) -> Cell:
+    return Cell(status, status, status, status, body=body)
+
+
+def readers(status: int = 200, query: str = "", body: Any = None) -> Cell:
+    return Cell(401, status, status, status, query, body)
+
+
+def trainers(status: int = 200, query: str = "", body: Any = None) -> Cell:
+    return Cell(401, 403, status, status, query, body)
+
+
+def admins(status: int = 200, body: Any = None) -> Cell:
+    return Cell(401, 403, 403, status, body=body)
+
+
+# Declared here, not read from ROUTES: the point is to catch a wrong role there.
+EXPECTED: dict[tuple[str, str], Cell] = {
+    # The telephony and machine APIs: a console session opens none of them.
+    ("GET", "/twilio"): everyone(403),  # no X-Twilio-Signature
+    ("HEAD", "/twilio"): everyone(403),
+    ("GET", "/ws"): everyone(401),  # no bearer token
+    ("HEAD", "/ws"): everyone(401),
+    ("POST", "/audiosocket/calls"): everyone(401, {}),
+    ("POST", "/acd/feedback"): everyone(401, {}),
+    ("POST", "/admin/models/reload"): everyone(401, {}),
+    ("GET", "/health"): everyone(200),
+    ("HEAD", "/health"): everyone(200),
+    ("GET", "/metrics"): everyone(401),
+    ("HEAD", "/metrics"): everyone(401),
+    # The console.
+    ("GET", "/console/login"): everyone(200),
+    ("GET", "/console/static/{name}"): everyone(200),
+    ("POST", "/console/api/login"): everyone(400, {}),  # no name or password
+    ("GET", "/console"): Cell(302, 200, 200, 200),
+    ("GET", "/console/"): Cell(302, 200, 200, 200),
+    ("GET", "/console/api/me"): readers(),
+    ("POST", "/console/api/logout"): readers(),
+    ("GET", "/console/api/calls"): readers(),
+    ("GET", "/console/api/calls/{call_id}"): readers(),
+    ("GET", "/console/api/calls/{call_id}/audio"): readers(),
+    ("GET", "/console/api/calls/{call_id}/models"): readers(),
+    ("POST", "/console/api/calls/{call_id}/replay"): readers(400, body={"model": "no.tar.gz"}),
+    ("GET", "/console/api/figures"): readers(),
+    ("GET", "/console/api/trends"): readers(query="locale=ko&days=7"),
+    ("GET", "/console/api/review"): trainers(query="locale=ko"),
+    ("GET", "/console/api/review/options"): trainers(query="locale=ko"),
+    ("GET", "/console/api/review/clusters/{cluster_id}"): trainers(404, "locale=ko"),
+    ("POST", "/console/api/review/label"): trainers(400, body={}),
+    ("POST", "/console/api/review/asr"): trainers(400, body={}),
+    ("POST", "/console/api/review/synonym"): trainers(400, body={}),
+    ("GET", "/console/api/models"): trainers(),
+    ("GET", "/console/api/train"): trainers(),
+    ("POST", "/console/api/train"): trainers(400, body={}),
+    ("POST", "/console/api/compare"): trainers(400, body={}),
+    ("POST", "/console/api/promote"): trainers(400, body={}),
+    ("GET", "/console/api/users"): admins(),
+    ("POST", "/console/api/users"): admins(400, {}),
+}
+ROLES = ("anonymous", "ops", "trainer", "admin")
+
+
+def app_routes(app: web.Application) -> list[tuple[str, str]]:
+    return [(r.method, r.resource.canonical) for r in app.router.routes() if r.resource]
+
+
+def concrete(path: str, call: str) -> str:
+    return (path.replace("{call_id}", call).replace("{name}", "app.js")
+            .replace("{cluster_id}", "c0"))
+
+
+async def test_every_route_answers_each_role_as_declared(access: Access) -> None:
+    routes = app_routes(access.app)
+    missing = [r for r in routes if r not in EXPECTED]
+    assert not missing, f"routes without an expectation here: {missing}"
+    assert not [r for r in EXPECTED if r not in routes], "expectations of no route"
+    # Logging out ends the session it is sent with: those cells run last.
+    routes.sort(key=lambda r: r[1] == "/console/api/logout")
+    async with http_client() as anonymous, http_client() as ops, http_client() as trainer, \
+            http_client() as admin:
+        clients = dict(zip(ROLES, (anonymous, ops, trainer, admin), strict=True))
+        csrf = {role: await login(clients[role], access.url, *PASSWORDS[role])
+                for role in ROLES[1:]}
+        wrong = []
+        for method, path in routes:
+            cell = EXPECTED[method, path]
+            url = f"{access.url}{concrete(path, access.call)}"
+            url += f"?{cell.query}" if cell.query else ""
+            for role, http in clients.items():
+                headers = {CSRF_HEADER: csrf[role]} if role in csrf else {}
+                resp = await http.request(method, url, json=cell.body, headers=headers,
+                                          allow_redirects=False)
+                if resp.status != getattr(cell, role):
+                    wrong.append(f"{method} {path} as {role}: {resp.status}, expected "
+                                 f"{getattr(cell, role)} ({(await resp.text())[:80]!r})")
+                elif resp.status == 302:
+                    assert resp.headers["Location"] == "/console/login"
+        assert not wrong, "\n".join(wrong)
+
+
+def state_changing(app: web.Application) -> list[str]:
+    """Every console route that changes something: all but GET, and the login (JSON only,
+    which no other site can send)."""
+    return [path for method, path in app_routes(app) if path.startswith("/console")
+            and method not in ("GET", "HEAD") and path != "/console/api/login"]
+
+
+async def test_state_changes_without_the_csrf_token_are_refused_for_every_role(
+        access: Access) -> None:
+    paths = state_changing(access.app)
+    assert "/console/api/users" in paths and "/console/api/logout" in paths
+    async with http_client() as ops, http_client() as trainer, http_client() as admin:
+        clients = {"ops": ops, "trainer": trainer, "admin": admin}
+        csrf = {role: await login(http, access.url, *PASSWORDS[role])
+                for role, http in clients.items()}
+        refused = 0
+        for path in paths:
+            cell = EXPECTED["POST", path]
+            url = f"{access.url}{concrete(path, access.call)}"
+            for role, http in clients.items():
+                if getattr(cell, role) in (401, 403):
+                    continue  # refused for the role anyway
+                others = [t for r, t in csrf.items() if r != role]  # another session's
+                for headers in ({}, {CSRF_HEADER: "forged"}, {CSRF_HEADER: others[0]}):
+                    resp = await http.post(url, json=cell.body, headers=headers)
+                    assert resp.status == 403, (path, role, headers)
+                    assert CSRF_HEADER in (await resp.json())["error"]
+                    refused += 1
+        assert refused >= 3 * len(paths)
+        for role, http in clients.items():  # the refused logouts ended nothing
+            assert (await http.get(f"{access.url}/console/api/me")).status == 200, role
+
+
+async def test_the_bearer_token_apis_refuse_without_their_token(access: Access) -> None:
+    url = access.url
+
+    def bearer(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    async with aiohttp.ClientSession() as http:
+        for headers in ({}, bearer("wrong"), bearer(ACD_TOKEN)):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(f"{url}/ws", headers=headers)
+            assert refused.value.status == 401
+            assert (await http.get(f"{url}/metrics", headers=headers)).status == 401
+            resp = await http.post(f"{url}/admin/models/reload", json={}, headers=headers)
+            assert resp.status == 401
+        for headers in ({}, bearer("wrong"), bearer(WS_TOKEN)):  # it has its own token
+            resp = await http.post(f"{url}/acd/feedback", json={}, headers=headers)
+            assert resp.status == 401
+        # With the token each gets past the check.
+        assert (await http.get(f"{url}/metrics", headers=bearer(WS_TOKEN))).status == 200
+        resp = await http.post(f"{url}/admin/models/reload", json={"locale": "xx"},
+                               headers=bearer(WS_TOKEN))
+        assert resp.status == 400 and "no locale" in (await resp.json())["error"]
+        resp = await http.post(f"{url}/acd/feedback", json={"call_id": "nope"},
+                               headers=bearer(ACD_TOKEN))
+        assert resp.status == 400
+
+
+# --- sessions ---------------------------------------------------------------------------------
+async def test_the_store_keeps_a_hash_of_the_cookie_not_the_cookie(access: Access) -> None:
+    store = access.context.store
+    async with http_client() as http:
+        csrf = await login(http, access.url, OPS_USER, OPS_PASSWORD)
+        token = cookie_of(http)
+        row = stored(store, token)
+        assert row is not None and row["user"] == OPS_USER and row["role"] == "ops"
+        assert row["csrf"] == csrf and row["created_at"] == row["last_seen"]
+        with store.engine.connect() as db:
+            dump = repr(db.execute(sa.select(sessions)).all())
+        assert token not in dump
+
+
+async def test_a_session_ends_when_idle_too_long(access: Access) -> None:
+    store = access.context.store
+    # Logged in and unused since: 8 h less two minutes, then 8 h and a second (both well
+    # within the 12 h lifetime, so only the idle limit can end the second).
+    async with http_client() as recent, http_client() as idle:
+        for http, back in ((recent, IDLE_S - 120), (idle, IDLE_S + 1)):
+            await login(http, access.url, OPS_USER, OPS_PASSWORD)
+            move_back(store, cookie_of(http), last_seen=back, created_at=back)
+        assert (await recent.get(f"{access.url}/console/api/me")).status == 200
+        assert (await idle.get(f"{access.url}/console/api/me")).status == 401
+        assert stored(store, cookie_of(idle)) is None  # and the row is gone
+        assert stored(store, cookie_of(recent)) is not None
+
+
+async def test_a_session_ends_at_its_absolute_lifetime_even_when_in_use(
+        access: Access) -> None:
+    assert MAX_AGE_S == 12 * 3600
+    store = access.context.store
+    async with http_client() as http:
+        await login(http, access.url, OPS_USER, OPS_PASSWORD)
+        token = cookie_of(http)
+        move_back(store, token, created_at=MAX_AGE_S - 120)  # used a moment ago, 11h58 old
+        assert (await http.get(f"{access.url}/console/api/me")).status == 200
+        move_back(store, token, created_at=121)  # 12 h and a second
+        assert (await http.get(f"{access.url}/console/api/me")).status == 401
+        assert stored(store, token) is None
+
+
+async def test_last_use_is_written_at_most_once_a_minute(access: Access) -> None:
+    store = access.context.store
+    async with http_client() as http:
+        await login(http, access.url, OPS_USER, OPS_PASSWORD)
+        token = cookie_of(http)
+        seen = stored(store, token)["last_seen"]  # type: ignore[index]
+        for _ in range(3):
+            assert (await http.get(f"{access.url}/console/api/calls")).status == 200
+        assert stored(store, token)["last_seen"] == seen  # type: ignore[index]
+        move_back(store, token, last_seen=TOUCH_S + 1)
+        assert (await http.get(f"{access.url}/console/api/me")).status == 200
+        assert stored(store, token)["last_seen"] > seen  # type: ignore[index]
+
+
+async def test_expired_sessions_are_purged_at_the_next_login(access: Access) -> None:
+    store = access.context.store
+    async with http_client() as idle, http_client() as old, http_client() as fresh:
+        for http in (idle, old):
+            await login(http, access.url, TRAINER_USER, TRAINER_PASSWORD)
+        move_back(store, cookie_of(idle), last_seen=IDLE_S + 1)
+        move_back(store, cookie_of(old), created_at=MAX_AGE_S + 1)
+        await login(fresh, access.url, OPS_USER, OPS_PASSWORD)  # nobody uses the two again
+        assert stored(store, cookie_of(idle)) is None and stored(store, cookie_of(old)) is None
+        assert stored(store, cookie_of(fresh)) is not None
+
+
+async def test_a_session_is_valid_on_every_instance_sharing_the_store(access: Access) -> None:
+    """Two `ivr serve` instances behind a load balancer: one call log, two apps, each with
+    its own store connection; a request may land on either."""
+    assert access.settings.call_log is not None
+    settings = replace(access.settings, call_log=replace(access.settings.call_log,
+                                                         instance="access-b"))
+    other = build_app(settings, access.services, access.root)
+    async with serving(other) as other_url, http_client() as http, \
+            aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as bare:
+        csrf = await login(http, access.url, OPS_USER, OPS_PASSWORD)
+        cookie = {"Cookie": f"{COOKIE}={cookie_of(http)}"}  # what the balancer passes on
+        resp = await bare.get(f"{other_url}/console/api/me", headers=cookie)
+        assert resp.status == 200
+        assert await resp.json() == {"name": OPS_USER, "role": "ops", "csrf": csrf}
+        resp = await bare.get(f"{other_url}/console/api/calls/{access.call}", headers=cookie)
+        assert resp.status == 200
+        resp = await bare.post(f"{other_url}/console/api/logout", headers=cookie)
+        assert resp.status == 403  # the CSRF check holds there too
+        resp = await bare.post(f"{other_url}/console/api/logout",
+                               headers={**cookie, CSRF_HEADER: csrf})
+        assert resp.status == 200
+        # Logged out on the second: gone on the first as well.
+        assert (await http.get(f"{access.url}/console/api/me")).status == 401
+        assert (await bare.get(f"{other_url}/console/api/me", headers=cookie)).status == 401
+
+
+# --- the admins' user API ---------------------------------------------------------------------
+async def test_admins_manage_users_and_each_change_ends_that_users_sessions(
+        access: Access) -> None:
+    url, store = f"{access.url}/console/api/users", access.context.store
+    async with http_client() as admin, http_client() as carol:
+        csrf = await login(admin, access.url, ADMIN_USER, ADMIN_PASSWORD)
+
+        async def post(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            resp = await admin.post(url, json=body, headers={CSRF_HEADER: csrf})
+            return resp.status, await resp.json()
+
+        async def carol_is(status: int) -> None:
+            assert (await carol.get(f"{access.url}/console/api/me")).status == status
+
+        status, body = await post({"name": "carol", "role": "trainer",
+                                   "password": "first-password"})
+        assert status == 201 and body["created"] is True
+        assert body["user"] == {"name": "carol", "role": "trainer", "disabled": False,
+                                "created_at": body["user"]["created_at"], "last_login": None}
+        for bad in ({"name": "carol", "role": "root"}, {"name": "dave", "role": "ops"},
+                    {"name": "carol", "password": "short"}, {"name": "carol"},
+                    {"name": "no spaces", "role": "ops", "password": "long enough"},
+                    {"name": "carol", "disabled": "yes"}):
+            assert (await post(bad))[0] == 400, bad
+
+        await login(carol, access.url, "carol", "first-password")
+        await post({"name": "carol", "role": "ops"})  # a new role ends her session
+        await carol_is(401)
+        await login(carol, access.url, "carol", "first-password")
+        await post({"name": "carol", "password": "second-password"})  # so does a reset
+        await carol_is(401)
+        resp = await carol.post(f"{access.url}/console/api/login",
+                                json={"name": "carol", "password": "first-password"})
+        assert resp.status == 401
+        await login(carol, access.url, "carol", "second-password")
+        assert (await post({"name": "carol", "disabled": True}))[0] == 200  # and disabling
+        await carol_is(401)
+        resp = await carol.post(f"{access.url}/console/api/login",
+                                json={"name": "carol", "password": "second-password"})
+        assert resp.status == 403 and "disabled" in (await resp.json())["error"]
+        await post({"name": "carol", "disabled": False})
+        await login(carol, access.url, "carol", "second-password")
+        await carol_is(200)
+
+        listing = await admin.get(url)
+        assert "scrypt" not in await listing.text()  # never a hash
+        users = {u["name"]: u for u in (await listing.json())["users"]}
+        assert set(users["carol"]) == {"name", "role", "disabled", "created_at", "last_login"}
+        assert users["carol"]["role"] == "ops" and users["carol"]["last_login"] is not None
+        assert users[ADMIN_USER]["role"] == ADMIN
+
+    changes = [(a["user"], a["action"], a["detail"]) for a in store.audit_log()
+               if a["action"].startswith("user_") and "carol" in a["detail"]]
+    assert changes == [(ADMIN_USER, "user_create", "carol (trainer)"),
+                       (ADMIN_USER, "user_role", "carol: trainer -> ops"),
+                       (ADMIN_USER, "user_password", "carol"),
+                       (ADMIN_USER, "user_disable", "carol"),
+                       (ADMIN_USER, "user_enable", "carol")]
+
+
+async def test_the_last_admin_cannot_be_demoted_or_disabled(access: Access) -> None:
+    url = f"{access.url}/console/api/users"
+    async with http_client() as admin:
+        csrf = await login(admin, access.url, ADMIN_USER, ADMIN_PASSWORD)
+
+        async def post(body: dict[str, Any]) -> int:
+            resp = await admin.post(url, json=body, headers={CSRF_HEADER: csrf})
+            return resp.status
+
+        for change in ({"role": "trainer"}, {"disabled": True}):
+            assert await post({"name": ADMIN_USER, **change}) == 409
+        assert (await admin.get(url)).status == 200  # still an admin, still logged in
+        assert await post({"name": "bea", "role": ADMIN, "password": "another-admin"}) == 201
+        assert await post({"name": "bea", "disabled": True}) == 200  # ada is left
+        assert await post({"name": ADMIN_USER, "role": "trainer"}) == 409  # bea is disabled
+        assert await post({"name": "bea", "disabled": False}) == 200
+        assert await post({"name": "bea", "role": "ops"}) == 200
+    assert access.context.store.user(ADMIN_USER)["role"] == ADMIN  # type: ignore[index]
+
+
+# --- the audit of recording access ------------------------------------------------------------
+async def test_every_recording_access_writes_one_audit_row(access: Access) -> None:
+    store = access.context.store
+    call = log_call(access.context, "audited-call")
+    base = f"{access.url}/console/api/calls/{call}"
+    async with http_client() as ops, http_client() as trainer:
+        csrf = await login(ops, access.url, OPS_USER, OPS_PASSWORD)
+        await login(trainer, access.url, TRAINER_USER, TRAINER_PASSWORD)
+        assert (await ops.get(base)).status == 200
+        resp = await ops.get(f"{base}/audio")
+        assert resp.status == 200 and len(await resp.read()) == 44 + 8000 * 4
+        for byte_range in ("bytes=44-", "bytes=0-99"):  # a seek, a player's probe
+            resp = await ops.get(f"{base}/audio", headers={"Range": byte_range})
+            assert resp.status == 206
+        resp = await ops.post(f"{base}/replay", json={"model": STUB_MODEL},
+                              headers={CSRF_HEADER: csrf})
+        assert resp.status == 200 and (await resp.json())["model"] == STUB_MODEL
+        assert (await ops.get(f"{base}/audio")).status == 200  # again: another row
+        # Not accesses to the recording: no rows.
+        resp = await ops.post(f"{base}/replay", json={"model": "x"}, headers={CSRF_HEADER: csrf})
+        assert resp.status == 400
+        assert (await ops.get(f"{base}/models")).status == 200
+        resp = await trainer.get(f"{access.url}/console/api/calls/{call[:8]}")  # by a prefix
+        assert resp.status == 200
+        shown = (await resp.json())["audit"]
+    rows = [(a["user"], a["action"], a["call_id"], a["detail"]) for a in store.audit_log(call)]
+    assert rows == [(OPS_USER, "view", call, None), (OPS_USER, "listen", call, None),
+                    (OPS_USER, "listen", call, "bytes=44-"),
+                    (OPS_USER, "listen", call, "bytes=0-99"), (OPS_USER, "replay", call, None),
+                    (OPS_USER, "listen", call, None), (TRAINER_USER, "view", call, None)]
+    assert [a["action"] for a in shown] == [r[1] for r in rows]  # the call page's access log
+
+
+# --- the same on both stores (SQLite and PostgreSQL) ------------------------------------------
+def test_sessions_are_shared_by_instances_on_either_store(store: CallStore) -> None:
+    store.set_user("olga", "ops", hash_password("password-1"))
+    other = CallStore(store.url)  # the second instance's own connection pool
+    try:
+        session = Sessions().open(store, "olga", "ops")
+        assert session.token and stored(store, session.token) is not None
+        seen = Sessions().get(other, session.token)
+        assert seen is not None and (seen.user, seen.role, seen.csrf) == (
+            "olga", "ops", session.csrf)
+        assert store.user("olga")["last_login"] == session.created_at  # type: ignore[index]
+        Sessions().close(other, seen)
+        assert Sessions().get(store, session.token) is None
+    finally:
+        other.close()
+
+
+def test_user_changes_end_sessions_and_keep_an_admin_on_either_store(store: CallStore) -> None:
+    sessions_ = Sessions()
+    store.set_user("ada", ADMIN, hash_password("password-1"))
+    store.set_user("tom", "trainer", hash_password("password-2"))
+    for change in ({"role": "ops"}, {"password_hash": hash_password("password-3")},
+                   {"disabled": True}):
+        session = sessions_.open(store, "tom", store.user("tom")["role"])  # type: ignore[index]
+        store.save_user("tom", keep_role=ADMIN, by="ada", **change)
+        assert sessions_.get(store, session.token) is None, change
+    # A row left behind (say, written by an old version) is no key for a disabled user.
+    with store.engine.begin() as db:
+        db.execute(sessions.insert().values(token_hash=hashlib.sha256(b"t").hexdigest(),
+                                            csrf="c", user="tom", role="ops", created_at=9e9,
+                                            last_seen=9e9))
+    assert sessions_.get(store, "t") is None
+    for change in ({"role": "ops"}, {"disabled": True}):
+        with pytest.raises(UserChangeRefused):
+            store.save_user("ada", keep_role=ADMIN, by="ada", **change)
+    assert store.user("ada")["role"] == ADMIN  # the refusal rolled back  # type: ignore[index]
+    actions = [a["action"] for a in store.audit_log() if a["user"] == "ada"]
+    assert actions == ["user_role", "user_password", "user_disable"]
+
+
+def demote_both_at_once(store: CallStore) -> list[str]:
+    """Two admins (the only ones) demote each other in two threads; returns who was
+    refused."""
+    start = threading.Barrier(2)
+    refused: list[str] = []
+
+    def demote(name: str) -> None:
+        start.wait()
+        try:
+            store.save_user(name, role="ops", keep_role=ADMIN)
+        except UserChangeRefused:
+            refused.append(name)
+
+    threads = [threading.Thread(target=demote, args=(n,)) for n in ("ada", "bea")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return refused
+
+
+def test_two_admins_demoting_each_other_at_once_leave_one(store: CallStore) -> None:
+    """The last-admin check holds under concurrency: on PostgreSQL the admins' rows are
+    locked first, on SQLite the write lock serialises the two."""
+    for _ in range(5):
+        for name in ("ada", "bea"):
+            store.set_user(name, ADMIN, "x")
+        refused = demote_both_at_once(store)
+        assert len(refused) == 1
+        assert [u["name"] for u in store.list_users() if u["role"] == ADMIN] == refused
+
+
+def test_the_login_throttle_counts_on_every_instance(store: CallStore) -> None:
+    other = CallStore(store.url)
+    try:
+        for i in range(MAX_FAILURES):
+            assert not Sessions().locked(store, "mallory")
+            Sessions().failed(store if i % 2 else other, "mallory")
+        assert Sessions().locked(store, "mallory") and Sessions().locked(other, "mallory")
+        assert not Sessions().locked(store, "olga")  # per name
+    finally:
+        other.close()
