@@ -6,13 +6,13 @@ import re
 
 _CN_DIGITS = "零〇一二三四五六七八九幺两"
 _KO_DIGITS = "공영일이삼사오육륙칠팔구"  # Sino-Korean digits, as a Korean recogniser writes them
-# Six or more digits in a row (Arabic or spoken Chinese, spaces or dashes allowed between):
-# a PIN, a card, an ID (whose last character may be X) or an account number. Shorter runs
-# (amounts, dates) are kept.
+# Six or more digits in a row (Arabic, full-width or spoken; up to three spaces or dashes
+# between, as in "6222 - 0202"): a PIN, a card, an ID (whose last character may be X) or an
+# account number. Shorter runs (amounts, dates) are kept.
 _DIGIT_RUN = re.compile(
-    rf"[0-9{_CN_DIGITS}{_KO_DIGITS}](?:[\s-]?[0-9{_CN_DIGITS}{_KO_DIGITS}]){{5,}}[Xx]?")
+    rf"[0-9０-９{_CN_DIGITS}{_KO_DIGITS}](?:[\s-]{{0,3}}[0-9０-９{_CN_DIGITS}{_KO_DIGITS}]){{5,}}[Xx]?")
 # Every digit; a Korean digit only as a word of its own (이 is also "this").
-_ANY_DIGIT = re.compile(rf"[0-9{_CN_DIGITS}]|(?<!\S)[{_KO_DIGITS}](?!\S)")
+_ANY_DIGIT = re.compile(rf"[0-9０-９{_CN_DIGITS}]|(?<!\S)[{_KO_DIGITS}](?!\S)")
 
 
 def mask_card(number: str) -> str:

@@ -72,7 +72,7 @@ def json_object(msg: Any, sender: str) -> dict[str, Any]:
         raise ProtocolError(f"{sender} sends JSON text messages only")
     try:
         data = json.loads(msg.data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep ([[[[...)
         raise ProtocolError("message is not JSON") from None
     if not isinstance(data, dict):
         raise ProtocolError("message is not a JSON object")

@@ -84,15 +84,22 @@ def parse_start(msg: Any) -> dict[str, Any] | None:
     if data.get("event") == "connected":
         return None
     if data.get("event") != "start":
-        raise ProtocolError(f"expected a start message, got {data.get('event')!r}")
+        raise ProtocolError(f"expected a start message, got {str(data.get('event'))[:30]!r}")
     start = data.get("start")
     if not isinstance(start, dict) or not start.get("streamSid"):
         raise ProtocolError("start message without start.streamSid")
     fmt = start.get("mediaFormat") or {}
-    if (fmt.get("encoding"), int(fmt.get("sampleRate") or 0), int(fmt.get("channels") or 1)) \
-            != ("audio/x-mulaw", 8000, 1):
-        raise ProtocolError(f"unsupported media format {fmt}: need audio/x-mulaw, 8000 Hz, mono")
     params = start.get("customParameters") or {}
+    if not isinstance(fmt, dict) or not isinstance(params, dict):
+        raise ProtocolError("start.mediaFormat and start.customParameters must be objects")
+    try:
+        audio = (fmt.get("encoding"), int(fmt.get("sampleRate") or 0),
+                 int(fmt.get("channels") or 1))
+    except (TypeError, ValueError, OverflowError):  # "8k", [8000], 1e999: not a rate
+        audio = None
+    if audio != ("audio/x-mulaw", 8000, 1):
+        raise ProtocolError(f"unsupported media format {str(fmt)[:80]}: need audio/x-mulaw, "
+                            "8000 Hz, mono")
     return {"stream_sid": str(start["streamSid"]), "call_sid": str(start.get("callSid") or ""),
             "caller": str(params.get("caller") or ""),
             "locale": str(params["locale"]) if params.get("locale") else None}
@@ -114,12 +121,14 @@ def parse_message(msg: Any) -> InboundEvent | None:
         return AudioIn(ulaw_to_pcm(ulaw)) if ulaw else None
     if event == "dtmf":
         # A bad key entry is never echoed into errors or logs: it may be part of a PIN.
-        digit = str((data.get("dtmf") or {}).get("digit", ""))
+        dtmf = data.get("dtmf")
+        digit = str(dtmf.get("digit", "")) if isinstance(dtmf, dict) else ""
         if digit not in DTMF_DIGITS:
             raise ProtocolError(f"dtmf digit of {len(digit)} characters is not a key")
         return DigitIn(digit)
     if event == "mark":
-        name = (data.get("mark") or {}).get("name")
+        mark = data.get("mark")
+        name = mark.get("name") if isinstance(mark, dict) else None
         return PlaybackDone(str(name)) if name else None
     if event == "stop":
         return CallerHangup("stop")

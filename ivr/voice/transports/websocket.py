@@ -60,8 +60,12 @@ def authorized(request: web.Request, token: str | None) -> bool:
 def parse_start(msg: Any) -> dict[str, Any]:
     data = json_object(msg, "the client")
     if data.get("type") != "start":
-        raise ProtocolError(f"expected a start message, got {data.get('type')!r}")
-    if int(data.get("sample_rate", 8000)) != 8000 or data.get("encoding", "pcm16") != "pcm16":
+        raise ProtocolError(f"expected a start message, got {str(data.get('type'))[:30]!r}")
+    try:
+        rate = int(data.get("sample_rate", 8000))
+    except (TypeError, ValueError, OverflowError):  # "8k", [8000], 1e999: not a rate
+        rate = 0
+    if rate != 8000 or data.get("encoding", "pcm16") != "pcm16":
         raise ProtocolError("audio must be pcm16 at 8000 Hz")
     locale = data.get("locale")
     return {"caller": str(data.get("caller") or ""), "locale": str(locale) if locale else None,
