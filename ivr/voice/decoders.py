@@ -11,6 +11,7 @@ operations of ``ivr.voice.asr``; ``VoskRecognizer`` keeps the call's state aroun
 from __future__ import annotations
 
 import asyncio
+import atexit
 import itertools
 import logging
 import multiprocessing
@@ -75,6 +76,7 @@ class _Worker:
         theirs.close()
         self.streams = 0  # calls decoding here
         self.alive = True
+        self.stopping = False  # the engine is stopping it: its end is no crash
         self._pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
         self._lock = threading.Lock()  # pending and alive, shared with the reader thread
         self._send_lock = threading.Lock()
@@ -125,7 +127,8 @@ class _Worker:
         with self._lock:
             self.alive = False
             pending, self._pending = self._pending, {}
-        log.error("%s; its %d calls go to an agent", self._death(), self.streams)
+        if not self.stopping:
+            log.error("%s; its %d calls go to an agent", self._death(), self.streams)
         for loop, future in pending.values():
             loop.call_soon_threadsafe(_settle, future, False, DecoderCrashed(self._death()))
 
@@ -136,6 +139,7 @@ class _Worker:
         return f"speech worker {self.pid} died ({how})"
 
     def stop(self) -> None:
+        self.stopping = True
         self.conn.close()
         self.process.join(2)
         if self.process.is_alive():
@@ -164,6 +168,7 @@ class DecoderPool:
                              for locale, m in models.items()}
         self.workers = [_Worker(self._context, self._specs) for _ in range(workers)]
         self._streams = itertools.count(1)
+        atexit.register(self.close)  # before multiprocessing's own exit hook ends them
 
     def decoder(self, locale: str) -> PooledDecoder:
         return PooledDecoder(self, locale)
