@@ -139,8 +139,10 @@ async def load_speech_models(locales: dict[str, VoiceLocale],
             raise IvrError(f"locales/{name}.yml: the {name} speech model has no word for "
                            f"{', '.join(missing)}; grammar phrases must use its vocabulary")
         models[name] = model
-    # A worker per core: decoding is CPU-bound, and a crash then costs 1/N of the calls.
-    pool = DecoderPool(models, os.cpu_count() or 2) if models else None
+    # A worker per core by default: decoding is CPU-bound, and a crash costs 1/N of the
+    # calls; each worker holds its own copy of the models ($IVR_ASR_WORKERS trades them).
+    workers = _env_int("IVR_ASR_WORKERS") or os.cpu_count() or 2
+    pool = DecoderPool(models, workers) if models else None
     return SpeechModels(models, pool)
 
 
