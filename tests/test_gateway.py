@@ -13,6 +13,8 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import socket
+import struct
 from collections import deque
 from collections.abc import AsyncIterator
 
@@ -231,6 +233,58 @@ async def test_a_dropped_connection_still_ends_and_records_the_call(server: Serv
     await phone.drop()
     result = await server.wait_result(phone)
     assert result["outcome"] == "hangup" and result["transport"] == "websocket"
+
+
+def _reset(transport: asyncio.BaseTransport) -> None:
+    """Close with a TCP RST, not a FIN: what a crashed phone or a dead NAT does."""
+    sock = transport.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+async def test_a_connection_reset_mid_utterance_ends_the_call_keeping_what_was_said(
+        server: Server) -> None:
+    server.hears()  # the bystander says nothing
+    server.hears("我想查余额")
+    server.hears("我要投诉")
+    bystander = await server.plain()
+    await bystander.wait_prompts(2)
+
+    async def ended(count: int) -> dict:
+        for _ in range(200):
+            if len(server.gateway.results) > count:
+                return server.gateway.results[-1]
+            await asyncio.sleep(0.05)
+        raise AssertionError("the call did not end")
+
+    # The plain socket, then AudioSocket: each reset while the caller is speaking.
+    phone = await server.plain()
+    await phone.wait_prompts(2)
+    await phone.send_audio(SPEECH)
+    await asyncio.sleep(0.3)  # read by the engine: a reset drops data still unread
+    count = len(server.gateway.results)
+    _reset(phone.ws._response.connection.transport)
+    result = await ended(count)
+    assert result["outcome"] == "hangup" and result["transport"] == "websocket"
+    assert result["turns"][-1]["input"] == {"hangup": True, "heard": "我想查余额"}
+    call_uuid = "5d0c8a0e-2b1f-4a57-8c5e-7e1f0a9b3c4d"
+    await register_asterisk_call(server.url, TOKEN, call_uuid, KNOWN, "zh")
+    asterisk = await AsteriskPhone().connect(*server.audiosocket, call_uuid=call_uuid)
+    notice = await server.gateway.services.prompts.render(
+        "为了提高服务质量，您的通话可能会被录音。", "cmn", "zh")
+    while asterisk.audio_bytes < len(notice) + 8000:  # past the notice, into the greeting
+        await asyncio.sleep(0.02)
+    await asterisk.send_audio(SPEECH)
+    await asyncio.sleep(0.3)
+    count = len(server.gateway.results)
+    _reset(asterisk.writer.transport)
+    result = await ended(count)
+    assert (result["call_id"], result["outcome"]) == (call_uuid, "hangup")
+    assert result["turns"][-1]["input"] == {"hangup": True, "heard": "我要投诉"}
+    # The call that was not reset went on to its own end (two silences: an agent).
+    await bystander.wait_closed(30)
+    assert bystander.end and (bystander.end["outcome"], bystander.end["reason"]) == (
+        "escalated", "no_input"), bystander.end
 
 
 async def test_malformed_messages_are_skipped_and_the_call_goes_on(server: Server,
