@@ -192,6 +192,20 @@ def redis_url() -> Any:
     client.close()
 
 
+@pytest.fixture
+def postgres_log(postgres_database: str) -> Any:
+    """The session's PostgreSQL database for one test's call log, emptied after it (the
+    next test must not see its calls)."""
+    yield postgres_database
+    import sqlalchemy as sa
+
+    from ivr.calllog.store import metadata
+
+    engine = sa.create_engine(postgres_database)
+    metadata.drop_all(engine)
+    engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     """A call log URL: an SQLite file, then a PostgreSQL database (emptied after each
@@ -199,15 +213,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'calls.sqlite3'}"
         return
-    url = request.getfixturevalue("postgres_database")
-    yield url
-    import sqlalchemy as sa
-
-    from ivr.calllog.store import metadata
-
-    engine = sa.create_engine(url)
-    metadata.drop_all(engine)
-    engine.dispose()
+    yield request.getfixturevalue("postgres_log")
 
 
 @pytest.fixture(scope="session")

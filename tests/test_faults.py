@@ -38,7 +38,7 @@ def _database(url: str, up: bool) -> None:
 
 
 async def test_the_call_goes_on_while_the_log_database_is_down_and_nothing_is_lost(
-        engine, project, postgres_database: str, tmp_path) -> None:
+        engine, project, postgres_log: str, tmp_path) -> None:
     locales = load_voice_locales(project.root / "locales")
     services = VoiceServices(
         engines={"zh": engine}, locales={"zh": locales["zh"]},
@@ -47,7 +47,7 @@ async def test_the_call_goes_on_while_the_log_database_is_down_and_nothing_is_lo
         default_locale="zh", settings=VoiceSettings(no_input_ms=20_000, playback_grace_s=0.5))
     settings = ServerSettings(
         port=0, audiosocket_port=-1, ws_token=TOKEN,
-        call_log=CallLogSettings(url=postgres_database, recordings=tmp_path / "rec",
+        call_log=CallLogSettings(url=postgres_log, recordings=tmp_path / "rec",
                                  instance="faults-test"))
     app = build_app(settings, services)
     try:
@@ -62,7 +62,7 @@ async def test_the_call_goes_on_while_the_log_database_is_down_and_nothing_is_lo
             await phone.wait_prompts(2)
             assert recorder.flush() and (await health())["status"] == "ok"
 
-            _database(postgres_database, up=False)
+            _database(postgres_log, up=False)
             await phone.say(SPEECH)  # the caller is served while nothing can be written
             await phone.wait_prompts(4)
             await phone.dtmf("123456#")
@@ -75,7 +75,7 @@ async def test_the_call_goes_on_while_the_log_database_is_down_and_nothing_is_lo
             shown = await health()
             assert shown["status"] == "degraded" and shown["call_log"]["pending"] > 0, shown
 
-            _database(postgres_database, up=True)
+            _database(postgres_log, up=True)
             await phone.hangup()
             await phone.wait_closed(20)
             assert phone.end and phone.end["outcome"] == "self_service"
@@ -83,7 +83,7 @@ async def test_the_call_goes_on_while_the_log_database_is_down_and_nothing_is_lo
             assert (await health())["status"] == "ok"
             events = recorder.store.events(recorder.store.list_calls()[0]["call_id"])
     finally:
-        _database(postgres_database, up=True)
+        _database(postgres_log, up=True)
     seqs = [e["seq"] for e in events]
     assert seqs == list(range(1, len(seqs) + 1))  # every event, in order, no gap
     kinds = [e["kind"] for e in events]

@@ -29,15 +29,15 @@ def _tracker(call_id: str) -> str:
 
 
 async def test_two_instances_share_conversations_and_the_call_log(
-        redis_url: str, postgres_database: str, tmp_path: Path) -> None:
+        redis_url: str, postgres_log: str, tmp_path: Path) -> None:
     import redis
 
-    env = {**os.environ, "IVR_CALL_LOG": postgres_database, "IVR_REDIS_URL": redis_url,
+    env = {**os.environ, "IVR_CALL_LOG": postgres_log, "IVR_REDIS_URL": redis_url,
            "IVR_RECORDINGS": str(tmp_path / "recordings"), "IVR_WS_TOKEN": TOKEN}
     a = Engine({**env, "IVR_INSTANCE": "engine-a"}, free_port())
     b = Engine({**env, "IVR_INSTANCE": "engine-b"}, free_port())
     red = redis.Redis.from_url(redis_url, decode_responses=True)
-    store = CallStore(postgres_database)
+    store = CallStore(postgres_log)
     try:
         await asyncio.gather(a.started(), b.started())
         on_a, on_b = uuid.uuid4().hex, uuid.uuid4().hex
