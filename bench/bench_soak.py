@@ -1,0 +1,200 @@
+"""Soak: the measured real-time capacity for a while, then twice that, on one `ivr serve`.
+
+Starts ``ivr serve`` (its call limit: var/capacity.json, see bench_gateway.py --capacity)
+with the call log in a fresh SQLite file, then keeps N Korean callers busy over the plain
+WebSocket: each places a call, says 환율 then 아니요 in real time (espeak-ng speech, real
+Vosk, real Rasa), and dials again as soon as it ends. Phase 1 keeps N = capacity callers,
+phase 2 keeps 2 x capacity. Reports per phase: calls completed, calls turned away (the busy
+prompt; such a caller dials again 10 s later) and how fast they heard it, calls failed,
+end-of-speech -> answer latency p50/p95/p99, and the server's RSS growth per minute; and
+at the end, events lost: every event the server counted, kind by kind
+(``ivr_call_events_total``), must be in the call log.
+
+Run: .venv/bin/python bench/bench_soak.py [--minutes 30] [--capacity N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_gateway import free_port, percentile, rss_mb, scrape  # noqa: E402
+from phones import PlainPhone, silence, speak  # noqa: E402
+
+from ivr.calllog.store import CallStore  # noqa: E402
+
+TOKEN = "soak-token"
+CALLER = "+8613800000001"
+UTTERANCES = ["환율", "아니요"]
+BUSY_REDIAL_S = 10  # a caller who heard "all lines are busy" tries again after this
+
+
+@dataclass
+class Phase:
+    name: str
+    callers: int
+    completed: int = 0
+    busy: int = 0
+    failed: int = 0
+    latencies: list[float] = field(default_factory=list)
+    busy_first_audio: list[float] = field(default_factory=list)
+    rss: list[tuple[float, float]] = field(default_factory=list)  # (minute, MB)
+    call_ids: list[str] = field(default_factory=list)
+
+
+async def one_call(url: str, speech: list[bytes], phase: Phase) -> None:
+    call_id = uuid.uuid4().hex
+    phase.call_ids.append(call_id)
+    dialled = time.perf_counter()
+    phone = await PlainPhone().connect(f"{url}/ws", TOKEN, caller=CALLER, locale="ko",
+                                       call_id=call_id)
+    try:
+        while not phone.audio_bytes and not phone.closed.is_set():
+            await asyncio.sleep(0.01)
+        first_audio = time.perf_counter() - dialled
+        await phone.wait_prompts(2, timeout=60)
+        if phone.closed.is_set():
+            if phone.end and phone.end.get("outcome") == "busy":
+                phase.busy += 1
+                phase.busy_first_audio.append(first_audio)
+                await asyncio.sleep(BUSY_REDIAL_S)
+            else:
+                phase.failed += 1
+            return
+        for pcm in speech:
+            for i in range(0, len(pcm), 320):
+                await phone.send_audio(pcm[i:i + 320])
+                await asyncio.sleep(0.02)
+            spoke_at, heard = time.perf_counter(), phone.audio_bytes
+            tail = silence(3000)
+            for i in range(0, len(tail), 320):
+                if phone.audio_bytes > heard or phone.closed.is_set():
+                    break
+                await phone.send_audio(tail[i:i + 320])
+                await asyncio.sleep(0.02)
+            while phone.audio_bytes == heard and not phone.closed.is_set():
+                await asyncio.sleep(0.005)
+            phase.latencies.append(time.perf_counter() - spoke_at)
+            await asyncio.sleep(0.5)
+        await phone.wait_closed(60)
+        ok = phone.end and phone.end.get("outcome") in ("self_service", "hangup")
+        phase.completed += bool(ok)
+        phase.failed += not ok
+    except (asyncio.TimeoutError, aiohttp.ClientError):
+        phase.failed += 1
+        await phone.ws.close()
+
+
+async def caller(url: str, speech: list[bytes], phase: Phase, until: float) -> None:
+    while time.monotonic() < until:
+        await one_call(url, speech, phase)
+
+
+async def run_phase(url: str, speech: list[bytes], phase: Phase, minutes: float,
+                    pid: int) -> None:
+    started = time.monotonic()
+    until = started + minutes * 60
+
+    async def watch() -> None:
+        while True:
+            phase.rss.append(((time.monotonic() - started) / 60, rss_mb(pid)))
+            await asyncio.sleep(10)
+
+    watcher = asyncio.create_task(watch())
+    callers = []
+    for _ in range(phase.callers):  # dial in over a few seconds, as a queue would
+        callers.append(asyncio.create_task(caller(url, speech, phase, until)))
+        await asyncio.sleep(0.2)
+    await asyncio.gather(*callers)
+    watcher.cancel()
+
+
+def growth_per_minute(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of RSS over time, MB per minute."""
+    if len(points) < 2:
+        return 0.0
+    n = len(points)
+    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else 0.0
+
+
+def report(phase: Phase) -> None:
+    lat = phase.latencies
+    busy = phase.busy_first_audio
+    print(f"{phase.name}: {phase.callers} callers: {phase.completed} calls completed, "
+          f"{phase.busy} turned away (busy prompt after p95 "
+          f"{percentile(busy, 0.95) * 1000:.0f} ms), {phase.failed} failed; latency p50 "
+          f"{percentile(lat, 0.5) * 1000:.0f} ms, p95 {percentile(lat, 0.95) * 1000:.0f} ms, "
+          f"p99 {percentile(lat, 0.99) * 1000:.0f} ms; RSS "
+          f"{phase.rss[0][1] if phase.rss else 0:.0f} -> {phase.rss[-1][1] if phase.rss else 0:.0f}"
+          f" MB ({growth_per_minute(phase.rss):+.1f} MB/min)", flush=True)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=30, help="per phase")
+    parser.add_argument("--capacity", type=int, help="default: var/capacity.json")
+    args = parser.parse_args()
+    capacity = args.capacity or json.loads(
+        (ROOT / "var" / "capacity.json").read_text(encoding="utf-8"))["calls"]
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}"
+    log = Path(tempfile.mkdtemp(prefix="soak-")) / "calls.sqlite3"
+    env = {**os.environ, "IVR_WS_TOKEN": TOKEN, "IVR_CALL_LOG": f"sqlite:///{log}",
+           "IVR_RECORDINGS": str(log.parent / "recordings"), "IVR_INSTANCE": "soak"}
+    server = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "ivr"), "serve", "--port", str(port),
+         "--audiosocket-port", "-1", "--max-calls", str(capacity)], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, text=True)
+    phases = [Phase("at capacity", capacity), Phase("at 2x capacity", 2 * capacity)]
+    try:
+        line = server.stdout.readline()  # printed once the models are loaded
+        if "ivr serve" not in line:
+            raise SystemExit(f"server did not start: {line!r}")
+        speech = [speak(u) for u in UTTERANCES]
+        print(f"capacity {capacity} calls; {args.minutes:g} min per phase", flush=True)
+        for phase in phases:
+            await run_phase(url, speech, phase, args.minutes, server.pid)
+            report(phase)
+        async with aiohttp.ClientSession(
+                headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+            counted = await scrape(http, url.replace("ws://", "http://"))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    emitted = {k.split('"')[1]: int(v) for k, v in counted.items()
+                if k.startswith("ivr_call_events_total{")}
+    store = CallStore(f"sqlite:///{log}")
+    ids = [cid for p in phases for cid in p.call_ids]
+    per_call = [[e["kind"] for e in store.events(cid)] for cid in ids]
+    store.close()
+    events = [kind for kinds in per_call for kind in kinds]
+    one_end = sum(kinds.count("end") == 1 for kinds in per_call)
+    stored = {kind: events.count(kind) for kind in emitted}
+    lost = sum(max(0, n - stored[kind]) for kind, n in emitted.items())
+    print(f"events counted by the server {sum(emitted.values())}, of those in the call log "
+          f"{sum(min(n, stored[k]) for k, n in emitted.items())}: {lost} lost; calls with "
+          f"exactly one end record {one_end} of {len(ids)}", flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
