@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -95,27 +96,32 @@ async def watch_rss(pid: int, peak: list[float]) -> None:
         await asyncio.sleep(0.2)
 
 
+async def say_and_time(phone: Any, pcm: bytes) -> float:
+    """Say ``pcm`` in real time (20 ms frames), then silence until the answer starts:
+    seconds from the last frame of speech to the first frame of the answer."""
+    for i in range(0, len(pcm), 320):
+        await phone.send_audio(pcm[i:i + 320])
+        await asyncio.sleep(0.02)
+    spoke_at, heard = time.perf_counter(), phone.audio_bytes
+    tail = silence(3000)
+    for i in range(0, len(tail), 320):
+        if phone.audio_bytes > heard or phone.closed.is_set():
+            break
+        await phone.send_audio(tail[i:i + 320])
+        await asyncio.sleep(0.02)
+    while phone.audio_bytes == heard and not phone.closed.is_set():
+        await asyncio.sleep(0.005)
+    latency = time.perf_counter() - spoke_at
+    await asyncio.sleep(0.5)
+    return latency
+
+
 async def one_call(url: str, speech: list[bytes]) -> tuple[list[float], bool]:
     """A whole call in real time: end-of-speech -> first answer audio latencies, and
     whether the call ended as it should (goodbye after 아니요) within a minute."""
     phone = await TwilioPhone().connect(f"{url}/twilio", caller=CALLER, locale="ko")
     await phone.wait_prompts(2, timeout=120)
-    latencies = []
-    for pcm in speech:
-        for i in range(0, len(pcm), 320):
-            await phone.send_audio(pcm[i:i + 320])
-            await asyncio.sleep(0.02)
-        spoke_at, heard = time.perf_counter(), phone.audio_bytes
-        tail = silence(3000)
-        for i in range(0, len(tail), 320):
-            if phone.audio_bytes > heard or phone.closed.is_set():
-                break
-            await phone.send_audio(tail[i:i + 320])
-            await asyncio.sleep(0.02)
-        while phone.audio_bytes == heard and not phone.closed.is_set():
-            await asyncio.sleep(0.005)
-        latencies.append(time.perf_counter() - spoke_at)
-        await asyncio.sleep(0.5)
+    latencies = [await say_and_time(phone, pcm) for pcm in speech]
     try:
         await phone.wait_closed(60)
     except asyncio.TimeoutError:

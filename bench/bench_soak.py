@@ -33,8 +33,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_gateway import free_port, percentile, rss_mb, scrape  # noqa: E402
-from phones import PlainPhone, silence, speak  # noqa: E402
+from bench_gateway import free_port, percentile, rss_mb, say_and_time, scrape  # noqa: E402
+from phones import PlainPhone, speak  # noqa: E402
 
 from ivr.calllog.store import CallStore  # noqa: E402
 
@@ -77,20 +77,7 @@ async def one_call(url: str, speech: list[bytes], phase: Phase) -> None:
                 phase.failed += 1
             return
         for pcm in speech:
-            for i in range(0, len(pcm), 320):
-                await phone.send_audio(pcm[i:i + 320])
-                await asyncio.sleep(0.02)
-            spoke_at, heard = time.perf_counter(), phone.audio_bytes
-            tail = silence(3000)
-            for i in range(0, len(tail), 320):
-                if phone.audio_bytes > heard or phone.closed.is_set():
-                    break
-                await phone.send_audio(tail[i:i + 320])
-                await asyncio.sleep(0.02)
-            while phone.audio_bytes == heard and not phone.closed.is_set():
-                await asyncio.sleep(0.005)
-            phase.latencies.append(time.perf_counter() - spoke_at)
-            await asyncio.sleep(0.5)
+            phase.latencies.append(await say_and_time(phone, pcm))
         await phone.wait_closed(60)
         ok = phone.end and phone.end.get("outcome") in ("self_service", "hangup")
         phase.completed += bool(ok)
