@@ -144,6 +144,7 @@ async def test_past_capacity_a_call_hears_busy_at_once_and_the_live_call_goes_on
     assert metrics.get_sample_value("ivr_calls_turned_away_total",
                                     {"reason": "over_capacity"}) == 3
     assert metrics.get_sample_value("ivr_capacity_calls") == 1
+    assert metrics.get_sample_value("ivr_draining") == 0
 
 
 async def test_draining_takes_no_new_call_and_waits_for_the_live_one(line: Line) -> None:
@@ -155,6 +156,7 @@ async def test_draining_takes_no_new_call_and_waits_for_the_live_one(line: Line)
         await asyncio.sleep(0.2)
         status, health = await line.health()
         assert (status, health["status"]) == (503, "draining")  # the balancer looks elsewhere
+        assert line.gateway.metrics.registry.get_sample_value("ivr_draining") == 1
         late = await line.plain()
         assert await _turned_away(late, time.monotonic()) < 2.0
         assert late.end and late.end.get("reason") == "draining"
@@ -167,7 +169,6 @@ async def test_draining_takes_no_new_call_and_waits_for_the_live_one(line: Line)
     finally:
         drain.cancel()
         line.gateway.draining = False  # the module's line serves the other tests
-        line.gateway.metrics.draining.set(0)
 
 
 async def test_a_drain_that_times_out_says_how_many_calls_are_left(line: Line) -> None:
@@ -177,7 +178,6 @@ async def test_a_drain_that_times_out_says_how_many_calls_are_left(line: Line) -
         assert await line.gateway.drain(timeout_s=0.3) == 1
     finally:
         line.gateway.draining = False
-        line.gateway.metrics.draining.set(0)
         await live.hangup()
         await live.wait_closed(10)
 

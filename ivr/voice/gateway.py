@@ -93,6 +93,7 @@ class Gateway:
         self.metrics.capacity.set(max_calls or 0)
         self.metrics.audio_backlog.set_function(
             lambda: sum(s.queued_audio for s in self.live.values()))
+        self.metrics.draining.set_function(lambda: float(self.draining))
         services.observers.append(self.metrics.observe)
         self.live: dict[str, VoiceSession] = {}
         self.results: deque[dict[str, Any]] = deque(maxlen=keep_results)
@@ -125,7 +126,6 @@ class Gateway:
         """Take no new call (each hears the busy prompt) and wait up to ``timeout_s`` for
         the live ones to end; returns how many were still live then."""
         self.draining = True
-        self.metrics.draining.set(1)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while self.live and loop.time() < deadline:
