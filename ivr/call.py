@@ -106,8 +106,9 @@ class Call:
                     {"entity": "locale", "value": self.locale}]
         outcome = await self._advance(_event("call_start", "/call_start", entities))
         self.greeting = outcome.prompts if outcome else [self.failure_prompt]
+        waited = {"lock_wait_s": round(outcome.lock_wait_s, 4)} if outcome else {}
         self._emit("greeting", prompts=self.greeting, prompt_names=self.prompt_names,
-                   actions=outcome.actions if outcome else [])
+                   actions=outcome.actions if outcome else [], **waited)
         self._route_if_ended()
         if self.ended:
             await self.engine.end(self.call_id)
@@ -221,6 +222,7 @@ class Call:
                 for r in parse.get("intent_ranking", [])[:5]]
         if outcome:
             data["actions"] = outcome.actions
+            data["lock_wait_s"] = round(outcome.lock_wait_s, 4)
             data["prompt_names"] = outcome.prompt_names
             data["slots"] = {k: mask_value(v) for k, v in outcome.changed.items()
                              if k != "handoff"}

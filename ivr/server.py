@@ -182,6 +182,7 @@ def build_app(settings: ServerSettings, services: VoiceServices | None = None,
             log.warning("no call limit: capacity never measured here (run bench/"
                         "bench_gateway.py --capacity --write, or set IVR_MAX_CALLS)")
         gateway = Gateway(loaded, settings.limits, acd, max_calls=max_calls)
+        gateway.metrics.watch_call_log(recorder)
         loaded.observers.append(recorder.record)
         loaded.open_recording = recorder.open_recording
         app[GATEWAY] = gateway
@@ -319,7 +320,8 @@ async def _health(request: web.Request) -> web.Response:
                for name, engine in services.engines.items()}
     recorder = request.app[CALL_LOG]
     call_log = {"ok": recorder.healthy, "pending": recorder.pending,
-                "written": recorder.written, "dropped": recorder.dropped}
+                "written": recorder.written, "dropped": recorder.dropped,
+                "recordings_cut": recorder.recordings_cut}
     # Draining answers 503 so a load balancer sends new calls to other instances.
     status = "draining" if gateway.draining else "ok" if recorder.healthy else "degraded"
     return web.json_response({"status": status, "calls_live": len(gateway.live),

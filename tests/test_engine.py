@@ -1,6 +1,8 @@
 """The dialogue engine keeps Rasa off the caller's event loop."""
 
+import asyncio
 import threading
+import uuid
 
 from tests.conftest import KNOWN
 
@@ -22,3 +24,30 @@ async def test_an_ended_call_is_forgotten_with_the_pin_it_was_verified_with(call
     assert result["outcome"] == "self_service"
     tracker = await engine._agent.tracker_store.retrieve(result["call_id"])
     assert tracker is None or not tracker.events  # Rasa's store no longer has the call
+
+
+async def test_an_input_waits_for_its_calls_lock_and_its_outcome_says_how_long(
+        engine, bank, monkeypatch):
+    verify = bank.verify_pin
+
+    async def over_the_network(customer_id: str, pin: str) -> bool:
+        await asyncio.sleep(0.3)  # a real core banking system: the dialogue loop moves on
+        return await verify(customer_id, pin)
+
+    monkeypatch.setattr(bank, "verify_pin", over_the_network)
+    call_id = f"lock-{uuid.uuid4().hex}"
+    start = {"text": "/call_start", "intent": {"name": "call_start", "confidence": 1.0},
+             "entities": [{"entity": "caller_id", "value": KNOWN},
+                          {"entity": "locale", "value": "zh"}]}
+    greeting = await engine.handle(call_id, start)
+    assert greeting.prompts and greeting.lock_wait_s < 0.05  # nothing else held the lock
+    await engine.handle(call_id, await engine.parse("我想查余额"))  # asks for the PIN
+    # The PIN keyed twice at once (two instances on one Redis could see that): while the
+    # first waits for the bank, holding the call's lock, the second waits for the lock.
+    pin = {"text": "/dtmf", "intent": {"name": "dtmf", "confidence": 1.0},
+           "entities": [{"entity": "digits", "value": "123456"}]}
+    turns = await asyncio.gather(engine.handle(call_id, pin), engine.handle(call_id, pin))
+    at_once, waited = sorted(t.lock_wait_s for t in turns)
+    assert at_once < 0.05  # the wait only, not the turn's own work (the bank's 0.3 s)
+    assert waited > 0.3  # the whole first turn (Rasa looks at a held lock once a second)
+    await engine.end(call_id)

@@ -9,6 +9,7 @@ few milliseconds, so a process killed mid-call leaves every event up to the kill
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -66,8 +67,10 @@ class CallRecorder:
         self._seq: dict[str, int] = {}
         self._files: dict[str, wave.Wave_write] = {}
         self._paths: dict[str, Path] = {}
+        self._cut: set[str] = set()  # calls whose recording the disk refused: stopped there
         self.written = 0  # events committed
         self.dropped = 0  # items refused because the queue was full (the store is down)
+        self.recordings_cut = 0  # recordings stopped early because the disk refused audio
         self.failing_since: float | None = None
         self.commit_s = 0.0  # time spent committing (the benchmark reads it)
         self._closing = threading.Event()
@@ -158,6 +161,7 @@ class CallRecorder:
             self._append_audio(call_id, bytes(chunk))
         for call_id in ended:
             self._close_file(call_id)
+            self._cut.discard(call_id)
         if batch:
             self._commit(batch)
         return stop
@@ -189,10 +193,12 @@ class CallRecorder:
             return
 
     def _append_audio(self, call_id: str, chunk: bytes) -> None:
+        path = self._paths.get(call_id)
+        if path is None or call_id in self._cut:
+            return
         try:
             out = self._files.get(call_id)
             if out is None:
-                path = self._paths[call_id]
                 path.parent.mkdir(parents=True, exist_ok=True)
                 out = self._files[call_id] = wave.open(str(path), "wb")  # noqa: SIM115 (open for the call)
                 out.setnchannels(2)
@@ -200,8 +206,26 @@ class CallRecorder:
                 out.setframerate(8000)
             out.writeframes(chunk)  # also rewrites the header's lengths
             out._file.flush()  # type: ignore[attr-defined]  # on disk if the process dies
-        except (OSError, KeyError, wave.Error):
-            log.exception("call %s: recording audio not written", call_id)
+        except (OSError, wave.Error) as e:
+            self._cut_recording(call_id, path, e)
+
+    def _cut_recording(self, call_id: str, path: Path, error: Exception) -> None:
+        """The disk refused audio (full, gone): end the recording at its last whole frame,
+        readable. Going on after a gap would shift the rest against the call's clock."""
+        self._cut.add(call_id)
+        self.recordings_cut += 1
+        log.error("call %s: recording stopped, the rest of the call is not recorded (%s)",
+                  call_id, error)
+        out = self._files.pop(call_id, None)
+        if out is not None:  # closed under ``wave``, whose close() would write the header
+            file, out._file = out._file, None  # type: ignore[attr-defined]
+            with contextlib.suppress(OSError):  # what its buffer held is lost with the rest
+                file.close()
+        try:
+            if not repair_wav(path):
+                path.unlink(missing_ok=True)  # not one frame recorded
+        except OSError:
+            log.exception("call %s: recording %s left as it is", call_id, path)
 
     def _close_file(self, call_id: str) -> None:
         out = self._files.pop(call_id, None)

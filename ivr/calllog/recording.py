@@ -76,10 +76,11 @@ def caller_audio(path: Path, from_ms: int, to_ms: int) -> bytes:
     return samples[0::channels].tobytes()
 
 
-def repair_wav(path: Path) -> None:
-    """Fix the lengths in a WAV header left behind by a process that died while writing."""
+def repair_wav(path: Path) -> int:
+    """Fix the lengths in a WAV header left behind by a process that died while writing;
+    the bytes of audio it holds (0: none, or not even a header)."""
     if not path.is_file() or path.stat().st_size < _HEADER:
-        return
+        return 0
     size = path.stat().st_size
     data = size - _HEADER
     data -= data % 4  # whole stereo frames
@@ -89,3 +90,4 @@ def repair_wav(path: Path) -> None:
         f.seek(40)
         f.write(struct.pack("<I", data))
         f.truncate(_HEADER + data)
+    return data

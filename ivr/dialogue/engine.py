@@ -9,7 +9,10 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Coroutine
+import time
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,6 +49,7 @@ class TurnOutcome:
     changed: dict[str, Any]  # slots the dialogue set in this turn
     prompt_names: list[str | None] = field(default_factory=list)  # the domain response of each
     actions: list[str] = field(default_factory=list)  # the actions the dialogue ran
+    lock_wait_s: float = 0.0  # how long it waited for its conversation's lock
 
 
 class DialogueEngine:
@@ -104,7 +108,7 @@ class DialogueEngine:
         message = UserMessage(
             parse.get("text") or "", channel, sender_id=call_id, parse_data=parse
         )
-        await self._agent.handle_message(message)
+        await self._agent.handle_message(message)  # sets _lock_wait_s in this task
         tracker = await self._agent.tracker_store.retrieve(call_id)
         slots = tracker.current_slot_values()
         slots["active_loop"] = tracker.active_loop_name
@@ -119,7 +123,8 @@ class DialogueEngine:
                 actions.append(event.action_name)
         said = [m for m in channel.messages if m.get("text")]
         return TurnOutcome([m["text"] for m in said], slots, changed,
-                           [m.get("utter_action") for m in said], actions[::-1])
+                           [m.get("utter_action") for m in said], actions[::-1],
+                           _lock_wait_s.get())
 
     async def end(self, call_id: str) -> None:
         """Forget a finished call: its tracker may hold the PIN it was verified with."""
@@ -168,8 +173,34 @@ async def _load_agent(model_path: Path, bank: BankAdapter, kb: KnowledgeBase,
     from ivr.dialogue.action_endpoint import InProcessActionEndpoint
 
     stores = _redis_stores(conversations) if conversations else {}
-    return Agent.load(str(model_path), action_endpoint=InProcessActionEndpoint(bank, kb),
-                      **stores)
+    agent = Agent.load(str(model_path), action_endpoint=InProcessActionEndpoint(bank, kb),
+                       **stores)
+    agent.lock_store = _TimedLockStore(agent.lock_store)  # handle_message locks through it
+    return agent
+
+
+# Each engine.handle runs as its own task on the dialogue loop, and a task keeps its own
+# copy of this: concurrent turns never see each other's wait.
+_lock_wait_s: ContextVar[float] = ContextVar("lock_wait_s", default=0.0)
+
+
+class _TimedLockStore:
+    """Rasa's lock store (in memory, or Redis), timing how long each message waits for its
+    conversation's lock. Rasa polls a held lock once a second, so a message arriving while
+    another of its call is handled waits up to a second more than that one takes."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    @asynccontextmanager
+    async def lock(self, conversation_id: str, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        started = time.perf_counter()
+        async with self._store.lock(conversation_id, *args, **kwargs) as ticket:
+            _lock_wait_s.set(time.perf_counter() - started)
+            yield ticket
 
 
 def _redis_stores(url: str) -> dict[str, Any]:

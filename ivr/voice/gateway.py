@@ -9,7 +9,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -20,6 +20,19 @@ from ivr.voice.session import VoiceServices, VoiceSession
 from ivr.voice.transports import Limits
 
 log = logging.getLogger(__name__)
+
+
+class CallLogState(Protocol):
+    """What the metrics read of the call log's writer (``CallRecorder``)."""
+
+    @property
+    def pending(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def failing_since(self) -> float | None: ...
+    @property
+    def recordings_cut(self) -> int: ...
 
 
 class Metrics:
@@ -52,10 +65,16 @@ class Metrics:
         self.loop_lag = Histogram(
             "ivr_event_loop_lag_seconds", "How late the event loop runs a timer (blocking)",
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1), registry=r)
+        self.lock_wait = Histogram(
+            "ivr_dialogue_lock_wait_seconds", "How long a caller input (or call start) waited "
+            "for its conversation's lock before the dialogue handled it",
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5), registry=r)
         self._heard_at: dict[str, float] = {}
 
     def observe(self, event: CallEvent) -> None:
         self.events.labels(event.kind).inc()
+        if event.kind in ("greeting", "turn") and "lock_wait_s" in event.data:
+            self.lock_wait.observe(event.data["lock_wait_s"])
         if event.kind == "error":
             self.errors.labels(str(event.data.get("error"))).inc()
         elif event.kind in ("dtmf", "timer") or (
@@ -67,6 +86,19 @@ class Metrics:
             self._heard_at.pop(event.call_id, None)
             self.asr_audio.inc(event.data.get("asr_audio_s", 0.0))
             self.asr_decode.inc(event.data.get("asr_decode_s", 0.0))
+
+    def watch_call_log(self, call_log: CallLogState) -> None:
+        """The call log's writer state, read at each scrape (as ``/health`` shows it)."""
+        r = self.registry
+        Gauge("ivr_call_log_pending_items", "Events and audio waiting to be written",
+              registry=r).set_function(lambda: call_log.pending)
+        Gauge("ivr_call_log_failing", "1 while writes to the call log's store fail",
+              registry=r).set_function(lambda: float(call_log.failing_since is not None))
+        Gauge("ivr_call_log_dropped_items", "Events and audio dropped since start: the queue "
+              "was full while the store was down", registry=r).set_function(
+                  lambda: call_log.dropped)
+        Gauge("ivr_recordings_cut", "Recordings stopped early since start: the disk refused "
+              "their audio", registry=r).set_function(lambda: call_log.recordings_cut)
 
     async def watch_event_loop(self, every_s: float = 0.1) -> None:
         """Measure how late a timer fires: anything blocking the loop shows up here."""
