@@ -97,23 +97,48 @@ async def watch_rss(pid: int, peak: list[float]) -> None:
 
 
 async def say_and_time(phone: Any, pcm: bytes) -> float:
-    """Say ``pcm`` in real time (20 ms frames), then silence until the answer starts:
-    seconds from the last frame of speech to the first frame of the answer."""
+    """Say ``pcm`` in real time (20 ms frames), keeping the line open with silence after
+    it as a telephone does: seconds from the last frame of speech to the answer's first
+    audio. On the plain socket the answer opens with its prompt message, after the
+    ``clear`` of a barge-in, so what was already on its way of the prompts the caller
+    cut off is not taken for it; Twilio has no prompt message: there the first audio
+    after the speech counts."""
     for i in range(0, len(pcm), 320):
         await phone.send_audio(pcm[i:i + 320])
         await asyncio.sleep(0.02)
-    spoke_at, heard = time.perf_counter(), phone.audio_bytes
-    tail = silence(3000)
-    for i in range(0, len(tail), 320):
-        if phone.audio_bytes > heard or phone.closed.is_set():
-            break
-        await phone.send_audio(tail[i:i + 320])
-        await asyncio.sleep(0.02)
+    spoke_at = time.perf_counter()
+    line = asyncio.create_task(_open_line(phone))
+    try:
+        await asyncio.wait_for(_answer(phone), 60)
+        latency = time.perf_counter() - spoke_at
+        await asyncio.sleep(0.5)
+    finally:
+        line.cancel()
+    return latency
+
+
+async def _answer(phone: Any) -> None:
+    """Until the answer's first audio arrives (or the call ends)."""
+    if phone.transport == "websocket":
+        since = len(phone.events)
+        while not phone.closed.is_set():
+            new = phone.events[since:]
+            if "clear" in new:  # what came before it was cut off
+                since += len(new) - new[::-1].index("clear")
+            elif "prompt" in new:
+                break
+            await asyncio.sleep(0.005)
+    heard = phone.audio_bytes
     while phone.audio_bytes == heard and not phone.closed.is_set():
         await asyncio.sleep(0.005)
-    latency = time.perf_counter() - spoke_at
-    await asyncio.sleep(0.5)
-    return latency
+
+
+async def _open_line(phone: Any) -> None:
+    """Silence every 20 ms, as a telephone stream never stops, until cancelled."""
+    frame = silence(20)
+    while not phone.closed.is_set():
+        await phone.send_audio(frame)
+        await asyncio.sleep(0.02)
 
 
 async def one_call(url: str, speech: list[bytes]) -> tuple[list[float], bool]:

@@ -55,6 +55,11 @@ class Phase:
     busy_first_audio: list[float] = field(default_factory=list)
     rss: list[tuple[float, float]] = field(default_factory=list)  # (minute, MB)
     call_ids: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # call id: what the caller saw
+
+    def fail(self, call_id: str, what: str) -> None:
+        self.failed += 1
+        self.failures.append(f"{call_id}: {what}")
 
 
 async def one_call(url: str, speech: list[bytes], phase: Phase) -> None:
@@ -74,16 +79,18 @@ async def one_call(url: str, speech: list[bytes], phase: Phase) -> None:
                 phase.busy_first_audio.append(first_audio)
                 await asyncio.sleep(BUSY_REDIAL_S)
             else:
-                phase.failed += 1
+                phase.fail(call_id, f"closed during the greeting, end {phone.end}")
             return
         for pcm in speech:
             phase.latencies.append(await say_and_time(phone, pcm))
         await phone.wait_closed(60)
         ok = phone.end and phone.end.get("outcome") in ("self_service", "hangup")
-        phase.completed += bool(ok)
-        phase.failed += not ok
-    except (asyncio.TimeoutError, aiohttp.ClientError):
-        phase.failed += 1
+        if ok:
+            phase.completed += 1
+        else:
+            phase.fail(call_id, f"end {phone.end}")
+    except (asyncio.TimeoutError, aiohttp.ClientError) as e:
+        phase.fail(call_id, f"{type(e).__name__} {e} after {len(phone.prompts)} prompts")
         await phone.ws.close()
 
 
@@ -131,6 +138,8 @@ def report(phase: Phase) -> None:
           f"p99 {percentile(lat, 0.99) * 1000:.0f} ms; RSS "
           f"{phase.rss[0][1] if phase.rss else 0:.0f} -> {phase.rss[-1][1] if phase.rss else 0:.0f}"
           f" MB ({growth_per_minute(phase.rss):+.1f} MB/min)", flush=True)
+    for failure in phase.failures[:10]:
+        print(f"  failed {failure}", flush=True)
 
 
 async def main() -> None:
@@ -155,7 +164,8 @@ async def main() -> None:
         if "ivr serve" not in line:
             raise SystemExit(f"server did not start: {line!r}")
         speech = [speak(u) for u in UTTERANCES]
-        print(f"capacity {capacity} calls; {args.minutes:g} min per phase", flush=True)
+        print(f"capacity {capacity} calls; {args.minutes:g} min per phase; call log {log}",
+              flush=True)
         for phase in phases:
             await run_phase(url, speech, phase, args.minutes, server.pid)
             report(phase)

@@ -58,7 +58,8 @@ class Recognizer(Protocol):
         """Take caller audio; return a new partial or a final hypothesis, if any."""
 
     async def finish(self) -> Hypothesis:
-        """The caller stopped (hung up): whatever was heard so far, as final."""
+        """The caller stopped (hung up, or their audio did): what was heard so far, as
+        final; the recogniser then listens afresh."""
 
     def close(self) -> None:
         """The call is over: free what the recogniser holds."""

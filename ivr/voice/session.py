@@ -48,6 +48,7 @@ class VoiceSettings:
     vad_threshold: int = 400  # RMS energy that counts as speech
     dialogue_timeout_s: float = 10.0  # then the caller goes to an agent
     playback_grace_s: float = 3.0  # a prompt counts as heard this long after its length
+    audio_stall_ms: int = 2000  # no caller audio this long mid-utterance: take it as ended
     max_queued_audio: int = 500  # inbound frames waiting (10 s at 20 ms); more are dropped
 
 
@@ -116,6 +117,7 @@ class VoiceSession:
         self._recording: RecordingTrack | None = None
         self._caller_ms = 0  # the caller's audio clock (the recording's too)
         self._utterance_from: int | None = None  # where the words being decoded began
+        self._mid_utterance = False  # words heard (a partial), no final yet
         # Set by the gateway when the call cannot be taken (over_capacity, draining): the
         # caller hears the busy prompt and the call ends, no dialogue, no recogniser.
         self.turned_away: str | None = None
@@ -301,16 +303,24 @@ class VoiceSession:
         """Wait for the caller's next input, handling playback, barge-in and timers."""
         loop = asyncio.get_running_loop()
         while True:
-            timeout = None
+            timers: list[tuple[float, str]] = []  # (seconds left, which)
             if self._pending:
-                timeout = max(0.0, self._play_until - loop.time())
+                timers.append((max(0.0, self._play_until - loop.time()), "playback"))
             elif self._deadline is not None:
-                timeout = max(0.0, self._deadline - loop.time())
+                timers.append((max(0.0, self._deadline - loop.time()), "deadline"))
+            if self._mid_utterance:  # the caller's audio may stop mid-word: never wait forever
+                timers.append((self.settings.audio_stall_ms / 1000, "stalled"))
+            timeout, timer = min(timers) if timers else (None, "")
             try:  # input already waiting wins over a timer that has run out meanwhile
                 event = self._inbox.get_nowait() if not self._inbox.empty() else \
                     await asyncio.wait_for(self._inbox.get(), timeout)
             except asyncio.TimeoutError:
-                if self._pending:  # the transport never confirmed playback: assume heard
+                if timer == "stalled":
+                    speech = await self._end_stalled_utterance()
+                    if speech:
+                        return speech
+                    continue
+                if timer == "playback":  # the transport never confirmed playback: heard
                     self._pending.clear()
                     self._start_timer(collecting)
                     continue
@@ -357,13 +367,32 @@ class VoiceSession:
                 await self._asr_failed()
                 return _Speech(Hypothesis("", final=True), recognizer)
             if hyp and hyp.final:
+                self._mid_utterance = False
                 heard = self._heard(hyp)
                 self._emit("speech", text=mask_text(hyp.text), **heard)
                 if not hyp.text and not hyp.raw and not self._pending:
                     self._start_timer(False)  # only noise: keep waiting
                 return _Speech(hyp, recognizer, heard)
             if hyp:
+                self._mid_utterance = self._mid_utterance or bool(hyp.raw or hyp.text)
                 self._emit("partial", text=self._mask_speech(hyp.raw))
+        return None
+
+    async def _end_stalled_utterance(self) -> _Speech | None:
+        """The caller's audio stopped mid-utterance (a stalled stream, a client that stops
+        sending): what was heard so far is the utterance; the silence that would end it
+        is never coming."""
+        self._mid_utterance = False
+        for recognizer in self._recognizers:
+            try:
+                hyp = await recognizer.finish()
+            except Exception:
+                await self._asr_failed()
+                return _Speech(Hypothesis("", final=True), recognizer)
+            if hyp.text or hyp.raw:
+                heard = self._heard(hyp)
+                self._emit("speech", text=mask_text(hyp.text), stalled=True, **heard)
+                return _Speech(hyp, recognizer, heard)
         return None
 
     def _mask_speech(self, text: str) -> str:
