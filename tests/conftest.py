@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -248,3 +251,62 @@ def recorder(store: Any, tmp_path: Path) -> Any:
     recorder = CallRecorder(store, "engine-a", tmp_path / "recordings")
     yield recorder
     recorder.close()
+
+
+def fill(disk: Path) -> Path:
+    """Fill a file system to its last byte; the filler file, to delete to free it."""
+    filler = disk / "filler"
+    with filler.open("wb", buffering=0) as f:
+        for block in (1 << 20, 4096, 1):
+            try:
+                while f.write(bytes(block)):
+                    pass
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+    return filler
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A file system of its own, 16 MiB (tmpfs), to fill up."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode:
+        reason = f"cannot mount a tmpfs to fill up ({mounted.stderr.strip()}): needs root"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    yield disk
+    subprocess.run(["umount", "--lazy", str(disk)], check=True)
+
+
+# --- the fault campaign (docs/faults.md): tests marked @pytest.mark.fault("what breaks") are
+# listed at the end of the run, fault by fault, with their outcome.
+def pytest_itemcollected(item: pytest.Item) -> None:
+    for marker in item.iter_markers("fault"):
+        item.user_properties.append(("fault", marker.args[0]))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    outcomes: dict[str, dict[str, str]] = {}  # fault -> test -> outcome
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if not isinstance(report, pytest.TestReport):
+                continue
+            for name, fault in report.user_properties:
+                # the call's outcome, unless setup or teardown failed or skipped it
+                if name == "fault" and (report.when == "call" or report.outcome != "passed"):
+                    outcomes.setdefault(fault, {})[report.nodeid] = report.outcome
+    if not outcomes:
+        return
+    tests = [outcome for by_test in outcomes.values() for outcome in by_test.values()]
+    summary = ", ".join(f"{tests.count(o)} {o}" for o in ("passed", "failed", "skipped")
+                        if o in tests)
+    faults = f"{len(outcomes)} fault{'s' if len(outcomes) > 1 else ''}"
+    terminalreporter.section(f"fault campaign: {faults} injected, {summary}")
+    for fault, by_test in sorted(outcomes.items()):
+        terminalreporter.write_line(fault)
+        for nodeid, outcome in sorted(by_test.items()):
+            terminalreporter.write_line(f"    {outcome:8} {nodeid}")

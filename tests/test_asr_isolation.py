@@ -43,6 +43,7 @@ def _abort(pid: int | None) -> None:
     os.kill(pid, signal.SIGABRT)  # what abort() inside Kaldi does to its process
 
 
+@pytest.mark.fault("speech worker killed (native abort)")
 async def test_a_crashed_worker_fails_its_calls_only_and_is_replaced(
         pool: DecoderPool, korean: SpeechModel) -> None:
     first, second = (VoskRecognizer(korean, decoder=pool.decoder("ko")) for _ in range(2))
@@ -67,6 +68,7 @@ async def test_a_crashed_worker_fails_its_calls_only_and_is_replaced(
     assert sum(w.streams for w in pool.workers) == 0
 
 
+@pytest.mark.fault("speech worker killed (native abort)")
 async def test_a_call_whose_worker_crashes_goes_to_an_agent_and_the_other_call_goes_on(
         ko_engine, project) -> None:
     locales = load_voice_locales(project.root / "locales")

@@ -29,6 +29,7 @@ class BrokenDialogue:
         self.ended.append(call_id)
 
 
+@pytest.mark.fault("NLU / dialogue failing")
 async def test_a_failing_dialogue_escalates_with_the_whole_record():
     dialogue = BrokenDialogue()
     call = Call(dialogue, caller_id="+8613800000001")  # type: ignore[arg-type]
@@ -57,6 +58,7 @@ class DeafDialogue(BrokenDialogue):
         raise TimeoutError("NLU timed out")
 
 
+@pytest.mark.fault("NLU / dialogue failing")
 async def test_failing_understanding_escalates_too():
     call = Call(DeafDialogue(), caller_id="+8613900000009")  # type: ignore[arg-type]
     await call.start()

@@ -5,13 +5,16 @@ no secret ever stored, and replay against another model."""
 from __future__ import annotations
 
 import json
+import threading
 import time
+import wave
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
-from conftest import KNOWN, UNKNOWN
+from conftest import KNOWN, UNKNOWN, fill
 
 from ivr.calllog import CallEvent
 from ivr.calllog.recorder import CallRecorder, recover
@@ -19,6 +22,7 @@ from ivr.calllog.replay import Replayer
 from ivr.calllog.store import CallFilter, CallLogError, CallStore
 from ivr.cli import main
 from ivr.simulate import parse_script, run_script
+from ivr.voice.gateway import Metrics
 from ivr.voice.voice_locale import load_voice_locales
 
 
@@ -79,6 +83,7 @@ def test_listing_filters_and_finding_by_prefix(store: CallStore,
         store.find_call("zzzzzz")
 
 
+@pytest.mark.fault("call-log store failing")
 def test_the_writer_keeps_events_while_the_store_fails(store: CallStore,
                                                         tmp_path: Path) -> None:
     class Flaky:  # the real store, down for its first two writes
@@ -98,6 +103,82 @@ def test_the_writer_keeps_events_while_the_store_fails(store: CallStore,
     assert recorder.healthy
     recorder.close()
 
+
+def test_the_writers_state_is_on_the_metrics_as_it_changes() -> None:
+    class Down:  # a store that fails until it is back up
+        def __init__(self) -> None:
+            self.up = threading.Event()
+
+        def write(self, batch: Any, instance: str) -> None:
+            if not self.up.is_set():
+                raise sa.exc.OperationalError("insert", {}, Exception("database is down"))
+
+    store = Down()
+    recorder = CallRecorder(store, "engine-a", max_pending=1)  # type: ignore[arg-type]
+    metrics = Metrics()
+    metrics.watch_call_log(recorder)
+
+    def scraped() -> tuple[float | None, ...]:
+        return tuple(metrics.registry.get_sample_value(f"ivr_call_log_{name}") for name in
+                     ("failing", "pending_items", "dropped_items"))
+
+    assert scraped() == (0, 0, 0)
+    assert metrics.registry.get_sample_value("ivr_recordings_cut") == 0
+    recorder.record(CallEvent("c1", "start", {}))
+    deadline = time.monotonic() + 5
+    while recorder.failing_since is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    recorder.record(CallEvent("c1", "turn", {"n": 1}))  # waits behind the failing write
+    recorder.record(CallEvent("c1", "end", {}))  # the queue (1 item) is full: dropped
+    assert scraped() == (1, 2, 1)
+    store.up.set()
+    assert recorder.flush(timeout_s=5)
+    assert scraped() == (0, 0, 1)
+    recorder.close()
+
+
+
+@pytest.mark.fault("disk full under the recordings")
+def test_a_recording_the_disk_refuses_stops_there_readable(small_disk: Path,
+                                                           tmp_path: Path) -> None:
+    """The recordings' disk fills mid-call (the log's store is elsewhere): the recording
+    ends at the last whole frame written, from the call's start; the rest of that call is
+    not recorded even once there is space again (it would not line up); the next call's
+    recording is whole."""
+    store = CallStore(f"sqlite:///{tmp_path / 'calls.sqlite3'}")
+    recorder = CallRecorder(store, "engine-a", small_disk / "rec")
+    second = np.arange(8000, dtype=np.int16).tobytes()  # 1 s of a ramp, the caller's side
+    try:
+        track = recorder.open_recording("c1")
+        _call(recorder, "c1", None)
+        track.caller(second)
+        assert recorder.flush()
+        filler = fill(small_disk)
+        track.caller(second)  # refused
+        assert recorder.flush() and recorder.recordings_cut == 1
+        filler.unlink()
+        track.caller(second)  # space again, but this call's recording has stopped
+        recorder.record(CallEvent("c1", "end", {"outcome": "hangup"}))
+        other = recorder.open_recording("c2")
+        _call(recorder, "c2", None)
+        other.caller(second)
+        recorder.record(CallEvent("c2", "end", {"outcome": "hangup"}))
+        assert recorder.flush() and recorder.recordings_cut == 1
+        assert [e["kind"] for e in store.events("c1")] == ["recording", "start", "turn", "end"]
+        paths = [small_disk / "rec" / store.find_call(c)["recording"] for c in ("c1", "c2")]
+    finally:
+        recorder.close()
+        store.close()
+    with wave.open(str(paths[0])) as cut:
+        frames = cut.readframes(cut.getnframes())
+    assert 8000 <= len(frames) // 4 < 16000  # what fitted in the file's last page, if any
+    caller_side = np.frombuffer(frames, dtype=np.int16)[0::2]
+    assert caller_side[:8000].tobytes() == second
+    assert not caller_side[8000:].any() or (caller_side[8000:] == np.arange(
+        len(caller_side) - 8000, dtype=np.int16)).all()  # the refused second's start, intact
+    with wave.open(str(paths[1])) as whole:
+        assert np.frombuffer(whole.readframes(whole.getnframes()), np.int16)[0::2].tobytes() \
+            == second
 
 def test_purge_removes_calls_past_retention_and_their_recordings(
         store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -1,12 +1,14 @@
 """The engine killed mid-call (SIGKILL: no cleanup at all) loses nothing it had logged:
 after a restart every event up to the kill is readable, the call is marked incomplete and
 its recording plays up to the kill. The restarted engine is then stopped the polite way
-(SIGTERM) during a call: it drains. On both stores."""
+(SIGTERM) during a call: it drains. Then the engine is killed again and again under load.
+On both stores."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -20,7 +22,7 @@ import pytest
 from conftest import KNOWN, free_port
 from phones import PlainPhone, speak
 
-from ivr.calllog.store import CallStore
+from ivr.calllog.store import COMPLETE, INCOMPLETE, CallStore
 
 TOKEN = "crash-test-token"
 
@@ -65,6 +67,7 @@ def engine_env(store_url: str, tmp_path: Path) -> dict[str, str]:
             "IVR_INSTANCE": "crash-test", "IVR_WS_TOKEN": TOKEN}
 
 
+@pytest.mark.fault("engine SIGKILLed mid-call")
 async def test_a_killed_engine_leaves_every_event_and_marks_the_call_incomplete(
         engine_env: dict[str, str], store_url: str, tmp_path: Path) -> None:
     port = free_port()
@@ -147,3 +150,91 @@ async def _drains_on_sigterm(engine: Engine) -> None:
     assert live.end and live.end["outcome"] == "hangup"
     assert await asyncio.to_thread(engine.process.wait, 30) == 0
     assert any("drained, stopping" in line for line in engine.output), engine.output[-5:]
+
+
+KILLS = 3
+CALLERS = 6
+
+
+@pytest.mark.fault("engine SIGKILLed repeatedly under load")
+async def test_killed_again_and_again_under_load_every_acknowledged_event_is_kept(
+        engine_env: dict[str, str], store_url: str) -> None:
+    """Six callers keep calling (speech, real models); the engine is SIGKILLed at a random
+    moment, restarted, killed again. Acknowledged: an event the call log had committed
+    (read back just before the kill), and every prompt a caller heard to its end."""
+    seed = random.randrange(1 << 16)
+    chance = random.Random(seed)
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}/ws"
+    speech = [speak("환율"), speak("아니요")]
+    phones: dict[str, PlainPhone] = {}
+    committed: dict[str, list[dict]] = {}  # call id -> its events read just before a kill
+    store = CallStore(store_url)
+    try:
+        for _ in range(KILLS):
+            engine = Engine(engine_env, port)
+            try:
+                await engine.started()
+                callers = [asyncio.create_task(_keep_calling(url, speech, phones))
+                           for _ in range(CALLERS)]
+                await asyncio.sleep(chance.uniform(10, 25))
+                for call_id in list(phones):
+                    committed[call_id] = await asyncio.to_thread(store.events, call_id)
+                engine.kill()
+                await asyncio.wait_for(asyncio.gather(*callers), 30)
+            finally:
+                if engine.process.poll() is None:
+                    engine.kill()
+        last = Engine(engine_env, port)  # marks the calls the last kill cut off
+        try:
+            await last.started()
+        finally:
+            last.stop()
+
+        ended = 0
+        for call_id, phone in phones.items():
+            events = store.events(call_id)
+            where = f"seed {seed}, call {call_id}"
+            assert events[:len(committed.get(call_id, []))] == committed.get(call_id, []), where
+            said = [e["data"]["text"] for e in events if e["kind"] == "prompt"]
+            heard = [p.text for p in phone.prompts]
+            assert said[:len(heard)] == heard, where
+            if not events:
+                continue  # killed before its first commit: nothing was acknowledged
+            assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), where
+            kinds = [e["kind"] for e in events]
+            call = store.find_call(call_id)
+            if phone.end:  # the caller heard the call end: so did the log
+                ended += 1
+                assert kinds.count("end") == 1 and kinds[-1] == "end", where
+                assert (call["status"], call["outcome"]) == (COMPLETE, phone.end["outcome"])
+            else:  # cut off: marked incomplete, nothing invented
+                assert kinds.count("end") == 0 and call["status"] == INCOMPLETE, where
+        assert ended and len(phones) > ended, (seed, ended, len(phones))
+    finally:
+        store.close()
+
+
+async def _keep_calling(url: str, speech: list[bytes], phones: dict[str, PlainPhone]) -> None:
+    """Call, ask, answer, and call again, until the engine is gone."""
+    while True:
+        call_id = uuid.uuid4().hex
+        phone = PlainPhone()
+        try:
+            await phone.connect(url, TOKEN, caller=KNOWN, locale="ko", call_id=call_id)
+        except (aiohttp.ClientError, OSError):  # the engine is gone
+            await phone._http.close()
+            return
+        phones[call_id] = phone
+        try:
+            await phone.wait_prompts(2, timeout=30)
+            for pcm in speech:
+                heard = len(phone.prompts)
+                await phone.say(pcm, pace=0.02)
+                await phone.wait_prompts(heard + 1, timeout=30)
+            await phone.wait_closed(30)
+        except (aiohttp.ClientError, OSError):
+            pass
+        if not phone.end:
+            await phone.wait_closed(30)
+            return

@@ -89,6 +89,7 @@ async def _turned_away(phone, started: float) -> float:
     return heard
 
 
+@pytest.mark.fault("calls past capacity")
 async def test_past_capacity_a_call_hears_busy_at_once_and_the_live_call_goes_on(
         line: Line) -> None:
     line.scripts.append(["我想查余额"])
@@ -147,6 +148,7 @@ async def test_past_capacity_a_call_hears_busy_at_once_and_the_live_call_goes_on
     assert metrics.get_sample_value("ivr_draining") == 0
 
 
+@pytest.mark.fault("SIGTERM: drain")
 async def test_draining_takes_no_new_call_and_waits_for_the_live_one(line: Line) -> None:
     line.scripts.append(["我想查余额"])
     live = await line.plain()

@@ -1,16 +1,23 @@
-"""The call log's database goes down mid-call (issue 6's fault campaign): the call goes on,
-/health turns red, and once the database is back every event is there, in order, with one
-end record: nothing lost, nothing corrupt. Real server, real PostgreSQL, real dialogue
-model; a scripted recogniser hears the caller."""
+"""The call log's store fails mid-call (issue 6's fault campaign): its PostgreSQL database
+goes down, or the disk under its SQLite file fills up. The call goes on, /health turns
+red, and once the store is back every event is there, in order, with one end record:
+nothing lost, nothing corrupt. Real server, real database, real dialogue model; a scripted
+recogniser hears the caller."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import wave
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import aiohttp
+import pytest
 import sqlalchemy as sa
-from conftest import KNOWN, POSTGRES
-from phones import PlainPhone, serving
+from conftest import KNOWN, POSTGRES, fill
+from phones import PlainPhone, serving, silence
 from sqlalchemy.engine import make_url
 from test_gateway import SPEECH
 
@@ -37,32 +44,41 @@ def _database(url: str, up: bool) -> None:
     admin.dispose()
 
 
-async def test_the_call_goes_on_while_the_log_database_is_down_and_nothing_is_lost(
-        engine, project, postgres_log: str, tmp_path) -> None:
-    locales = load_voice_locales(project.root / "locales")
-    services = VoiceServices(
-        engines={"zh": engine}, locales={"zh": locales["zh"]},
-        prompts=PromptAudio(EspeakTts(), cache_dir=project.root / ".cache" / "prompts"),
-        recognizer_for=lambda locale: ScriptedRecognizer(["我想查余额"], end_of_speech_ms=300),
-        default_locale="zh", settings=VoiceSettings(no_input_ms=20_000, playback_grace_s=0.5))
-    settings = ServerSettings(
-        port=0, audiosocket_port=-1, ws_token=TOKEN,
-        call_log=CallLogSettings(url=postgres_log, recordings=tmp_path / "rec",
-                                 instance="faults-test"))
-    app = build_app(settings, services)
-    try:
-        async with serving(app) as url, aiohttp.ClientSession() as http:
+class LogCall:
+    """One call on a real server whose call log breaks while the caller is being served."""
+
+    def __init__(self, engine: Any, project: Any, url: str, recordings: Path) -> None:
+        locales = load_voice_locales(project.root / "locales")
+        services = VoiceServices(
+            engines={"zh": engine}, locales={"zh": locales["zh"]},
+            prompts=PromptAudio(EspeakTts(), cache_dir=project.root / ".cache" / "prompts"),
+            recognizer_for=lambda locale: ScriptedRecognizer(["我想查余额"], end_of_speech_ms=300),
+            default_locale="zh",
+            settings=VoiceSettings(no_input_ms=20_000, playback_grace_s=0.5))
+        settings = ServerSettings(
+            port=0, audiosocket_port=-1, ws_token=TOKEN,
+            call_log=CallLogSettings(url=url, recordings=recordings, instance="faults-test"))
+        self.app = build_app(settings, services)
+        self.health_while_broken: dict[str, Any] = {}
+
+    async def run(self, break_log: Callable[[], None], mend_log: Callable[[], None]
+                  ) -> tuple[PlainPhone, list[dict[str, Any]]]:
+        """The caller checks their balance while the log is broken, then hangs up once it
+        is mended; what the caller heard, and the call's events as logged."""
+        async with serving(self.app) as url, aiohttp.ClientSession() as http:
             async def health() -> dict:
                 async with http.get(f"{url}/health") as resp:
                     return await resp.json()
 
-            recorder = app[CALL_LOG]
+            recorder = self.app[CALL_LOG]
             phone = await PlainPhone().connect(url.replace("http", "ws") + "/ws", TOKEN,
                                                caller=KNOWN, locale="zh")
             await phone.wait_prompts(2)
+            await phone.send_audio(silence(1000))  # the line is open: the recording starts
+            await asyncio.sleep(0.5)
             assert recorder.flush() and (await health())["status"] == "ok"
 
-            _database(postgres_log, up=False)
+            break_log()
             await phone.say(SPEECH)  # the caller is served while nothing can be written
             await phone.wait_prompts(4)
             await phone.dtmf("123456#")
@@ -72,18 +88,19 @@ async def test_the_call_goes_on_while_the_log_database_is_down_and_nothing_is_lo
                 if (await health())["status"] == "degraded":
                     break
                 await asyncio.sleep(0.1)
-            shown = await health()
-            assert shown["status"] == "degraded" and shown["call_log"]["pending"] > 0, shown
+            self.health_while_broken = await health()
 
-            _database(postgres_log, up=True)
+            mend_log()
             await phone.hangup()
             await phone.wait_closed(20)
             assert phone.end and phone.end["outcome"] == "self_service"
             assert await asyncio.to_thread(recorder.flush, 30)
             assert (await health())["status"] == "ok"
             events = recorder.store.events(recorder.store.list_calls()[0]["call_id"])
-    finally:
-        _database(postgres_log, up=True)
+        return phone, events
+
+
+def _nothing_lost(phone: PlainPhone, events: list[dict[str, Any]]) -> None:
     seqs = [e["seq"] for e in events]
     assert seqs == list(range(1, len(seqs) + 1))  # every event, in order, no gap
     kinds = [e["kind"] for e in events]
@@ -91,3 +108,44 @@ async def test_the_call_goes_on_while_the_log_database_is_down_and_nothing_is_lo
     assert kinds.count("turn") == 2 and "hangup" in kinds  # written after the outage
     said = [e["data"]["text"] for e in events if e["kind"] == "prompt"]
     assert said == [p.text for p in phone.prompts]
+
+
+@pytest.mark.fault("call-log database down mid-call")
+async def test_the_call_goes_on_while_the_log_database_is_down_and_nothing_is_lost(
+        engine, project, postgres_log: str, tmp_path: Path) -> None:
+    call = LogCall(engine, project, postgres_log, tmp_path / "rec")
+    try:
+        phone, events = await call.run(lambda: _database(postgres_log, up=False),
+                                       lambda: _database(postgres_log, up=True))
+    finally:
+        _database(postgres_log, up=True)
+    shown = call.health_while_broken
+    assert shown["status"] == "degraded" and shown["call_log"]["pending"] > 0, shown
+    _nothing_lost(phone, events)
+
+
+@pytest.mark.fault("disk full under the SQLite call log")
+async def test_the_call_goes_on_while_the_disk_is_full_and_nothing_is_lost_or_corrupt(
+        engine, project, small_disk: Path) -> None:
+    """The SQLite log and the recordings share the disk that fills up (var/, embedded)."""
+    log_file = small_disk / "calls.sqlite3"
+    call = LogCall(engine, project, f"sqlite:///{log_file}", small_disk / "rec")
+    filler: list[Path] = []
+    phone, events = await call.run(lambda: filler.append(fill(small_disk)),
+                                   lambda: filler.pop().unlink())
+    shown = call.health_while_broken
+    assert shown["status"] == "degraded" and shown["call_log"]["pending"] > 0, shown
+    _nothing_lost(phone, events)
+    with sqlite3.connect(log_file) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    # A readable WAV from the call's start: whole, when the writer was held up on the log
+    # until space came back (its audio waits in memory), else cut where the disk filled.
+    recording = next(e["data"]["recording"] for e in events if e["kind"] == "recording")
+    with wave.open(str(small_disk / "rec" / recording)) as wav:
+        assert wav.getnchannels() == 2 and wav.getnframes() > 0
+        recorded_ms = wav.getnframes() * 1000 // wav.getframerate()
+    keys_ms = max(e["data"].get("at_ms", 0) for e in events)  # the PIN, keyed on a full disk
+    if call.app[CALL_LOG].recordings_cut:
+        assert recorded_ms < keys_ms, (recorded_ms, keys_ms)
+    else:
+        assert recorded_ms > keys_ms, (recorded_ms, keys_ms)

@@ -226,6 +226,7 @@ JSON_PARSERS = [twilio.parse_start, twilio.parse_message, websocket.parse_start,
                 websocket.parse_message, lambda msg: json_object(msg, "a client")]
 
 
+@pytest.mark.fault("malformed messages")
 @BOUNDED
 @given(data=as_json(garbage.filter(lambda v: not isinstance(v, dict))) | _not_json,
        parse=st.sampled_from(JSON_PARSERS))
@@ -324,6 +325,7 @@ def test_audiosocket_frames_round_trip(loop: asyncio.AbstractEventLoop,
     assert stream.ended_by.partial == b"" and stream.unread == b""
 
 
+@pytest.mark.fault("oversized and hostile frames")
 @BOUNDED
 @given(cap=st.integers(0, 0xFFFE), kind=st.integers(0, 0xFF), over=st.integers(1, 0xFFFF),
        tail=st.binary(max_size=50))
@@ -337,6 +339,7 @@ def test_audiosocket_oversize_frame_is_refused_before_its_payload(
     assert stream.unread == tail  # the payload was never read: no 64 KiB wait per frame
 
 
+@pytest.mark.fault("malformed messages")
 @BOUNDED
 @given(data=st.binary(max_size=600), cap=st.integers(0, 600))
 def test_audiosocket_any_byte_stream_gives_frames_events_or_protocol_errors(

@@ -29,6 +29,7 @@ from phones import (
     serving,
     tone,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 from ivr.server import AUDIOSOCKET_ADDRESS, GATEWAY, ServerSettings, build_app
 from ivr.voice.asr import ScriptedRecognizer
@@ -216,6 +217,7 @@ async def test_two_silences_escalate_as_no_input(server: Server) -> None:
     assert [t["input"] for t in result["turns"]] == [{"silence": True}, {"silence": True}]
 
 
+@pytest.mark.fault("caller hangs up mid-utterance")
 async def test_hangup_mid_utterance_keeps_what_was_said(server: Server) -> None:
     server.hears("我想查余额")
     phone = await server.plain()
@@ -227,6 +229,25 @@ async def test_hangup_mid_utterance_keeps_what_was_said(server: Server) -> None:
     assert result["turns"][-1]["input"] == {"hangup": True, "heard": "我想查余额"}
 
 
+@pytest.mark.fault("caller audio stops mid-utterance")
+async def test_audio_that_stops_mid_utterance_is_taken_as_said(server: Server) -> None:
+    """A stream that stalls mid-word (no hang-up, no silence to end the utterance): what
+    was heard is the answer, after VoiceSettings.audio_stall_ms, not a call left hanging."""
+    server.hears("我想查余额")
+    phone = await server.plain(call_id="stalled-stream")
+    await phone.wait_prompts(2)
+    await phone.send_audio(SPEECH)  # speaking ... and then no audio at all
+    await phone.wait_prompts(4, timeout=10)
+    assert texts(phone)[3] == "请输入您的6位电话银行密码，以井号键结束。"
+    session = server.gateway.live["stalled-stream"]
+    await phone.hangup()
+    result = await server.wait_result(phone)
+    assert result["turns"][0]["input"] == {"say": "我想查余额"}
+    speech = [e.data for e in session.events if e.kind == "speech"]
+    assert speech[0]["stalled"] is True, speech
+
+
+@pytest.mark.fault("connection closed mid-call (FIN)")
 async def test_a_dropped_connection_still_ends_and_records_the_call(server: Server) -> None:
     phone = await server.plain()
     await phone.wait_prompts(1)
@@ -242,6 +263,7 @@ def _reset(transport: asyncio.BaseTransport) -> None:
     transport.abort()
 
 
+@pytest.mark.fault("connection reset mid-utterance (RST)")
 async def test_a_connection_reset_mid_utterance_ends_the_call_keeping_what_was_said(
         server: Server) -> None:
     server.hears()  # the bystander says nothing
@@ -287,6 +309,7 @@ async def test_a_connection_reset_mid_utterance_ends_the_call_keeping_what_was_s
         "escalated", "no_input"), bystander.end
 
 
+@pytest.mark.fault("malformed messages")
 async def test_malformed_messages_are_skipped_and_the_call_goes_on(server: Server,
                                                                     caplog) -> None:
     server.hears("我想查余额")
@@ -307,6 +330,7 @@ async def test_malformed_messages_are_skipped_and_the_call_goes_on(server: Serve
     assert "9817" not in caplog.text
 
 
+@pytest.mark.fault("oversized and hostile frames")
 async def test_a_hostile_client_never_affects_another_call(server: Server) -> None:
     server.hears("我想查余额")
     good = await server.plain()
@@ -329,6 +353,7 @@ async def test_a_hostile_client_never_affects_another_call(server: Server) -> No
     assert (await server.wait_result(good))["outcome"] == "self_service"
 
 
+@pytest.mark.fault("wrong codec")
 async def test_twilio_signature_token_and_codec_are_checked(server: Server) -> None:
     url = f"{server.ws_url}/twilio"
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
@@ -347,6 +372,22 @@ async def test_twilio_signature_token_and_codec_are_checked(server: Server) -> N
     assert phone.ws.close_code == 1008 and phone.prompts == []
 
 
+@pytest.mark.fault("malformed messages")
+async def test_a_refused_start_closes_with_its_reason_cut_between_characters(
+        server: Server) -> None:
+    """A close frame's reason is capped in bytes; a Chinese one is cut between characters
+    (a split character is invalid UTF-8, and a client refuses the whole close frame)."""
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            f"{server.ws_url}/ws", headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
+        await ws.send_json({"type": "开始通话" * 10})
+        error = (await asyncio.wait_for(ws.receive_json(), 5))["error"]
+        closing = await asyncio.wait_for(ws.receive(), 5)
+    assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 1008, closing
+    assert len(error.encode()) > 120 and error.startswith(closing.extra)
+    assert len(closing.extra.encode()) > 115
+
+
+@pytest.mark.fault("a connection that never starts a call")
 async def test_a_silent_connection_is_dropped_after_the_first_message_timeout(
         server: Server) -> None:
     server.gateway.limits = type(server.gateway.limits)(first_message_s=0.5)
@@ -405,6 +446,7 @@ async def test_audiosocket_call_paced_with_barge_in(server: Server) -> None:
     assert phone.audio_bytes < len(notice) + len(greeting) + len(transfer) - 8000
 
 
+@pytest.mark.fault("recogniser failing (Python error)")
 async def test_a_recogniser_failure_ends_in_an_agent_not_a_dead_call(server: Server) -> None:
     server.scripts.append(BrokenRecognizer)
     phone = await server.plain()
@@ -415,6 +457,7 @@ async def test_a_recogniser_failure_ends_in_an_agent_not_a_dead_call(server: Ser
     assert texts(phone)[-1] == "抱歉，系统出了点问题，正在为您转接人工服务，请稍候。"
 
 
+@pytest.mark.fault("NLU / dialogue timing out")
 async def test_a_stuck_dialogue_layer_sends_the_caller_to_an_agent(server: Server) -> None:
     services = server.gateway.services
     normal = services.settings
@@ -429,6 +472,7 @@ async def test_a_stuck_dialogue_layer_sends_the_caller_to_an_agent(server: Serve
                             "抱歉，系统出了点问题，正在为您转接人工服务，请稍候。"]
 
 
+@pytest.mark.fault("a client sending audio far faster than real time")
 async def test_a_flood_of_audio_is_dropped_not_queued_without_bound(server: Server) -> None:
     server.scripts.append(SlowRecognizer)
     phone = await server.plain()
@@ -450,6 +494,28 @@ async def test_health_and_metrics(server: Server) -> None:
     assert "ivr_calls_total" in metrics and "ivr_response_seconds_bucket" in metrics
     async with aiohttp.ClientSession() as http:
         assert (await http.get(f"{server.url}/metrics")).status == 401  # token required
+
+
+async def test_metrics_show_dialogue_lock_waits_and_the_call_logs_state(
+        server: Server) -> None:
+    def waits() -> float:
+        return server.gateway.metrics.registry.get_sample_value(
+            "ivr_dialogue_lock_wait_seconds_count") or 0.0
+
+    before = waits()
+    server.hears("我想查余额")
+    phone = await server.plain()
+    await phone.wait_prompts(2)
+    await phone.say(SPEECH)
+    await phone.wait_prompts(4)
+    await phone.hangup()
+    await server.wait_result(phone)
+    assert waits() == before + 2  # the greeting and the one input: each waited for its lock
+    scraped = {s.name: s.value for family in text_string_to_metric_families(
+        await _get(server, "/metrics")) for s in family.samples}
+    assert scraped["ivr_dialogue_lock_wait_seconds_count"] == before + 2
+    assert scraped["ivr_call_log_failing"] == 0 and scraped["ivr_call_log_dropped_items"] == 0
+    assert "ivr_call_log_pending_items" in scraped and scraped["ivr_recordings_cut"] == 0
 
 
 async def _get(server: Server, path: str) -> str:

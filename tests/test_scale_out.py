@@ -28,6 +28,7 @@ def _tracker(call_id: str) -> str:
     return f"{REDIS_PREFIX}:tracker:{call_id}"  # the key Rasa's Redis tracker store writes
 
 
+@pytest.mark.fault("one of two instances SIGKILLed")
 async def test_two_instances_share_conversations_and_the_call_log(
         redis_url: str, postgres_log: str, tmp_path: Path) -> None:
     import redis

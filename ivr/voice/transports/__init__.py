@@ -98,7 +98,9 @@ async def run_websocket_call(
         host.malformed(transport, str(e))
         if report_refusal:
             await ws.send_json({"type": "error", "error": str(e)})
-        await ws.close(code=1008, message=str(e).encode()[:120])
+        # A close frame's reason has 123 bytes at most; never cut a character in two.
+        reason = str(e).encode()[:120].decode(errors="ignore").encode()
+        await ws.close(code=1008, message=reason)
         return ws
     session = host.start_call(**call(start), transport=transport)
     socket = WebSocketOutput(ws, limits, on_dead=lambda: session.push(CallerHangup("dead")))
