@@ -133,6 +133,15 @@ async def _answer(phone: Any) -> None:
         await asyncio.sleep(0.005)
 
 
+def stop(server: subprocess.Popen, sig: int, wait_s: float) -> None:
+    """Stop ``ivr serve`` with ``sig``; killed if it has not exited after ``wait_s``."""
+    server.send_signal(sig)
+    try:
+        server.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
 async def _open_line(phone: Any) -> None:
     """Silence every 20 ms, as a telephone stream never stops, until cancelled."""
     frame = silence(20)
@@ -242,11 +251,7 @@ async def main() -> None:
                 "steps": rows}, indent=2) + "\n", encoding="utf-8")
             print(f"written to {path}: ivr serve takes {capacity} calls at once")
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server, signal.SIGINT, 20)
 
 
 if __name__ == "__main__":

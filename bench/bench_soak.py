@@ -33,7 +33,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_gateway import free_port, percentile, rss_mb, say_and_time, scrape  # noqa: E402
+from bench_gateway import free_port, percentile, rss_mb, say_and_time, scrape, stop  # noqa: E402
 from phones import PlainPhone, speak  # noqa: E402
 
 from ivr.calllog.store import CallStore  # noqa: E402
@@ -173,11 +173,7 @@ async def main() -> None:
                 headers={"Authorization": f"Bearer {TOKEN}"}) as http:
             counted = await scrape(http, url.replace("ws://", "http://"))
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server, signal.SIGTERM, 60)  # drains the calls still live
     emitted = {k.split('"')[1]: int(v) for k, v in counted.items()
                 if k.startswith("ivr_call_events_total{")}
     store = CallStore(f"sqlite:///{log}")

@@ -367,12 +367,7 @@ class VoiceSession:
                 await self._asr_failed()
                 return _Speech(Hypothesis("", final=True), recognizer)
             if hyp and hyp.final:
-                self._mid_utterance = False
-                heard = self._heard(hyp)
-                self._emit("speech", text=mask_text(hyp.text), **heard)
-                if not hyp.text and not hyp.raw and not self._pending:
-                    self._start_timer(False)  # only noise: keep waiting
-                return _Speech(hyp, recognizer, heard)
+                return self._utterance(hyp, recognizer)
             if hyp:
                 self._mid_utterance = self._mid_utterance or bool(hyp.raw or hyp.text)
                 self._emit("partial", text=self._mask_speech(hyp.raw))
@@ -390,10 +385,17 @@ class VoiceSession:
                 await self._asr_failed()
                 return _Speech(Hypothesis("", final=True), recognizer)
             if hyp.text or hyp.raw:
-                heard = self._heard(hyp)
-                self._emit("speech", text=mask_text(hyp.text), stalled=True, **heard)
-                return _Speech(hyp, recognizer, heard)
+                return self._utterance(hyp, recognizer, stalled=True)
         return None
+
+    def _utterance(self, hyp: Hypothesis, recognizer: Recognizer, **note: Any) -> _Speech:
+        """A final hypothesis: logged with where it lies in the call audio."""
+        self._mid_utterance = False
+        heard = self._heard(hyp)
+        self._emit("speech", text=mask_text(hyp.text), **note, **heard)
+        if not hyp.text and not hyp.raw and not self._pending:
+            self._start_timer(False)  # only noise: keep waiting
+        return _Speech(hyp, recognizer, heard)
 
     def _mask_speech(self, text: str) -> str:
         """Spoken digits are masked; while a card number or PIN is asked for, every digit
