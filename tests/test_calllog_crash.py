@@ -15,6 +15,7 @@ import sys
 import threading
 import uuid
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -61,6 +62,18 @@ class Engine:
         self.process.wait(30)
 
 
+async def logged(store: CallStore, call_id: str, until: Callable[[list[str]], bool],
+                 engine: Engine, within_s: float = 10) -> None:
+    """Wait until the call's committed events (their kinds) satisfy ``until``: an event is
+    durable a few ms after it happens, and a kill must not race that commit."""
+    for _ in range(int(within_s / 0.05)):
+        if until([e["kind"] for e in await asyncio.to_thread(store.events, call_id)]):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"call {call_id} not logged in {within_s} s:\n"
+                         + "".join(engine.output[-30:]))
+
+
 @pytest.fixture
 def engine_env(store_url: str, tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "IVR_CALL_LOG": store_url, "IVR_RECORDINGS": str(tmp_path / "rec"),
@@ -72,6 +85,7 @@ async def test_a_killed_engine_leaves_every_event_and_marks_the_call_incomplete(
         engine_env: dict[str, str], store_url: str, tmp_path: Path) -> None:
     port = free_port()
     engine = Engine(engine_env, port)
+    store = CallStore(store_url)
     try:
         await engine.started()
         call_id = uuid.uuid4().hex
@@ -81,14 +95,15 @@ async def test_a_killed_engine_leaves_every_event_and_marks_the_call_incomplete(
         await phone.say(speak("거래 내역"))
         await phone.wait_prompts(4)  # verify first, then the PIN
         await phone.dtmf("12")  # the first two keys of the PIN...
-        await asyncio.sleep(0.5)
+        await logged(store, call_id, lambda kinds: kinds.count("dtmf") == 2, engine)
         engine.kill()  # ...and the engine dies
         await phone.wait_closed(10)
+    except BaseException:
+        store.close()
+        raise
     finally:
         if engine.process.poll() is None:
             engine.kill()
-
-    store = CallStore(store_url)
     try:
         call = store.find_call(call_id)
         before = store.events(call_id)

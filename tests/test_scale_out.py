@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from conftest import KNOWN, free_port
 from phones import PlainPhone, speak
-from test_calllog_crash import Engine
+from test_calllog_crash import Engine, logged
 
 from ivr.calllog.store import CallStore
 from ivr.dialogue.engine import REDIS_PREFIX, TRACKER_TTL_S
@@ -56,6 +56,9 @@ async def test_two_instances_share_conversations_and_the_call_log(
             stored = red.get(_tracker(call_id))
             assert stored and "verification_form" in stored, call_id
             assert json.loads(stored)["name"] == call_id  # Rasa's dialogue, by call id
+        # B's turn is in the shared log (a few ms after it happened; the kill must not race
+        # that commit, or the test would measure the kill's timing, not the sharing).
+        await logged(store, on_b, lambda kinds: "turn" in kinds, b)
 
         b.kill()  # SIGKILL: no cleanup at all
         await phones[on_b].wait_closed(10)
@@ -80,7 +83,7 @@ async def test_two_instances_share_conversations_and_the_call_log(
         assert (call_a["instance"], call_a["status"]) == ("engine-a", "complete")
         assert (call_b["instance"], call_b["status"]) == ("engine-b", "live")  # until B's
         kinds = [e["kind"] for e in store.events(on_b)]  # restart marks it incomplete
-        assert "turn" in kinds and kinds[-1] == "feedback"
+        assert "turn" in kinds and kinds[-1] == "feedback", kinds
     finally:
         store.close()
         red.close()
