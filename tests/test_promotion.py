@@ -129,7 +129,7 @@ async def test_promotion_swaps_the_model_of_a_running_server_without_dropping_a_
         prompts=PromptAudio(EspeakTts(), cache_dir=project.root / ".cache" / "prompts"),
         recognizer_for=lambda loc: VoskRecognizer(korean_speech) if loc == "ko"
         else ScriptedRecognizer([]),
-        default_locale="ko", settings=VoiceSettings(no_input_ms=8000, playback_grace_s=0.5))
+        default_locale="ko", settings=VoiceSettings(no_input_ms=120_000, playback_grace_s=0.5))
     log = CallLogSettings(url=f"sqlite:///{tmp_path / 'calls.sqlite3'}", recordings=None,
                           instance="promotion-test")
     app = build_app(ServerSettings(audiosocket_port=-1, ws_token=TOKEN, call_log=log,
@@ -148,7 +148,7 @@ async def test_promotion_swaps_the_model_of_a_running_server_without_dropping_a_
         # Promote mid-call; the loop keeps answering while the new model loads.
         write_live_pointer(ko_copy, altered_ko_model.name)
         reload = asyncio.create_task(tell_server(url, "ko", TOKEN))
-        slowest = 0.0
+        slowest, reload_started = 0.0, time.monotonic()
         while not reload.done():
             started = time.monotonic()
             assert await health() in (ko_model.name, altered_ko_model.name)
@@ -156,7 +156,10 @@ async def test_promotion_swaps_the_model_of_a_running_server_without_dropping_a_
             await asyncio.sleep(0.05)
         assert (await reload)["reloaded"] == [{"locale": "ko", "model": altered_ko_model.name,
                                                "previous": ko_model.name, "swapped": True}]
-        assert slowest < 1.0
+        # A loop blocked by the load answers nothing until it is done: its slowest answer
+        # would take most of the reload. Relative to the reload, so a slow machine passes.
+        reload_s = time.monotonic() - reload_started
+        assert slowest < max(1.0, reload_s / 3), (slowest, reload_s)
         assert await health() == altered_ko_model.name
         live_models = app[LIVE_MODELS]
         assert [e.model_path.name for e in live_models.retiring] == [ko_model.name]
