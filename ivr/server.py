@@ -185,6 +185,7 @@ def build_app(settings: ServerSettings, services: VoiceServices | None = None,
         gateway.metrics.watch_call_log(recorder)
         loaded.observers.append(recorder.record)
         loaded.open_recording = recorder.open_recording
+        loaded.log_settled = recorder.settled
         app[GATEWAY] = gateway
         app[CALL_LOG] = recorder
         replayer = Replayer(recorder.store, root, loaded.locales, recorder.recordings,
@@ -217,6 +218,7 @@ def build_app(settings: ServerSettings, services: VoiceServices | None = None,
             await asyncio.sleep(0.05)
         for observer in (recorder.record, gateway.metrics.observe):
             loaded.observers.remove(observer)  # tests share services between apps
+        loaded.log_settled = VoiceServices.log_settled
         replayer.close()
         await asyncio.get_running_loop().run_in_executor(None, recorder.close)
         recorder.store.close()

@@ -13,6 +13,7 @@ import contextlib
 import json
 import struct
 import subprocess
+import time
 import uuid
 import wave
 from collections.abc import AsyncIterator
@@ -86,6 +87,7 @@ class Prompt:
     mark: str
     text: str = ""
     audio: bytearray = field(default_factory=bytearray)
+    heard_at: float = 0.0  # time.monotonic() when its mark came: heard to its end
 
 
 class Phone:
@@ -111,6 +113,7 @@ class Phone:
 
     def _prompt_done(self, mark: str) -> None:
         self._current.mark = mark
+        self._current.heard_at = time.monotonic()
         self.prompts.append(self._current)
         self._current = Prompt("")
 

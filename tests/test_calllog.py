@@ -4,6 +4,7 @@ no secret ever stored, and replay against another model."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -48,6 +49,40 @@ def test_events_are_committed_in_order_with_the_call_summary(
     assert (call["outcome"], call["queue"], call["intent"]) == ("escalated", "cards",
                                                                 "password_reset")
     assert call["ended_at"] >= call["started_at"] and call["instance"] == "engine-a"
+
+
+async def test_settled_means_committed_and_gives_up_on_a_store_that_hangs_or_fails(
+        store: CallStore, recorder: CallRecorder) -> None:
+    _call(recorder, "c1", "hangup")
+    assert await recorder.settled()
+    assert [e["kind"] for e in store.events("c1")] == ["start", "turn", "end"]  # no flush
+
+    class Stuck:  # hangs until released, then fails until it is back up
+        def __init__(self) -> None:
+            self.released, self.up = threading.Event(), threading.Event()
+
+        def write(self, batch: Any, instance: str) -> None:
+            self.released.wait()
+            if not self.up.is_set():
+                raise sa.exc.OperationalError("insert", {}, Exception("database is down"))
+            store.write(batch, instance)
+
+    stuck = Stuck()
+    other = CallRecorder(stuck, "engine-b")  # type: ignore[arg-type]
+    _call(other, "c2", "hangup")
+    assert not await other.settled(timeout_s=0.2)  # hangs: the call ends anyway
+    stuck.released.set()
+    while other.failing_since is None:
+        await asyncio.sleep(0.01)
+    started = time.monotonic()
+    assert not await other.settled(timeout_s=5)  # failing: nothing to wait for
+    assert time.monotonic() - started < 1
+    stuck.up.set()
+    assert other.flush(timeout_s=10)
+    _call(other, "c3", "hangup")
+    assert await other.settled(timeout_s=10)  # the barrier given up on broke nothing
+    assert [e["kind"] for e in store.events("c3")] == ["start", "turn", "end"]
+    other.close()
 
 
 def test_calls_a_dead_instance_left_live_are_marked_incomplete(

@@ -9,6 +9,8 @@ few milliseconds, so a process killed mid-call leaves every event up to the kill
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -94,6 +96,23 @@ class CallRecorder:
         self.record(CallEvent(call_id, "recording", {"recording": str(relative)}))
         return RecordingTrack(lambda chunk: self._put(("audio", call_id, chunk)))
 
+    async def settled(self, timeout_s: float = 2.0) -> bool:
+        """Wait until every event recorded so far is committed, so that a caller told the
+        call has ended finds its end in the log even if the process dies right after. Not
+        while the store is failing (there is nothing to wait for), never over ``timeout_s``."""
+        if self.failing_since is not None:
+            return False
+        barrier: concurrent.futures.Future[None] = concurrent.futures.Future()
+        try:
+            self._queue.put_nowait(("barrier", barrier))
+        except queue.Full:
+            return False
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(barrier), timeout_s)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
     def _put(self, item: tuple[Any, ...]) -> None:
         try:
             self._queue.put_nowait(item)
@@ -140,7 +159,10 @@ class CallRecorder:
                 if self._write(items):
                     return
             finally:
-                for _ in items:
+                for item in items:
+                    if item[0] == "barrier":  # cancelled when its waiter gave up
+                        with contextlib.suppress(concurrent.futures.InvalidStateError):
+                            item[1].set_result(None)
                     self._queue.task_done()
 
     def _write(self, items: list[tuple[Any, ...]]) -> bool:
@@ -155,7 +177,7 @@ class CallRecorder:
                 batch.append((item[1], item[2]))
                 if item[2].kind == "end":
                     ended.append(item[2].call_id)
-            else:
+            elif item[0] == "stop":
                 stop = True
         for call_id, chunk in audio.items():
             self._append_audio(call_id, bytes(chunk))

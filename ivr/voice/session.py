@@ -64,6 +64,7 @@ class VoiceServices:
     settings: VoiceSettings = field(default_factory=VoiceSettings)
     observers: list[EventSink] = field(default_factory=list)  # metrics, the call log
     open_recording: Callable[[str], RecordingTrack | None] = lambda call_id: None
+    log_settled: Callable[[], Awaitable[object]] = lambda: asyncio.sleep(0)  # log committed
 
 
 @dataclass(frozen=True)
@@ -519,6 +520,7 @@ class VoiceSession:
         self._emit("end", **end_summary(result), dropped_audio_frames=self._dropped_audio,
                    asr_audio_s=sum(getattr(r, "audio_s", 0.0) for r in self._recognizers),
                    asr_decode_s=sum(getattr(r, "decode_s", 0.0) for r in self._recognizers))
+        await self.services.log_settled()  # the caller hears the end once the log has it
         try:
             await self.output.end(result)
         except Exception:
