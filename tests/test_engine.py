@@ -51,3 +51,35 @@ async def test_an_input_waits_for_its_calls_lock_and_its_outcome_says_how_long(
     assert at_once < 0.05  # the wait only, not the turn's own work (the bank's 0.3 s)
     assert waited > 0.3  # the whole first turn (Rasa looks at a held lock once a second)
     await engine.end(call_id)
+
+
+async def test_a_model_loaded_to_serve_understands_exactly_as_rasa_would_load_it(
+        engine, project, model, bank, monkeypatch):
+    """The engine builds a served model with one prediction, not Rasa's training step
+    (ivr/dialogue/model_loading.py): every held-out utterance, intent ranking and entities
+    (zh: DIET with its CRF tagger), comes out the same as from a model Rasa loaded."""
+    from rasa.utils.tensorflow.models import RasaModel
+
+    from ivr.dialogue import model_loading
+    from ivr.dialogue.engine import DialogueEngine
+    from ivr.evaluation import load_heldout
+    from ivr.knowledge import KnowledgeBase
+
+    assert RasaModel.load.__func__ is model_loading._load  # what `engine` was loaded with
+    monkeypatch.setattr(RasaModel, "load", classmethod(model_loading.rasa_load))
+    rasa_way = await DialogueEngine.load(model, bank, KnowledgeBase.load(project.knowledge))
+    try:
+        def understood(parse):
+            return ([(i["name"], round(i["confidence"], 6)) for i in parse["intent_ranking"]],
+                    [(e["entity"], e["value"], e["start"], e["end"]) for e in parse["entities"]])
+
+        examples = load_heldout(project.heldout)
+        assert len(examples) > 300
+        entities = 0
+        for example in examples:
+            served = understood(await engine.parse(example.text))
+            assert served == understood(await rasa_way.parse(example.text)), example.text
+            entities += len(served[1])
+        assert entities > 50  # the CRF tagger's path was compared too
+    finally:
+        rasa_way.close()

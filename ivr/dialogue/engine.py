@@ -171,7 +171,9 @@ async def _load_agent(model_path: Path, bank: BankAdapter, kb: KnowledgeBase,
     from rasa.core.agent import Agent
 
     from ivr.dialogue.action_endpoint import InProcessActionEndpoint
+    from ivr.dialogue.model_loading import serve_without_training_step
 
+    serve_without_training_step()
     stores = _redis_stores(conversations) if conversations else {}
     agent = Agent.load(str(model_path), action_endpoint=InProcessActionEndpoint(bank, kb),
                        **stores)
