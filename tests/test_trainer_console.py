@@ -76,6 +76,12 @@ async def trainers(engine: DialogueEngine, model: Path, project: Project,
     tmp = tmp_path_factory.mktemp("trainer-console")
     (tmp / "project").mkdir()
     copy = copy_project(project.root, tmp / "project")
+    # The candidate trains for 30 epochs, not 80: the console's loop is under test here,
+    # not the model (the gate may then refuse it, and the test promotes it by force).
+    config = copy.root / "config" / "zh.yml"
+    text = config.read_text(encoding="utf-8")
+    assert "    epochs: 80\n" in text
+    config.write_text(text.replace("    epochs: 80\n", "    epochs: 30\n"), encoding="utf-8")
     copy.models_dir.mkdir()
     shutil.copy(model, copy.models_dir / model.name)
     write_live_pointer(copy, model.name)
