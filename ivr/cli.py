@@ -102,6 +102,11 @@ async def cmd_train(args: argparse.Namespace) -> int:
         result = train(each, force=args.force, finetune=args.finetune)
         state = "trained" if result.trained else "up to date (inputs unchanged)"
         print(f"model {state}: {result.model}", flush=True)
+        if result.made_live:
+            print(f"  live: the first {each.locale} model (models/live.yml); later ones are "
+                  "candidates for `ivr promote`", flush=True)
+        elif result.trained:
+            print("  a candidate: `ivr evaluate --candidate`, then `ivr promote`", flush=True)
     return 0
 
 

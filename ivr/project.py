@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,17 +106,43 @@ class Project:
         return self.models_dir / "promotions.log"
 
     def live_model(self) -> Path:
-        """The model in service: the pointer's for this locale, else the newest (a fresh
-        clone has no pointer and works unchanged). A pointer to a missing file is an error,
-        not a silent switch to an unvetted newer model."""
+        """The model in service: the pointer's for this locale. Without an entry there, the
+        newest model ``ivr promote`` logged that still exists; never merely the newest
+        trained, which is a candidate until it passes the gate. ``ivr train`` makes the
+        pointer for a locale's first model (a fresh install). A pointer to a missing file is
+        an error, not a silent switch to an unvetted model."""
         name = read_live_pointer(self.live_pointer).get(self.locale)
         if not name:
-            return self.latest_model()
+            promoted = self._last_promoted()
+            if promoted is None:
+                raise ModelNotFoundError(
+                    f"no live {self.locale} model: `ivr train` makes its first model live, "
+                    f"`ivr promote MODEL` another")
+            return promoted
         if not (self.models_dir / name).is_file():
             raise ModelNotFoundError(
                 f"{self.live_pointer} names {name} for {self.locale}, which is not in "
                 f"{self.models_dir}: `ivr promote` another model")
         return self.models_dir / name
+
+    def _last_promoted(self) -> Path | None:
+        """The newest model of this locale that promotions.log records and that exists."""
+        if not self.promotions_log.is_file():
+            return None
+        for line in reversed(self.promotions_log.read_text(encoding="utf-8").splitlines()):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a torn or hand-edited line says nothing
+            if not isinstance(entry, dict):
+                continue
+            name = str(entry.get("model"))
+            # a bare file name in models/, as promote writes it: never a path to follow
+            if (entry.get("locale") == self.locale and name == Path(name).name
+                    and name.startswith(f"{self.locale}-")
+                    and (self.models_dir / name).is_file()):
+                return self.models_dir / name
+        return None
 
     def latest_model(self) -> Path:
         """The newest trained model of this locale (a promotion candidate)."""

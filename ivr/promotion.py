@@ -65,10 +65,29 @@ async def promote(project: Project, candidate: Path | None = None, force: bool =
                 f"accuracy {figures['candidate']:.3f} against {figures['live']:.3f} "
                 f"({figures['delta']:+.3f}, {figures['more_errors']} more of "
                 f"{figures['examples']} wrong); --force promotes it anyway")
-    promotion = Promotion(project.locale, model.name, live.name if live else None,
-                          force, by or os.environ.get("USER", "unknown"),
+    return _make_live(project, model.name, live.name if live else None, force,
+                      by or os.environ.get("USER", "unknown"), figures)
+
+
+def adopt_first_model(project: Project, model: Path) -> Promotion | None:
+    """A fresh install's first model of a locale goes live (there is nothing to gate it
+    against); every later one is a candidate until ``promote`` passes it. None when the
+    locale already has a live model."""
+    try:
+        project.live_model()
+        return None
+    except ModelNotFoundError:
+        if read_live_pointer(project.live_pointer).get(project.locale):
+            return None  # a pointer to a deleted model: `ivr promote` repairs that, not us
+    return _make_live(project, model.name, None, False, "ivr train (first model)", None)
+
+
+def _make_live(project: Project, name: str, previous: str | None, forced: bool, by: str,
+               figures: dict[str, Any] | None) -> Promotion:
+    """Point the locale at the model and log who, when and the figures."""
+    promotion = Promotion(project.locale, name, previous, forced, by,
                           time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), figures)
-    write_live_pointer(project, model.name)
+    write_live_pointer(project, name)
     with project.promotions_log.open("a", encoding="utf-8") as log:
         log.write(json.dumps(asdict(promotion), ensure_ascii=False) + "\n")
     return promotion

@@ -26,6 +26,7 @@ from ivr.yamlfile import read_mapping
 class TrainResult:
     model: Path
     trained: bool  # False when an up-to-date model already existed
+    made_live: bool = False  # the locale's first model: live without a gate
 
 
 def up_to_date(project: Project) -> bool:
@@ -41,10 +42,13 @@ FINETUNE_EPOCH_FRACTION = 0.2
 def train(project: Project, force: bool = False, finetune: bool = False) -> TrainResult:
     """Train the locale's model of its current inputs (``finetune``: starting from the live
     model, for a fifth of the epochs; the data may gain examples, not intents or slots)."""
+    from ivr.promotion import adopt_first_model  # (it loads the evaluation: only here)
+
     fingerprint = project.fingerprint()
     target = project.model_for(fingerprint)
     if target.is_file() and not force:
-        return TrainResult(target, trained=False)
+        # (an install from before the pointer existed has models but no pointer)
+        return TrainResult(target, False, adopt_first_model(project, target) is not None)
     check_inputs(project)
     base = project.live_model() if finetune else None
 
@@ -73,7 +77,7 @@ def train(project: Project, force: bool = False, finetune: bool = False) -> Trai
                            "train without --finetune") from None
     if result.code != 0 or not target.is_file():
         raise IvrError(f"training failed (rasa exit code {result.code})")
-    return TrainResult(target, trained=True)
+    return TrainResult(target, True, adopt_first_model(project, target) is not None)
 
 
 @contextlib.contextmanager

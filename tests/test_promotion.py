@@ -22,9 +22,9 @@ from ivr.calllog.recorder import CallLogSettings
 from ivr.cli import main
 from ivr.errors import ModelNotFoundError
 from ivr.project import Project
-from ivr.promotion import tell_server, write_live_pointer
+from ivr.promotion import PromotionRefused, promote, tell_server, write_live_pointer
 from ivr.server import CALL_LOG, GATEWAY, LIVE_MODELS, ServerSettings, build_app
-from ivr.training import Trainer
+from ivr.training import Trainer, train
 from ivr.voice.asr import ScriptedRecognizer, SpeechModel, VoskRecognizer
 from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.tts import EspeakTts, PromptAudio
@@ -52,9 +52,11 @@ def ko_copy(project: Project, ko_model: Path, altered_ko_model: Path,
     return copy
 
 
-def test_the_live_model_is_the_pointers_else_the_newest(ko_copy: Project, ko_model: Path,
-                                                        altered_ko_model: Path) -> None:
-    assert ko_copy.live_model().name == altered_ko_model.name  # no pointer: the newest
+def test_the_live_model_is_the_pointers_never_merely_the_newest(
+        ko_copy: Project, ko_model: Path, altered_ko_model: Path) -> None:
+    # No pointer and nothing promoted: nothing is live, the newest included.
+    with pytest.raises(ModelNotFoundError, match="no live ko model"):
+        ko_copy.live_model()
     write_live_pointer(ko_copy, ko_model.name)
     assert ko_copy.live_model().name == ko_model.name
     assert ko_copy.latest_model().name == altered_ko_model.name  # the candidate
@@ -63,6 +65,35 @@ def test_the_live_model_is_the_pointers_else_the_newest(ko_copy: Project, ko_mod
     assert ko_copy.live_model().name == ko_model.name
     with pytest.raises(ModelNotFoundError, match=r"names zh-gone\.tar\.gz for zh, which is not"):
         ko_copy.with_locale("zh").live_model()
+
+
+async def test_a_fresh_install_gates_every_model_after_its_first(
+        project: Project, ko_model: Path, altered_ko_model: Path, tmp_path: Path) -> None:
+    """Setup's `ivr train` makes a locale's first model live; a model trained later (the
+    console's Train) is a candidate until the gate passes it, and the live one stays."""
+    fresh = copy_project(project.root, tmp_path).with_locale("ko")
+    fresh.models_dir.mkdir()
+    shutil.copy(ko_model, fresh.models_dir)  # what setup's training left: same data
+    assert not fresh.live_pointer.exists()
+    result = train(fresh)
+    assert not result.trained and result.made_live
+    assert fresh.live_model().name == ko_model.name
+    first = json.loads(fresh.promotions_log.read_text(encoding="utf-8"))
+    assert (first["model"], first["previous"], first["heldout"]) == (ko_model.name, None, None)
+
+    later = time.time() + 5
+    os.utime(shutil.copy(altered_ko_model, fresh.models_dir), (later, later))  # trained after
+    assert fresh.latest_model().name == altered_ko_model.name
+    assert fresh.live_model().name == ko_model.name  # still: the newer one is a candidate
+    assert not train(fresh).made_live  # the locale has a live model: nothing adopted
+
+    with pytest.raises(PromotionRefused, match=f"worse than the live {ko_model.name}"):
+        await promote(fresh, by="console")  # compared on the held-out set, and refused
+    assert fresh.live_model().name == ko_model.name
+
+    # Without the pointer, the last promoted model that exists is live, not the newest.
+    fresh.live_pointer.unlink()
+    assert fresh.live_model().name == ko_model.name
 
 
 def ivr(project: Project, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str,
