@@ -15,14 +15,21 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ivr.bank import BankAdapter
+from ivr.dialogue.hesitation import Hesitations
 from ivr.errors import IvrError, ModelNotFoundError
 from ivr.knowledge import KnowledgeBase
+from ivr.project import find_root
+
+if TYPE_CHECKING:
+    from ivr.dialogue.lockout import Lockout
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+NO_MATCH_INTENT = "nlu_fallback"  # Rasa's name for "not understood"; the rules answer it
 
 
 def quiet_ml_logging() -> None:
@@ -67,12 +74,21 @@ class DialogueEngine:
         self.model_path = model_path
         self._loop = loop
         self.conversations = conversations  # a Redis URL, or None: this process's memory
+        # The model's language names its locale, whose fillers are taken out before the
+        # classifier sees an utterance (ivr/dialogue/hesitation.py).
+        language = agent.processor.model_metadata.language or ""
+        self.hesitations = Hesitations.from_locale_file(
+            find_root() / "locales" / f"{Path(language).name}.yml") if language else \
+            Hesitations()
 
     @classmethod
     async def load(cls, model_path: Path, bank: BankAdapter, kb: KnowledgeBase,
-                   conversations: str | None = None) -> DialogueEngine:
+                   conversations: str | None = None,
+                   lockout: Lockout | None = None) -> DialogueEngine:
         """``conversations``: a Redis URL (redis://host:port/db) where every engine instance
-        keeps the calls' Rasa trackers and their locks; None keeps them in this process."""
+        keeps the calls' Rasa trackers and their locks; None keeps them in this process.
+        ``lockout``: where failed verifications count (ivr/dialogue/lockout.py); None: in
+        this process's memory."""
         quiet_ml_logging()
         if not model_path.is_file():
             raise ModelNotFoundError(f"no model at {model_path}: run `ivr train` first")
@@ -80,21 +96,39 @@ class DialogueEngine:
         threading.Thread(target=loop.run_forever, name="dialogue", daemon=True).start()
         try:
             agent = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
-                _load_agent(model_path, bank, kb, conversations), loop))
+                _load_agent(model_path, bank, kb, conversations, lockout), loop))
         except BaseException:
             loop.call_soon_threadsafe(loop.stop)
             raise
         return cls(agent, model_path, loop, conversations)
 
+    @property
+    def lockout(self) -> Lockout:
+        """Where this engine's calls count failed verifications."""
+        return self._agent.action_endpoint.lockout
+
+    @lockout.setter
+    def lockout(self, lockout: Lockout) -> None:
+        self._agent.action_endpoint.lockout = lockout
+
     async def _on_dialogue_thread(self, coro: Coroutine[Any, Any, T]) -> T:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
 
     async def parse(self, text: str) -> dict[str, Any]:
-        """Run the NLU pipeline (normaliser, tokenizer, DIET, fallback) on one utterance."""
+        """Run the NLU pipeline (normaliser, tokenizer, DIET, fallback) on one utterance,
+        its fillers taken out first. Fillers alone are nothing said: ``nlu_fallback``
+        (a no-match), with ``nothing_said`` set, never an intent."""
         from rasa.core.channels.channel import UserMessage
 
-        return await self._on_dialogue_thread(
-            self._agent.processor.parse_message(UserMessage(text)))
+        said = self.hesitations.strip(text)
+        if not said:
+            return {"text": text, "normalized": "", "nothing_said": True, "entities": [],
+                    "intent": {"name": NO_MATCH_INTENT, "confidence": 0.0},
+                    "intent_ranking": []}
+        parse = await self._on_dialogue_thread(
+            self._agent.processor.parse_message(UserMessage(said)))
+        # Rasa's own fallback keeps the original text; entity offsets refer to ``said``.
+        return parse if said == text else {**parse, "text": text, "without_fillers": said}
 
     async def handle(self, call_id: str, parse: dict[str, Any]) -> TurnOutcome:
         """Advance one call's dialogue with an already parsed input."""
@@ -167,7 +201,7 @@ REDIS_PREFIX = "ivr"
 
 
 async def _load_agent(model_path: Path, bank: BankAdapter, kb: KnowledgeBase,
-                      conversations: str | None) -> Any:
+                      conversations: str | None, lockout: Lockout | None = None) -> Any:
     from rasa.core.agent import Agent
 
     from ivr.dialogue.action_endpoint import InProcessActionEndpoint
@@ -175,8 +209,8 @@ async def _load_agent(model_path: Path, bank: BankAdapter, kb: KnowledgeBase,
 
     serve_without_training_step()
     stores = _redis_stores(conversations) if conversations else {}
-    agent = Agent.load(str(model_path), action_endpoint=InProcessActionEndpoint(bank, kb),
-                       **stores)
+    agent = Agent.load(str(model_path),
+                       action_endpoint=InProcessActionEndpoint(bank, kb, lockout), **stores)
     agent.lock_store = _TimedLockStore(agent.lock_store)  # handle_message locks through it
     return agent
 

@@ -1,0 +1,138 @@
+"""Hesitations, fillers and line checks are nothing said (SPEC rule 1): taken out before
+the classifier, and alone a no-match, never an intent; in a yes/no state never a yes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ivr.dialogue.hesitation import Hesitations
+from tests.conftest import KNOWN, prompts
+
+LOCALES = Path(__file__).resolve().parent.parent / "locales"
+PIN = "123456"
+ZH_NOTHING = ["嗯嗯嗯", "那个……", "呃，等一下", "就是那个什么", "喂喂", "喂？喂？听得到吗", "嗯。。。",
+              "呃 那个", "额……", "您好", ""]
+KO_NOTHING = ["음", "어", "음... 저기요", "여보세요 여보세요", "잠깐만요", "저기 그러니까"]
+
+
+@pytest.fixture(scope="module")
+def zh() -> Hesitations:
+    return Hesitations.from_locale_file(LOCALES / "zh.yml")
+
+
+@pytest.fixture(scope="module")
+def ko() -> Hesitations:
+    return Hesitations.from_locale_file(LOCALES / "ko.yml")
+
+
+@pytest.mark.parametrize("text", ZH_NOTHING)
+def test_zh_fillers_alone_are_nothing_said(zh: Hesitations, text: str) -> None:
+    assert zh.strip(text) == ""
+
+
+@pytest.mark.parametrize("text", KO_NOTHING)
+def test_ko_fillers_alone_are_nothing_said(ko: Hesitations, text: str) -> None:
+    assert ko.strip(text) == ""
+
+
+@pytest.mark.parametrize(("text", "wanted"), [
+    ("嗯，我想查一下余额", "我想查一下余额"),
+    ("呃……那个，信用卡账单", "信用卡账单"),
+    ("嗯 我 想 查 余额", "我想查余额"),  # a recogniser's spaces between Chinese words
+    ("喂，你好，我卡丢了", "我卡丢了"),
+])
+def test_zh_fillers_around_a_request_are_taken_out(zh: Hesitations, text: str,
+                                                   wanted: str) -> None:
+    assert zh.strip(text) == wanted
+
+
+@pytest.mark.parametrize("text", [
+    "那个卡丢了",        # a determiner, not a filler
+    "额度还有多少",      # 额 starts a word
+    "唔系呢个",          # Cantonese "not this one": 唔 is a negation
+    "我要查余额",
+    "什么时候还款",
+    "好的",
+    "是",
+    "那 个 卡 丢 了",    # recogniser spacing, unchanged when nothing is taken out
+])
+def test_zh_words_that_look_like_fillers_are_kept(zh: Hesitations, text: str) -> None:
+    assert zh.strip(text) == text
+
+
+@pytest.mark.parametrize(("text", "kept"), [
+    ("어디에 지점이 있어요", "어디에 지점이 있어요"),  # 어 starts a word
+    ("음 잔액 조회", "잔액 조회"),
+    ("네", "네"),  # an explicit yes is never a filler
+    ("저기요 카드 분실이요", "카드 분실이요"),
+])
+def test_ko_fillers_are_words_of_their_own(ko: Hesitations, text: str, kept: str) -> None:
+    assert ko.strip(text) == kept
+
+
+def test_a_broken_fillers_entry_is_a_clear_error(tmp_path: Path) -> None:
+    from ivr.errors import DataFileError
+
+    bad = tmp_path / "xx.yml"
+    bad.write_text("fillers:\n  phrases: 嗯\n", encoding="utf-8")
+    with pytest.raises(DataFileError, match=r"xx\.yml: fillers\.phrases must be a list"):
+        Hesitations.from_locale_file(bad)
+    assert Hesitations.from_locale_file(tmp_path / "none.yml").strip("嗯") == "嗯"
+
+
+# --- through the real models -----------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ZH_NOTHING[:-1])
+async def test_zh_model_never_takes_a_filler_for_an_intent(engine, text: str) -> None:
+    parse = await engine.parse(text)
+    assert parse["intent"]["name"] == "nlu_fallback" and parse["nothing_said"], parse
+
+
+async def test_ko_model_never_takes_a_filler_for_an_intent(ko_engine) -> None:
+    for text in KO_NOTHING:
+        parse = await ko_engine.parse(text)
+        assert parse["intent"]["name"] == "nlu_fallback", (text, parse)
+
+
+async def test_a_request_in_fillers_is_understood_and_keeps_its_text(engine) -> None:
+    parse = await engine.parse("嗯，我想查一下余额")
+    assert parse["intent"]["name"] == "check_balance"
+    assert parse["text"] == "嗯，我想查一下余额" and parse["without_fillers"] == "我想查一下余额"
+
+
+async def test_two_hesitations_escalate_as_no_match(call) -> None:
+    result = await call([{"say": "嗯嗯嗯"}, {"say": "呃，等一下"}])
+    assert (result["outcome"], result["queue"], result["reason"]) == (
+        "escalated", "general", "no_match")
+    assert [t["intent"] for t in result["turns"]] == ["nlu_fallback", "nlu_fallback"]
+
+
+async def test_two_ko_hesitations_escalate_as_no_match(ko_call) -> None:
+    result = await ko_call([{"say": "음"}, {"say": "저기요"}])
+    assert (result["outcome"], result["queue"], result["reason"]) == (
+        "escalated", "general", "no_match")
+
+
+async def test_a_hesitation_mid_topic_escalates_to_the_topics_queue(call) -> None:
+    result = await call([{"say": "我想激活新卡"}, {"say": "那个……"}, {"say": "嗯"}])
+    assert (result["queue"], result["reason"]) == ("cards", "no_match")
+
+
+async def test_a_hesitation_never_accepts_an_offer(call) -> None:
+    """需要为您转接卡务专员办理补卡吗？ — 嗯 is not a yes: asked again, no transfer; a yes
+    after it is."""
+    result = await call([{"say": "我的信用卡丢了"}, {"dtmf": PIN}, {"say": "嗯……"}],
+                        caller=KNOWN)
+    assert result["outcome"] != "escalated", result
+    assert result["turns"][2]["intent"] == "nlu_fallback"
+    accepted = await call([{"say": "我的信用卡丢了"}, {"dtmf": PIN}, {"say": "嗯……"},
+                           {"say": "好的"}])
+    assert (accepted["outcome"], accepted["queue"]) == ("escalated", "cards")
+
+
+async def test_a_hesitation_after_anything_else_does_not_end_the_call(call) -> None:
+    result = await call([{"say": "网点几点开门"}, {"say": "呃"}])
+    assert "感谢您的来电，再见。" not in prompts(result)
+    assert result["turns"][1]["intent"] == "nlu_fallback"
