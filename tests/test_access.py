@@ -10,10 +10,12 @@ stand-in replayer, so this file loads no model and runs in seconds.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
+import time
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -36,17 +38,24 @@ from test_console import (
 from ivr.calllog import CallEvent
 from ivr.calllog.recorder import CallLogSettings
 from ivr.calllog.store import CallStore, UserChangeRefused, sessions
-from ivr.console import CONSOLE, ConsoleContext
+from ivr.console import CONSOLE, THROTTLE, ConsoleContext
 from ivr.console.auth import (
     ADMIN,
     COOKIE,
     CSRF_HEADER,
     IDLE_S,
     MAX_AGE_S,
-    MAX_FAILURES,
     TOUCH_S,
     Sessions,
     hash_password,
+)
+from ivr.console.throttle import (
+    Attempt,
+    LoginThrottle,
+    Policy,
+    login_attempts,
+    parse_networks,
+    source_key,
 )
 from ivr.project import Project
 from ivr.server import ServerSettings, build_app
@@ -605,12 +614,117 @@ def test_two_admins_demoting_each_other_at_once_leave_one(store: CallStore) -> N
 
 
 def test_the_login_throttle_counts_on_every_instance(store: CallStore) -> None:
-    other = CallStore(store.url)
+    """Wrong passwords written by one instance slow the same source on another; other
+    sources, and the source's own right password for another name, are not held up."""
+    other, throttle, now = CallStore(store.url), LoginThrottle(trusted_proxies=""), time.time()
+    policy = throttle.policy
     try:
-        for i in range(MAX_FAILURES):
-            assert not Sessions().locked(store, "mallory")
-            Sessions().failed(store if i % 2 else other, "mallory")
-        assert Sessions().locked(store, "mallory") and Sessions().locked(other, "mallory")
-        assert not Sessions().locked(store, "olga")  # per name
+        for i in range(policy.per_name_free):
+            attempt = throttle.begin(store if i % 2 else other, "203.0.113.7", "ada", now)
+            assert attempt.row is not None and not attempt.wait_s
+        later = now + 0.5  # within the first wait (1 s)
+        for instance in (store, other):  # (the next try at "ada" from there must wait)
+            assert throttle.begin(instance, "203.0.113.7", "ada", later).wait_s > 0
+        assert throttle.failures(store, "203.0.113.7", "ada") == policy.per_name_free
+        # Someone else's wrong passwords: ada's own right one from her own address goes on.
+        mine = throttle.begin(other, "198.51.100.1", "ada", later)
+        assert mine.row is not None and not mine.wait_s
+        throttle.succeeded(store, mine)
+        assert throttle.failures(store, "198.51.100.1") == 0
+        # The guesser's source sprays other names: slowed past its own allowance.
+        waits = [throttle.begin(store, "203.0.113.7", f"user{i}", later).wait_s
+                 for i in range(policy.per_source_free)]
+        assert waits[:policy.per_source_free - policy.per_name_free] == [0.0] * (
+            policy.per_source_free - policy.per_name_free) and waits[-1] > 0
+        # ... and the refused tries left no rows: waiting is not guessing.
+        assert throttle.failures(other, "203.0.113.7") == policy.per_source_free
+        # Old failures are forgotten after the window.
+        gone = throttle.begin(store, "203.0.113.7", "ada", later + policy.window_s + 1)
+        assert gone.row is not None and not gone.wait_s
     finally:
         other.close()
+
+
+def test_the_throttle_waits_double_and_the_source_is_the_peer_unless_proxied() -> None:
+    policy = Policy(per_source_free=2, per_name_free=1, max_wait_s=60)
+    assert [policy.wait(n, 2, 100.0, 100.0) for n in range(8)] == [0, 0, 1, 2, 4, 8, 16, 32]
+    assert policy.wait(20, 2, 100.0, 100.0) == 60  # capped
+    assert policy.wait(3, 2, 100.0, 101.5) == 0.5  # the wait runs from the last failure
+    assert Attempt("s", "n", None, 0.2).retry_after == "1"
+    assert Attempt("s", "n", None, 2.1).retry_after == "3"
+    # X-Forwarded-For counts only from a trusted proxy, and only its own (right-most) hop.
+    assert LoginThrottle(trusted_proxies="").source("127.0.0.1", "203.0.113.9") == "127.0.0.1"
+    proxied = LoginThrottle(trusted_proxies="10.0.0.0/8, 127.0.0.1")
+    assert proxied.source("10.1.2.3", "6.6.6.6, 203.0.113.9, 10.0.0.2") == "203.0.113.9"
+    assert proxied.source("192.0.2.1", "203.0.113.9") == "192.0.2.1"  # not a proxy of ours
+    assert proxied.source("127.0.0.1", "not-an-address") == "127.0.0.1"
+    # One IPv6 host holds a /64: its addresses are one source.
+    assert source_key("2001:db8:1:2:3:4:5:6") == source_key("2001:db8:1:2::99") == \
+        "2001:db8:1:2::/64"
+    assert source_key("::ffff:192.0.2.7") == "192.0.2.7"
+
+
+@contextlib.contextmanager
+def sources_by_forwarded_for(access: Access) -> Iterator[None]:
+    """Let the tests speak for several sources through X-Forwarded-For (as if the test
+    client were a trusted proxy); afterwards every try counted is forgotten, so that
+    other tests' logins from 127.0.0.1 are not held up."""
+    throttle = access.app[THROTTLE]
+    throttle.trusted = parse_networks("127.0.0.1")
+    try:
+        yield
+    finally:
+        throttle.trusted = ()
+        with access.context.store.engine.begin() as db:
+            db.execute(login_attempts.delete())
+
+
+async def try_login(http: aiohttp.ClientSession, access: Access, name: str, password: str,
+                    source: str | None = None) -> aiohttp.ClientResponse:
+    headers = {"X-Forwarded-For": source} if source else {}
+    resp = await http.post(f"{access.url}/console/api/login",
+                           json={"name": name, "password": password}, headers=headers)
+    await resp.read()
+    return resp
+
+
+async def test_someone_elses_wrong_passwords_never_lock_a_user_out(access: Access) -> None:
+    """The old lockout refused the right password after five wrong ones from anywhere."""
+    with sources_by_forwarded_for(access):
+        async with http_client() as mallory, http_client() as ada:
+            statuses = [(await try_login(mallory, access, ADMIN_USER, f"guess-{i}",
+                                         "203.0.113.7")).status for i in range(12)]
+            assert statuses[:3] == [401] * 3 and statuses[-1] == 429, statuses
+            resp = await try_login(ada, access, ADMIN_USER, ADMIN_PASSWORD, "198.51.100.1")
+            assert resp.status == 200
+            # The guesser's own source still waits, even with the right password.
+            resp = await try_login(mallory, access, ADMIN_USER, ADMIN_PASSWORD, "203.0.113.7")
+            assert resp.status == 429 and int(resp.headers["Retry-After"]) >= 1
+
+
+async def test_a_source_spraying_many_names_is_refused_quickly(access: Access) -> None:
+    """The probe's 371 logins over many names in 15 s were all answered."""
+    free = access.app[THROTTLE].policy.per_source_free
+    with sources_by_forwarded_for(access):
+        async with http_client() as http:
+            statuses = []
+            for i in range(30):
+                resp = await try_login(http, access, f"name{i}", "password", "203.0.113.8")
+                statuses.append(resp.status)
+                if resp.status == 429:
+                    assert int(resp.headers["Retry-After"]) >= 1
+                    assert "try again" in (await resp.json())["error"]
+            assert statuses[:free] == [401] * free
+            assert statuses.count(401) <= free + 1 and statuses[-1] == 429, statuses
+            # Another source is not held up by it, and no name is locked for it.
+            assert (await try_login(http, access, OPS_USER, OPS_PASSWORD, "198.51.100.2")
+                    ).status == 200
+    # Without a trusted proxy, a made-up X-Forwarded-For is no way out of one's own count.
+    try:
+        async with http_client() as http:
+            statuses = [(await try_login(http, access, f"n{i}", "pw", f"192.0.2.{i}")).status
+                        for i in range(free + 2)]
+        assert statuses[-1] == 429, statuses
+    finally:
+        with access.context.store.engine.begin() as db:
+            db.execute(login_attempts.delete())

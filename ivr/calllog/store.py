@@ -96,12 +96,7 @@ sessions = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("last_seen", sa.Float, nullable=False, index=True),
 )
-login_failures = sa.Table(  # wrong passwords per name, for the login throttle of every instance
-    "login_failures", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("name", sa.String(64), nullable=False, index=True),
-    sa.Column("at", sa.Float, nullable=False),
-)
+# The login throttle's table is ivr/console/throttle.py's (on this metadata).
 
 # Columns of ``calls`` that these event kinds fill in from their data.
 _SUMMARY_FROM = {
@@ -419,18 +414,17 @@ class CallStore:
             return [dict(r._mapping) for r in db.execute(query)]
 
 
-    # --- console sessions and the login throttle (ivr/console/auth.py) --------------------
+    # --- console sessions (ivr/console/auth.py; the login throttle: ivr/console/throttle.py)
     def add_session(self, token_hash: str, csrf: str, user: str, role: str, at: float,
                     seen_before: float, created_before: float) -> None:
-        """A login: the session, the user's last login; their wrong passwords are
-        forgotten, and expired sessions (of anyone) purged while we are at it."""
+        """A login: the session, the user's last login; expired sessions (of anyone) are
+        purged while we are at it."""
         with self.engine.begin() as db:
             db.execute(sessions.delete().where(sa.or_(sessions.c.last_seen < seen_before,
                                                       sessions.c.created_at < created_before)))
             db.execute(sessions.insert().values(token_hash=token_hash, csrf=csrf, user=user,
                                                 role=role, created_at=at, last_seen=at))
             db.execute(users.update().where(users.c.name == user).values(last_login=at))
-            db.execute(login_failures.delete().where(login_failures.c.name == user))
 
     def session(self, token_hash: str) -> dict[str, Any] | None:
         """A session, if its user still exists, is enabled and has the session's role."""
@@ -449,16 +443,6 @@ class CallStore:
     def end_session(self, token_hash: str) -> None:
         with self.engine.begin() as db:
             db.execute(sessions.delete().where(sessions.c.token_hash == token_hash))
-
-    def login_failed(self, name: str, at: float, forget_before: float) -> None:
-        with self.engine.begin() as db:
-            db.execute(login_failures.delete().where(login_failures.c.at < forget_before))
-            db.execute(login_failures.insert().values(name=name[:64], at=at))
-
-    def failed_logins(self, name: str, since: float) -> int:
-        with self.engine.connect() as db:
-            return db.execute(sa.select(sa.func.count()).select_from(login_failures).where(
-                login_failures.c.name == name[:64], login_failures.c.at >= since)).scalar() or 0
 
 
 def _not_disabled() -> Any:

@@ -47,6 +47,7 @@ from ivr.console.auth import (
     dummy_hash,
     hash_password,
 )
+from ivr.console.throttle import LoginThrottle
 from ivr.errors import IvrError, ModelNotFoundError
 from ivr.project import Project
 from ivr.trends import trends
@@ -83,6 +84,7 @@ class ConsoleContext:
 
 CONSOLE = web.AppKey("console", ConsoleContext)
 SESSIONS = web.AppKey("console_sessions", Sessions)
+THROTTLE = web.AppKey("console_throttle", LoginThrottle)
 # One replay at a time: the Replayer's bank stand-in holds one call's recorded
 # verification answers while it replays, so two at once would mix them up.
 _SESSION = "console_session"  # the request's Session, set by the login check
@@ -164,15 +166,23 @@ async def _login(request: web.Request) -> web.StreamResponse:
         name, password = str(body["name"]), str(body["password"])
     except (ValueError, KeyError, TypeError):
         return _error(400, "need JSON with name and password")
-    sessions, store = request.app[SESSIONS], _context(request).store
-    if await _blocking(sessions.locked, store, name):
-        return _error(429, "too many wrong passwords: try again in a few minutes")
+    sessions, throttle, store = request.app[SESSIONS], request.app[THROTTLE], \
+        _context(request).store
+    # Counted per source and per (source, name), never per name alone: someone else's
+    # wrong passwords must not lock a user out (ivr/console/throttle.py).
+    source = throttle.source(request.remote, request.headers.get("X-Forwarded-For"))
+    attempt = await _blocking(throttle.begin, store, source, name)
+    if attempt.wait_s:
+        refused = _error(429, "too many wrong passwords from here: try again in "
+                              f"{attempt.retry_after} s")
+        refused.headers["Retry-After"] = attempt.retry_after
+        return refused
     user = await _blocking(store.user, name)
     ok = await _blocking(check_password, password, user["password_hash"] if user
                          else dummy_hash())
     if not (user and ok and user["role"] in ROLES):
-        await _blocking(sessions.failed, store, name)
-        return _error(401, "wrong name or password")
+        return _error(401, "wrong name or password")  # the try's row stays: a failure
+    await _blocking(throttle.succeeded, store, attempt)
     if user.get("disabled"):  # told only to whoever knows the password
         return _error(403, "this user is disabled")
     session = await _blocking(sessions.open, store, user["name"], user["role"])
@@ -714,5 +724,6 @@ def add_console(app: web.Application) -> None:
     """Register the console's routes; handlers read ``app[CONSOLE]``, which the server
     sets once the call log is open."""
     app[SESSIONS] = Sessions()
+    app[THROTTLE] = LoginThrottle()  # $IVR_TRUSTED_PROXIES: whose X-Forwarded-For counts
     for route in ROUTES:
         app.router.add_route(route.method, route.path, _guarded(route))

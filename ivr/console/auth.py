@@ -10,7 +10,8 @@ cookie (HttpOnly, so page scripts never see it) and a CSRF token that the page r
 ``/console/api/me`` and sends back in the ``X-CSRF-Token`` header on every state-changing
 request. A session ends after ``IDLE_S`` unused or ``MAX_AGE_S`` after the login, whichever
 comes first, at logout, and when its user is disabled or given another role (or password).
-Wrong passwords are counted in the database too, so the throttle holds across instances.
+Wrong passwords are counted in the database too, per source address and per (source, name),
+so the throttle holds across instances (ivr/console/throttle.py).
 
 The store is synchronous: callers on the event loop run these methods on the executor.
 """
@@ -25,6 +26,9 @@ import secrets
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+# Imported here so that its table is on the store's metadata wherever logins are served.
+import ivr.console.throttle  # noqa: F401
 
 if TYPE_CHECKING:
     from ivr.calllog.store import CallStore
@@ -45,8 +49,6 @@ MAX_AGE_S = 12 * 3600  # and any session this long after its login (a stolen coo
 # (so the idle expiry is exact to within this).
 TOUCH_S = 60
 MIN_PASSWORD = 8  # characters
-MAX_FAILURES = 5  # wrong passwords for one name before it is locked out for a while
-LOCKOUT_S = 300
 
 
 def _b64(data: bytes) -> str:
@@ -103,8 +105,8 @@ class Session:
 
 
 class Sessions:
-    """Logged-in users of every instance sharing the store, by cookie token, and the
-    login throttle. Methods block on the database: run them on the executor."""
+    """Logged-in users of every instance sharing the store, by cookie token. Methods
+    block on the database: run them on the executor."""
 
     def __init__(self, idle_s: float = IDLE_S, max_age_s: float = MAX_AGE_S,
                  touch_s: float = TOUCH_S) -> None:
@@ -141,11 +143,3 @@ class Sessions:
 
     def close(self, store: CallStore, session: Session) -> None:
         store.end_session(session.token_hash)
-
-    # --- throttling password guesses, per user name (on every instance together) ---------
-    def locked(self, store: CallStore, name: str) -> bool:
-        return store.failed_logins(name, time.time() - LOCKOUT_S) >= MAX_FAILURES
-
-    def failed(self, store: CallStore, name: str) -> None:
-        now = time.time()
-        store.login_failed(name, now, forget_before=now - LOCKOUT_S)
