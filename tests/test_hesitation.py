@@ -12,8 +12,8 @@ from tests.conftest import KNOWN, prompts
 
 LOCALES = Path(__file__).resolve().parent.parent / "locales"
 PIN = "123456"
-ZH_NOTHING = ["嗯嗯嗯", "那个……", "呃，等一下", "就是那个什么", "喂喂", "喂？喂？听得到吗", "嗯。。。",
-              "呃 那个", "额……", "您好", ""]
+ZH_NOTHING = ["嗯嗯嗯", "那个……", "呃，等一下", "就是那个什么", "喂喂", "喂？喂？听得到吗",
+              "嗯。。。", "呃 那个", "额……", "您好", ""]
 KO_NOTHING = ["음", "어", "음... 저기요", "여보세요 여보세요", "잠깐만요", "저기 그러니까"]
 
 
@@ -99,7 +99,7 @@ async def test_ko_model_never_takes_a_filler_for_an_intent(ko_engine) -> None:
 async def test_a_request_in_fillers_is_understood_and_keeps_its_text(engine) -> None:
     parse = await engine.parse("嗯，我想查一下余额")
     assert parse["intent"]["name"] == "check_balance"
-    assert parse["text"] == "嗯，我想查一下余额" and parse["without_fillers"] == "我想查一下余额"
+    assert parse["text"] == "嗯，我想查一下余额" and parse["prepared"] == "我想查一下余额"
 
 
 async def test_two_hesitations_escalate_as_no_match(call) -> None:
@@ -136,3 +136,29 @@ async def test_a_hesitation_after_anything_else_does_not_end_the_call(call) -> N
     result = await call([{"say": "网点几点开门"}, {"say": "呃"}])
     assert "感谢您的来电，再见。" not in prompts(result)
     assert result["turns"][1]["intent"] == "nlu_fallback"
+
+
+# --- traditional characters ------------------------------------------------------------------
+
+@pytest.mark.parametrize(("traditional", "intent"), [
+    ("我要查詢餘額", "check_balance"),
+    ("信用卡帳單要還幾多", "credit_card_bill"),
+    ("我張卡唔見咗", "report_lost_card"),
+    ("嗯，幫我轉人工", "human_agent"),
+])
+async def test_traditional_characters_are_understood_as_simplified(
+        engine, traditional: str, intent: str) -> None:
+    parse = await engine.parse(traditional)
+    assert parse["intent"]["name"] == intent, parse
+    assert parse["text"] == traditional  # the caller's words, as said
+    assert not any("\u8a62" in e["value"] for e in parse["entities"])  # 詢 never reaches them
+
+
+def test_an_unknown_script_conversion_is_a_clear_error(tmp_path: Path) -> None:
+    from ivr.dialogue.hesitation import UtterancePrep
+    from ivr.errors import DataFileError
+
+    bad = tmp_path / "xx.yml"
+    bad.write_text("script: klingon\n", encoding="utf-8")
+    with pytest.raises(DataFileError, match=r"xx\.yml: script: 'klingon' is not an OpenCC"):
+        UtterancePrep.for_locale(bad)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ivr.bank import BankAdapter
-from ivr.dialogue.hesitation import Hesitations
+from ivr.dialogue.hesitation import UtterancePrep
 from ivr.errors import IvrError, ModelNotFoundError
 from ivr.knowledge import KnowledgeBase
 from ivr.project import find_root
@@ -74,12 +74,12 @@ class DialogueEngine:
         self.model_path = model_path
         self._loop = loop
         self.conversations = conversations  # a Redis URL, or None: this process's memory
-        # The model's language names its locale, whose fillers are taken out before the
-        # classifier sees an utterance (ivr/dialogue/hesitation.py).
+        # The model's language names its locale, which says how an utterance is prepared
+        # for the classifier: script, fillers (ivr/dialogue/hesitation.py).
         language = agent.processor.model_metadata.language or ""
-        self.hesitations = Hesitations.from_locale_file(
+        self.prepare = UtterancePrep.for_locale(
             find_root() / "locales" / f"{Path(language).name}.yml") if language else \
-            Hesitations()
+            UtterancePrep()
 
     @classmethod
     async def load(cls, model_path: Path, bank: BankAdapter, kb: KnowledgeBase,
@@ -116,19 +116,19 @@ class DialogueEngine:
 
     async def parse(self, text: str) -> dict[str, Any]:
         """Run the NLU pipeline (normaliser, tokenizer, DIET, fallback) on one utterance,
-        its fillers taken out first. Fillers alone are nothing said: ``nlu_fallback``
-        (a no-match), with ``nothing_said`` set, never an intent."""
+        prepared first: simplified characters, fillers taken out. Fillers alone are nothing
+        said: ``nlu_fallback`` (a no-match), with ``nothing_said`` set, never an intent."""
         from rasa.core.channels.channel import UserMessage
 
-        said = self.hesitations.strip(text)
+        said = self.prepare(text)
         if not said:
             return {"text": text, "normalized": "", "nothing_said": True, "entities": [],
                     "intent": {"name": NO_MATCH_INTENT, "confidence": 0.0},
                     "intent_ranking": []}
         parse = await self._on_dialogue_thread(
             self._agent.processor.parse_message(UserMessage(said)))
-        # Rasa's own fallback keeps the original text; entity offsets refer to ``said``.
-        return parse if said == text else {**parse, "text": text, "without_fillers": said}
+        # The caller's words stay the text; entity offsets refer to ``prepared``.
+        return parse if said == text else {**parse, "text": text, "prepared": said}
 
     async def handle(self, call_id: str, parse: dict[str, Any]) -> TurnOutcome:
         """Advance one call's dialogue with an already parsed input."""

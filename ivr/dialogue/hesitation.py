@@ -6,6 +6,10 @@ request), so they are taken out before it sees the utterance. An utterance made 
 them is *nothing said*: a no-match toward SPEC rule 1's two strikes, never an intent; a
 request wrapped in them (嗯，我想查一下余额) is classified without them.
 
+Before that, traditional characters become simplified ones (我要查詢餘額 is 我要查询余额):
+the models are trained on simplified text, and OpenCC knows the conversion far better
+than a hand-made table. ``UtterancePrep`` does both, per locale.
+
 The words are data, per locale, in ``locales/<locale>.yml`` under ``fillers:``:
 ``interjections`` are sounds that are never part of a word at the start of a phrase
 (嗯, 呃, 음), ``phrases`` are filler words and line checks that count only when a whole
@@ -15,8 +19,10 @@ phrase is made of them (那个 is a filler alone, a determiner in 那个卡丢�
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ivr.errors import DataFileError
 from ivr.yamlfile import read_mapping
@@ -40,9 +46,11 @@ class Hesitations:
     @classmethod
     def from_locale_file(cls, path: Path) -> Hesitations:
         """The ``fillers:`` of ``locales/<locale>.yml`` (none: nothing is stripped)."""
-        if not path.is_file():
-            return cls()
-        fillers = read_mapping(path).get("fillers") or {}
+        return cls.from_locale(read_mapping(path) if path.is_file() else {}, path)
+
+    @classmethod
+    def from_locale(cls, data: dict[str, Any], path: Path) -> Hesitations:
+        fillers = data.get("fillers") or {}
         if not isinstance(fillers, dict):
             raise DataFileError(f"{path.name}: fillers: must map interjections and phrases "
                                 "to lists of words")
@@ -94,3 +102,31 @@ class Hesitations:
                 if phrase.startswith(sound) and len(phrase) > len(sound):
                     phrase, changed = phrase[len(sound):], True
         return phrase
+
+
+@dataclass(frozen=True)
+class UtterancePrep:
+    """What the classifier gets of an utterance: its script converted (``script:`` in the
+    locale file, an OpenCC configuration such as ``t2s``), then its fillers taken out."""
+
+    hesitations: Hesitations = field(default_factory=Hesitations)
+    convert: Callable[[str], str] | None = None
+
+    @classmethod
+    def for_locale(cls, path: Path) -> UtterancePrep:
+        data = read_mapping(path) if path.is_file() else {}
+        script = data.get("script")
+        convert = None
+        if script:
+            import opencc
+
+            try:
+                convert = opencc.OpenCC(str(script)).convert
+            except Exception as e:  # an unknown configuration name
+                raise DataFileError(f"{path.name}: script: {script!r} is not an OpenCC "
+                                    f"conversion such as t2s ({e})") from None
+        return cls(Hesitations.from_locale(data, path), convert)
+
+    def __call__(self, text: str) -> str:
+        """The utterance as the classifier should read it ("": nothing said)."""
+        return self.hesitations.strip(self.convert(text) if self.convert else text)
