@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.dialogue.engine import DialogueEngine
-from ivr.errors import DataFileError
+from ivr.errors import DataFileError, shown
 from ivr.nlu.normalizer import MANDARIN
 from ivr.project import Project
 
@@ -30,10 +30,10 @@ class Example:
 def load_heldout(path: Path, default_form: str = MANDARIN) -> list[Example]:
     """Held-out utterances in Rasa NLU YAML, each block tagged ``metadata: {form: ...}``."""
     if not path.is_file():
-        raise DataFileError(f"{path}: held-out test file not found")
+        raise DataFileError(f"{shown(path)}: held-out test file not found")
     examples = _load_examples(path, default_form)
     if not examples:
-        raise DataFileError(f"{path}: no examples")
+        raise DataFileError(f"{shown(path)}: no examples")
     return examples
 
 
@@ -48,7 +48,7 @@ def _load_examples(path: Path, default_form: str) -> list[Example]:
     try:
         data = load_data(str(path))
     except Exception as e:  # Rasa raises many kinds for a broken file
-        raise DataFileError(f"{path}: not valid Rasa NLU data ({e})") from None
+        raise DataFileError(f"{shown(path)}: not valid Rasa NLU data ({e})") from None
     examples = []
     for message in data.intent_examples:
         metadata = message.get("metadata") or {}

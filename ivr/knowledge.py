@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.bank import CREDIT, DEBIT
-from ivr.errors import DataFileError
+from ivr.errors import DataFileError, shown
 from ivr.routing import QUEUES, TOPICS
 from ivr.yamlfile import read_mapping
 
@@ -142,9 +142,9 @@ class KnowledgeBase:
                 labels=Labels.parse(data.get("labels"), exchange_rates),
             )
         except ValueError as e:
-            raise DataFileError(f"{path}: malformed knowledge base ({e})") from None
+            raise DataFileError(f"{shown(path)}: malformed knowledge base ({e})") from None
         except (KeyError, TypeError, AttributeError) as e:
-            raise DataFileError(f"{path}: malformed knowledge base ({e!r})") from None
+            raise DataFileError(f"{shown(path)}: malformed knowledge base ({e!r})") from None
 
     def branches_in(self, text: str) -> list[Branch]:
         """Branches in a city the caller named, else all of them."""

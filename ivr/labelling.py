@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import yaml
 
 from ivr.calllog.store import CallStore
-from ivr.errors import DataFileError, IvrError
+from ivr.errors import DataFileError, IvrError, shown
 from ivr.masking import mask_text
 from ivr.nlu.normalizer import HOMOPHONE, MANDARIN, Normalizer
 from ivr.project import Project
@@ -108,7 +108,7 @@ def training_examples(project: Project) -> list[Example]:
         try:
             data = load_data(str(path))
         except Exception as e:  # Rasa raises many kinds for a broken file
-            raise DataFileError(f"{path}: not valid Rasa NLU data ({e})") from None
+            raise DataFileError(f"{shown(path)}: not valid Rasa NLU data ({e})") from None
         examples += [Example(m.get("text"), m.get("intent"), path.name)
                      for m in data.intent_examples]
     return examples
@@ -293,7 +293,7 @@ def _write_checked(path: Path, text: str, landed: Callable[[Any], bool], what: s
     except (yaml.YAMLError, AttributeError, TypeError, IndexError, KeyError):
         ok = False
     if not ok:
-        raise DataFileError(f"{path}: could not add the {what} at the end of the file "
+        raise DataFileError(f"{shown(path)}: could not add the {what} at the end of the file "
                             "(is its layout unusual?): add them by hand")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -405,7 +405,7 @@ def _add_phrase(path: Path, dialect: str, key: str, mandarin: str, by: str) -> P
     start = next((i for i, line in enumerate(lines)
                   if line.startswith(f"  {dialect}:")), None)
     if start is None:
-        raise DataFileError(f"{path}: no section {dialect}")
+        raise DataFileError(f"{shown(path)}: no section {dialect}")
     last = start
     for i in range(start + 1, len(lines)):
         stripped = lines[i].strip()
@@ -425,7 +425,7 @@ def _add_term(path: Path, term: str, by: str) -> Path:
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     start = next((i for i, line in enumerate(lines) if line.rstrip() == "terms:"), None)
     if start is None:
-        raise DataFileError(f"{path}: no 'terms:' list")
+        raise DataFileError(f"{shown(path)}: no 'terms:' list")
     last = start
     for i in range(start + 1, len(lines)):
         stripped = lines[i].strip()

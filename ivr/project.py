@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ivr.errors import DataFileError, ModelNotFoundError
+from ivr.errors import DataFileError, ModelNotFoundError, shown
 
 # Normaliser data sits beside the NLU examples (trainers edit both) but is not Rasa data.
 NORMALIZER_FILES = ("dialects.yml", "lexicon.yml")
@@ -121,8 +121,8 @@ class Project:
             return promoted
         if not (self.models_dir / name).is_file():
             raise ModelNotFoundError(
-                f"{self.live_pointer} names {name} for {self.locale}, which is not in "
-                f"{self.models_dir}: `ivr promote` another model")
+                f"{shown(self.live_pointer)} names {name} for {self.locale}, which is not in "
+                f"{shown(self.models_dir)}: `ivr promote` another model")
         return self.models_dir / name
 
     def _last_promoted(self) -> Path | None:
@@ -161,5 +161,5 @@ def read_live_pointer(path: Path) -> dict[str, str]:
 
     data = read_yaml(path) if path.is_file() else None
     if data is not None and not isinstance(data, dict):
-        raise DataFileError(f"{path}: expected a mapping like {{zh: zh-....tar.gz}}")
+        raise DataFileError(f"{shown(path)}: expected a mapping like {{zh: zh-....tar.gz}}")
     return {str(k): str(v) for k, v in (data or {}).items() if v}

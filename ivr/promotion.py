@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from ivr.errors import IvrError, ModelNotFoundError
+from ivr.errors import IvrError, ModelNotFoundError, shown
 from ivr.evaluation import compare_models
 from ivr.project import Project, read_live_pointer
 
@@ -46,11 +46,12 @@ async def promote(project: Project, candidate: Path | None = None, force: bool =
         candidate = project.models_dir / candidate  # a bare name from `ivr models`
     model = (candidate or project.latest_model()).resolve()
     if not model.is_file():
-        raise ModelNotFoundError(f"no model at {model}")
+        raise ModelNotFoundError(f"no model at {shown(model)}")
     if model.parent != project.models_dir.resolve() or not model.name.startswith(
             f"{project.locale}-"):
-        raise IvrError(f"{model}: a {project.locale} model must be in {project.models_dir} "
-                       f"to be promoted (named {project.locale}-....tar.gz)")
+        raise IvrError(f"{shown(model)}: a {project.locale} model must be in "
+                       f"{shown(project.models_dir)} to be promoted "
+                       f"(named {project.locale}-....tar.gz)")
     try:
         live: Path | None = project.live_model().resolve()
     except ModelNotFoundError:  # a pointer to a deleted model: promoting is the repair

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from ivr.errors import DataFileError, IvrError
+from ivr.errors import DataFileError, IvrError, shown
 from ivr.nlu.normalizer import Normalizer
 from ivr.project import Project
 from ivr.yamlfile import read_mapping
@@ -212,7 +212,8 @@ class Trainer:
                 stderr = _follow(child.stderr, status)
                 stdout = child.stdout.read().decode()
         except OSError as e:  # the child could not even start
-            status.state, status.error = "failed", f"{type(e).__name__}: {e}"
+            status.state, status.error = "failed", f"{type(e).__name__}: {e.strerror or e}" + (
+                f" ({shown(e.filename)})" if e.filename else "")  # no absolute path shown
         else:
             done = re.search(r"model (trained|up to date)[^:]*: (\S+)", stdout)
             if child.returncode == 0 and done:

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from ivr.errors import DataFileError
+from ivr.errors import DataFileError, shown
 
 
 def read_yaml(path: Path, error: type[Exception] = DataFileError) -> Any:
@@ -15,18 +15,18 @@ def read_yaml(path: Path, error: type[Exception] = DataFileError) -> Any:
     try:
         return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise error(f"{path}: file not found") from None
+        raise error(f"{shown(path)}: file not found") from None
     except UnicodeDecodeError:
-        raise error(f"{path}: not UTF-8 text") from None
+        raise error(f"{shown(path)}: not UTF-8 text") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}:" if mark else ""
         problem = getattr(e, "problem", None) or "invalid YAML"
-        raise error(f"{path}:{where} not valid YAML ({problem})") from None
+        raise error(f"{shown(path)}:{where} not valid YAML ({problem})") from None
 
 
 def read_mapping(path: Path, error: type[Exception] = DataFileError) -> dict[str, Any]:
     data = read_yaml(path, error)
     if not isinstance(data, dict):
-        raise error(f"{path}: expected a mapping at the top level")
+        raise error(f"{shown(path)}: expected a mapping at the top level")
     return data

@@ -57,6 +57,7 @@ from ivr.console.throttle import (
     parse_networks,
     source_key,
 )
+from ivr.errors import shown
 from ivr.project import Project
 from ivr.server import ServerSettings, build_app
 from ivr.voice.session import VoiceServices
@@ -728,3 +729,67 @@ async def test_a_source_spraying_many_names_is_refused_quickly(access: Access) -
     finally:
         with access.context.store.engine.begin() as db:
             db.execute(login_attempts.delete())
+
+
+# --- what requests may say: numbers, and what errors may show ----------------------------------
+BAD_NUMBERS = ("nan", "NaN", "inf", "-inf", "-1", "1e309", "1e12", "x", "0x10")
+
+
+async def test_bad_numbers_in_query_parameters_are_a_400_naming_them(access: Access) -> None:
+    """``limit=nan`` and ``days=nan`` were 500s, ``hours=nan`` a ``NaN`` in the JSON."""
+    async with http_client() as trainer:
+        csrf = await login(trainer, access.url, TRAINER_USER, TRAINER_PASSWORD)
+        base = f"{access.url}/console/api"
+        routes = {"calls": ("limit", "offset", "since", "until"), "figures": ("hours",),
+                  "trends?locale=ko": ("days",), "review?locale=ko": ("hours",),
+                  "review/clusters/c0?locale=ko": ("hours",)}
+        for route, names in routes.items():
+            for name in names:
+                for value in BAD_NUMBERS:
+                    if name in ("since", "until") and value == "1e12":
+                        continue  # (a time: 1e12 is the bound itself)
+                    sep = "&" if "?" in route else "?"
+                    resp = await trainer.get(f"{base}/{route}{sep}{name}={value}")
+                    assert resp.status == 400, (route, name, value, resp.status)
+                    assert name in (await resp.json())["error"], (route, name, value)
+        for good in ("calls?limit=500&offset=0&since=0", "figures?hours=0.5",
+                     "trends?locale=ko&days=366", "calls?limit=7.0"):
+            resp = await trainer.get(f"{base}/{good}")
+            assert resp.status == 200, good
+            assert "NaN" not in await resp.text()
+        assert (await trainer.get(f"{base}/calls?limit=2.5")).status == 400  # a whole number
+        # The same helper reads a JSON body's hours (a cluster id is resolved in a period).
+        for hours in (float("nan"), float("inf"), -5, "168", True):
+            resp = await trainer.post(f"{base}/review/label", headers={CSRF_HEADER: csrf},
+                                      json={"locale": "ko", "target": "c0", "intent": "x",
+                                            "hours": hours})
+            assert resp.status == 400 and "hours" in (await resp.json())["error"], hours
+
+
+async def test_error_messages_name_project_paths_never_the_servers_folders(
+        access: Access) -> None:
+    """A live pointer naming a missing model: the message named models/live.yml by its
+    absolute path on the server."""
+    models = access.root / "models"
+    models.mkdir(exist_ok=True)
+    candidate, pointer = models / "ko-candidate.tar.gz", models / "live.yml"
+    before = pointer.read_text(encoding="utf-8") if pointer.is_file() else None
+    candidate.write_bytes(b"")
+    pointer.write_text("ko: ko-gone.tar.gz\n", encoding="utf-8")
+    try:
+        async with http_client() as trainer:
+            csrf = await login(trainer, access.url, TRAINER_USER, TRAINER_PASSWORD)
+            resp = await trainer.post(f"{access.url}/console/api/compare",
+                                      headers={CSRF_HEADER: csrf},
+                                      json={"locale": "ko", "model": candidate.name})
+            error = (await resp.json())["error"]
+            assert resp.status == 400 and "models/live.yml names ko-gone.tar.gz" in error
+            assert str(access.root) not in error and str(access.root.parent) not in error
+    finally:
+        candidate.unlink()
+        if before is None:
+            pointer.unlink()
+        else:
+            pointer.write_text(before, encoding="utf-8")
+    assert shown(access.root / "nlu_data" / "ko" / "banking.yml") == "nlu_data/ko/banking.yml"
+    assert shown("/etc/ivr/secret.yml") == "secret.yml" and shown("a/b.yml") == "a/b.yml"

@@ -22,7 +22,7 @@ from ivr.bank import BankAdapter, CustomerInfo, DemoBank
 from ivr.call import Call
 from ivr.calllog.recording import caller_audio
 from ivr.calllog.store import CallFilter, CallStore
-from ivr.errors import IvrError
+from ivr.errors import IvrError, shown
 from ivr.project import Project
 from ivr.voice.asr import Hypothesis, Recognizer
 from ivr.voice.audio import FRAME_BYTES
@@ -104,7 +104,7 @@ class Replayer:
         project = Project(self.root, locale)
         path = (model or project.live_model()).resolve()
         if not path.is_file():
-            raise ReplayError(f"no model at {path}")
+            raise ReplayError(f"no model at {shown(path)}")
         if path not in self._engines:
             while len(self._engines) >= self._keep:
                 self._engines.pop(next(iter(self._engines))).close()

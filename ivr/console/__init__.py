@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -206,16 +207,33 @@ async def _me(request: web.Request) -> web.StreamResponse:
 
 
 # --- calls ---------------------------------------------------------------------------------
-def _number(request: web.Request, name: str, default: float | None, low: float,
-            high: float) -> float | None:
-    raw = request.query.get(name)
-    if raw in (None, ""):
-        return default
+def _finite(name: str, raw: Any, low: float, high: float, whole: bool = False) -> float:
+    """A number a request gave (query text or a JSON value) from ``low`` to ``high``, else
+    a 400 naming it: ``nan``, ``inf``, negative or huge values never reach a query or the
+    JSON answer (``limit=nan`` was a 500, ``hours=nan`` a ``NaN`` no JSON parser reads)."""
+    kind = "a whole number" if whole else "a number"
     try:
+        if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+            raise TypeError(raw)
         value = float(raw)
-    except ValueError:
-        raise _Refused(400, f"{name} must be a number") from None
-    return min(max(value, low), high)
+    except (TypeError, ValueError, OverflowError):
+        raise _Refused(400, f"{name} must be {kind}") from None
+    if not (math.isfinite(value) and low <= value <= high) or (whole and not value.is_integer()):
+        raise _Refused(400, f"{name} must be {kind} from {low:g} to {high:g}")
+    return value
+
+
+def _number(request: web.Request, name: str, default: float, low: float, high: float,
+            whole: bool = False) -> float:
+    """A query parameter by ``_finite`` (absent or empty: ``default``)."""
+    raw = request.query.get(name)
+    return default if raw in (None, "") else _finite(name, raw, low, high, whole)
+
+
+def _optional(request: web.Request, name: str, low: float, high: float) -> float | None:
+    """A query parameter by ``_finite``, or None when absent or empty."""
+    raw = request.query.get(name)
+    return None if raw in (None, "") else _finite(name, raw, low, high)
 
 
 async def _calls(request: web.Request) -> web.StreamResponse:
@@ -223,11 +241,11 @@ async def _calls(request: web.Request) -> web.StreamResponse:
     (Unix seconds), limit, offset."""
     q = request.query
     f = CallFilter(
-        since=_number(request, "since", None, 0, 1e12),
-        until=_number(request, "until", None, 0, 1e12),
+        since=_optional(request, "since", 0, 1e12),
+        until=_optional(request, "until", 0, 1e12),
         **{k: q.get(k) or None for k in ("outcome", "queue", "intent", "caller", "status")},
-        limit=int(_number(request, "limit", 50, 1, 500) or 50),
-        offset=int(_number(request, "offset", 0, 0, 1e9) or 0))
+        limit=int(_number(request, "limit", 50, 1, 500, whole=True)),
+        offset=int(_number(request, "offset", 0, 0, 1e9, whole=True)))
     return _json({"calls": await _blocking(_context(request).store.list_calls, f)})
 
 
@@ -307,7 +325,7 @@ async def _replay(request: web.Request) -> web.StreamResponse:
 async def _figures(request: web.Request) -> web.StreamResponse:
     """Live figures over the last ``hours`` (default 24)."""
     ctx = _context(request)
-    hours = _number(request, "hours", 24, 1 / 60, 24 * 366) or 24
+    hours = _number(request, "hours", 24, 1 / 60, 24 * 366)
     since = time.time() - hours * 3600
     counts = await _blocking(ctx.store.counts, since)
     signals: dict[str, int] = {}
@@ -344,7 +362,7 @@ async def _trends(request: web.Request) -> web.StreamResponse:
     containment, misroute rate, estimated accuracy per intent and per dialect, the
     confusion matrix of labelled utterances and the promotions (ivr/trends.py)."""
     ctx = _context(request)
-    days = _number(request, "days", TREND_DAYS, 1, 366) or TREND_DAYS
+    days = _number(request, "days", TREND_DAYS, 1, 366)
     locale = request.query.get("locale") or "zh"
     until = time.time()
     log = Project(ctx.project_root).promotions_log if ctx.project_root else None
@@ -373,11 +391,10 @@ def _project(request: web.Request, locale: Any) -> Project:
 def _since(request: web.Request, hours: Any = None) -> float:
     """The start of the review period: ``hours`` back (the query's, or a JSON body's: a
     label resolves a cluster id against the queue the page listed), default a week."""
-    if hours is None:
-        hours = _number(request, "hours", REVIEW_HOURS, 1 / 60, 24 * 3660)
-    if not isinstance(hours, (int, float)) or isinstance(hours, bool):
-        raise _Refused(400, "hours must be a number")
-    return time.time() - min(max(float(hours), 1 / 60), 24 * 3660) * 3600
+    hours = (_number(request, "hours", REVIEW_HOURS, 1 / 60, 24 * 3660) if hours is None
+             else _finite("hours", hours if not isinstance(hours, str) else None, 1 / 60,
+                          24 * 3660))
+    return time.time() - hours * 3600
 
 
 async def _body(request: web.Request, *required: str) -> dict[str, Any]:

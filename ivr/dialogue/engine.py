@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ivr.bank import BankAdapter
 from ivr.dialogue.hesitation import UtterancePrep
-from ivr.errors import IvrError, ModelNotFoundError
+from ivr.errors import IvrError, ModelNotFoundError, shown
 from ivr.knowledge import KnowledgeBase
 from ivr.project import find_root
 
@@ -91,7 +91,7 @@ class DialogueEngine:
         this process's memory."""
         quiet_ml_logging()
         if not model_path.is_file():
-            raise ModelNotFoundError(f"no model at {model_path}: run `ivr train` first")
+            raise ModelNotFoundError(f"no model at {shown(model_path)}: run `ivr train` first")
         loop = asyncio.new_event_loop()
         threading.Thread(target=loop.run_forever, name="dialogue", daemon=True).start()
         try:

@@ -17,7 +17,7 @@ from typing import Any
 
 from pypinyin import Style, pinyin
 
-from ivr.errors import DataFileError
+from ivr.errors import DataFileError, shown
 from ivr.yamlfile import read_mapping
 
 MANDARIN = "mandarin"
@@ -105,13 +105,13 @@ class Normalizer:
         if not isinstance(dialects, dict) or not all(
             isinstance(v, dict) for v in dialects.values()
         ):
-            raise DataFileError(f"{dialects_path}: 'dialects' must map a dialect to phrases")
+            raise DataFileError(f"{shown(dialects_path)}: 'dialects' must map a dialect to phrases")
         terms = lexicon.get("terms") or []
         fuzzy = lexicon.get("fuzzy_pinyin") or []
         if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
-            raise DataFileError(f"{lexicon_path}: 'terms' must be a list of words")
+            raise DataFileError(f"{shown(lexicon_path)}: 'terms' must be a list of words")
         if not all(isinstance(p, list) and len(p) == 2 for p in fuzzy):
-            raise DataFileError(f"{lexicon_path}: 'fuzzy_pinyin' must be a list of pairs")
+            raise DataFileError(f"{shown(lexicon_path)}: 'fuzzy_pinyin' must be a list of pairs")
         return cls(dialects, terms, [tuple(p) for p in fuzzy])
 
     def as_data(self) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ivr.errors import IvrError
+from ivr.errors import IvrError, shown
 from ivr.voice.audio import SAMPLE_RATE, SpeechDetector, duration_ms
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,8 @@ def read_vocabulary(path: Path) -> frozenset[str]:
                          if line.strip())
     fst = path / "graph" / "Gr.fst"
     if not fst.is_file():
-        raise SpeechModelError(f"{path}: no graph/words.txt or graph/Gr.fst; not a Vosk model?")
+        raise SpeechModelError(
+            f"{shown(path)}: no graph/words.txt or graph/Gr.fst; not a Vosk model?")
     return frozenset(_fst_output_symbols(fst))
 
 
@@ -122,7 +123,7 @@ def _fst_output_symbols(path: Path) -> list[str]:
             return f.read(i32()).decode("utf-8", "replace")
 
         if i32() != 0x7EB2FDD6:
-            raise SpeechModelError(f"{path}: not an OpenFst file")
+            raise SpeechModelError(f"{shown(path)}: not an OpenFst file")
         string(), string()
         i32()
         flags = i32()
@@ -138,7 +139,7 @@ def _fst_output_symbols(path: Path) -> list[str]:
                     i64()
                 tables.append(table)
         if not flags & 2:
-            raise SpeechModelError(f"{path}: no output symbol table")
+            raise SpeechModelError(f"{shown(path)}: no output symbol table")
         return tables[-1]
 
 
@@ -174,7 +175,8 @@ class SpeechModel:
 
         path = resolve_model_path(spec)
         if not (path / "am" / "final.mdl").is_file():
-            raise SpeechModelError(f"{locale}: no Vosk model at {path} (am/final.mdl missing)")
+            raise SpeechModelError(
+                f"{locale}: no Vosk model at {shown(path)} (am/final.mdl missing)")
         vosk.SetLogLevel(-1)
         overlay = _with_endpointing(path, end_of_speech_ms)
         vocabulary = read_vocabulary(path)

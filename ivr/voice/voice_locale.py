@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ivr.errors import DataFileError
+from ivr.errors import DataFileError, shown
 from ivr.yamlfile import read_mapping
 
 AGENT_GRAMMAR = "agent"  # added to every grammar: an agent can be asked for in any state
@@ -46,7 +46,8 @@ class VoiceLocale:
             default = _names(data.get("default_expects"))
             for name in [n for names in [*expects.values(), default] for n in names]:
                 if name not in grammars:
-                    raise DataFileError(f"{path}: expects grammar {name!r}, which is not defined")
+                    raise DataFileError(
+                        f"{shown(path)}: expects grammar {name!r}, which is not defined")
             choice = data["language_choice"]
             model = os.environ.get(f"IVR_ASR_MODEL_{locale.upper()}") or data["asr"].get("model")
             if model and not str(model).startswith("package:"):
@@ -67,7 +68,7 @@ class VoiceLocale:
                 play_through=frozenset(data.get("play_through") or ()),
             )
         except (KeyError, TypeError, AttributeError) as e:
-            raise DataFileError(f"{path}: malformed voice settings ({e!r})") from None
+            raise DataFileError(f"{shown(path)}: malformed voice settings ({e!r})") from None
 
     def phrases_after(self, prompt_names: Sequence[str | None]) -> list[str] | None:
         """What the caller may say after these prompts: a phrase list, or None (free-form).
@@ -97,5 +98,5 @@ def load_voice_locales(folder: Path) -> dict[str, VoiceLocale]:
     """Every ``locales/*.yml``, by locale."""
     locales = {p.stem: VoiceLocale.load(p) for p in sorted(folder.glob("*.yml"))}
     if not locales:
-        raise DataFileError(f"{folder}: no locale voice settings (*.yml)")
+        raise DataFileError(f"{shown(folder)}: no locale voice settings (*.yml)")
     return locales
