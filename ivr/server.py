@@ -26,8 +26,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ivr.calllog.recorder import CallLogSettings, CallRecorder, recover
 from ivr.calllog.replay import Replayer
 from ivr.calllog.store import CallLogError, CallStore
-from ivr.console import CONSOLE, ConsoleContext, add_console
-from ivr.errors import IvrError
+from ivr.console import CONSOLE, THROTTLE, ConsoleContext, add_console
+from ivr.console.throttle import LoginThrottle, parse_networks
+from ivr.errors import IvrError, shown
 from ivr.handoff import AcdWebhook
 from ivr.live_models import LiveModels, load_engine
 from ivr.project import Project
@@ -41,6 +42,7 @@ from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.transports import Limits, audiosocket, twilio, websocket
 from ivr.voice.tts import EspeakTts, PromptAudio
 from ivr.voice.voice_locale import VoiceLocale, load_voice_locales
+from ivr.webguard import ConnectionGuard, GuardedSite, HostPolicy, request_guard
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,19 @@ class ServerSettings:
     call_log: CallLogSettings | None = None  # None: $IVR_CALL_LOG etc., else under var/
     limits: Limits = field(default_factory=Limits)
     voice: VoiceSettings = field(default_factory=VoiceSettings)
+    # HTTP hardening (ivr/webguard.py): host names the Host header may give beyond loopback,
+    # the bind host and IVR_PUBLIC_URL's; proxies whose X-Forwarded-For is believed (and
+    # whose connections are not capped); how long a request head may take; connections
+    # one source may hold open (0: no cap).
+    allowed_hosts: str | None = field(
+        default_factory=lambda: os.environ.get("IVR_ALLOWED_HOSTS"))
+    trusted_proxies: str | None = field(
+        default_factory=lambda: os.environ.get("IVR_TRUSTED_PROXIES"))
+    header_timeout_s: float = field(
+        default_factory=lambda: float(os.environ.get("IVR_HEADER_TIMEOUT_S") or 10))
+    max_connections_per_source: int = field(
+        default_factory=lambda: _env_int("IVR_MAX_CONNECTIONS_PER_SOURCE") if os.environ.get(
+            "IVR_MAX_CONNECTIONS_PER_SOURCE") else 64)
 
 
 SETTINGS = web.AppKey("settings", ServerSettings)
@@ -100,7 +115,7 @@ def measured_capacity(root: Path) -> int | None:
         calls = json.loads(path.read_text(encoding="utf-8"))["calls"]
         return int(calls) if int(calls) > 0 else None
     except (ValueError, KeyError, TypeError):
-        raise IvrError(f"{path}: not a capacity measurement (rerun bench/bench_gateway.py "
+        raise IvrError(f"{shown(path)}: not a capacity measurement (rerun bench/bench_gateway.py "
                        "--capacity --write)") from None
 
 
@@ -166,7 +181,10 @@ async def load_services(project_root: Path, settings: ServerSettings) -> VoiceSe
 def build_app(settings: ServerSettings, services: VoiceServices | None = None,
               project_root: Path | None = None) -> web.Application:
     """The app; ``services`` may be given ready-made (tests share loaded models)."""
-    app = web.Application(client_max_size=settings.limits.max_message_bytes)
+    # Host, Origin and Content-Type are checked before any route (ivr/webguard.py).
+    hosts = HostPolicy.for_server(settings.host, settings.public_url, settings.allowed_hosts)
+    app = web.Application(client_max_size=settings.limits.max_message_bytes,
+                          middlewares=[request_guard(hosts)])
     app[SETTINGS] = settings
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -233,6 +251,7 @@ def build_app(settings: ServerSettings, services: VoiceServices | None = None,
     app.router.add_get("/health", _health)
     app.router.add_get("/metrics", _metrics)
     add_console(app)
+    app[THROTTLE] = LoginThrottle(trusted_proxies=settings.trusted_proxies or "")
     return app
 
 
@@ -359,6 +378,25 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+async def start_server(app: web.Application, settings: ServerSettings
+                       ) -> tuple[web.AppRunner, GuardedSite]:
+    """Listen on ``settings.host:port`` with the connection limits: a request head must
+    be complete within ``header_timeout_s`` (the first on a connection: the site's guard;
+    later ones: aiohttp's keep-alive timeout), and a source holds at most
+    ``max_connections_per_source`` connections. aiohttp has no header timeout of its own."""
+    runner = web.AppRunner(app, shutdown_timeout=5, keepalive_timeout=settings.header_timeout_s)
+    await runner.setup()
+    guard = ConnectionGuard(settings.header_timeout_s, settings.max_connections_per_source,
+                            exempt=parse_networks(settings.trusted_proxies))
+    site = GuardedSite(runner, settings.host, settings.port, guard)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner, site
+
+
 async def serve(settings: ServerSettings, project_root: Path) -> None:
     """Run until SIGINT or SIGTERM, then drain: take no new call, let live ones finish
     (up to ``drain_s``; a second signal stops at once), end the rest and stop cleanly."""
@@ -371,10 +409,7 @@ async def serve(settings: ServerSettings, project_root: Path) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     app = build_app(settings, project_root=project_root)
-    runner = web.AppRunner(app, shutdown_timeout=5)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    runner, _ = await start_server(app, settings)
     where = app.get(AUDIOSOCKET_ADDRESS)
     print(f"ivr serve: http://{settings.host}:{settings.port} (/twilio, /ws, /health, /metrics)"
           + (f"; AudioSocket on {where[0]}:{where[1]}" if where else ""), flush=True)
