@@ -171,7 +171,9 @@ async def _login(request: web.Request) -> web.StreamResponse:
         _context(request).store
     # Counted per source and per (source, name), never per name alone: someone else's
     # wrong passwords must not lock a user out (ivr/console/throttle.py).
-    source = throttle.source(request.remote, request.headers.get("X-Forwarded-For"))
+    # (every X-Forwarded-For line: a proxy may add its own after the client's)
+    source = throttle.source(request.remote,
+                             ",".join(request.headers.getall("X-Forwarded-For", [])))
     attempt = await _blocking(throttle.begin, store, source, name)
     if attempt.wait_s:
         refused = _error(429, "too many wrong passwords from here: try again in "
