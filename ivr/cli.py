@@ -36,6 +36,16 @@ async def _open_engine(project: Project, model: Path | None):
     return await DialogueEngine.load(model or project.live_model(), DemoBank(), kb)
 
 
+def _count_failures_in_call_log(engines: Any, recorder: Any) -> None:
+    """Failed verifications count in the call log's database, as with `ivr serve`
+    (an engine alone counts them in memory)."""
+    from ivr.dialogue.lockout import SqlLockout
+
+    lockout = SqlLockout(recorder.store.engine)
+    for engine in engines:
+        engine.lockout = lockout
+
+
 def _open_call_log(project: Project):
     """The call log's writer for this command's calls ($IVR_CALL_LOG, else var/)."""
     from ivr.calllog.recorder import CallLogSettings, CallRecorder
@@ -138,6 +148,7 @@ async def cmd_simulate(args: argparse.Namespace) -> int:
     acd = AcdWebhook(args.acd_url, timeout_s=args.acd_timeout) if args.acd_url else None
     recorder = _open_call_log(project)
     try:
+        _count_failures_in_call_log(engines.values(), recorder)
         return await _simulate(args, scripts, engines, acd, recorder)
     finally:
         await asyncio.get_running_loop().run_in_executor(None, recorder.close)
@@ -190,6 +201,7 @@ async def cmd_chat(args: argparse.Namespace) -> int:
 
     engine = await _open_engine(args.project_obj, args.model)
     recorder = _open_call_log(args.project_obj)
+    _count_failures_in_call_log([engine], recorder)
     print("Caller at the phone: type what you say; #1234 presses keys; an empty line is "
           "silence; Ctrl-D hangs up.")
     call_id = uuid.uuid4().hex
@@ -513,6 +525,41 @@ async def cmd_users(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_verification(args: argparse.Namespace) -> int:
+    """Phone verification locks (ivr/dialogue/lockout.py): list them, clear one (audited)."""
+    import time
+
+    from ivr.dialogue.lockout import SqlLockout, account_key
+
+    store, _ = _open_store(args.project_obj)
+    lockout = SqlLockout(store.engine)
+    if args.action == "unlock":
+        account = account_key(args.account)
+        cleared = lockout.unlock(account)
+        store.audit(args.by, "verification_unlock", None, f"{account}: {cleared} failure(s)")
+        print(f"{account}: {cleared} failure(s) cleared" if cleared else
+              f"{account}: no failures to clear (see `ivr verification locks --all`)")
+        return 0
+    locks = lockout.locks(include_unlocked=args.all)
+    policy = lockout.policy
+
+    def when(at: float | None) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at)) if at else "-"
+
+    for lock in locks:
+        if args.json:
+            _print_json(lock.as_dict())
+        else:
+            state = (f"locked since {when(lock.locked_since)} until {when(lock.locked_until)}"
+                     if lock.locked else "not locked")
+            print(f"{lock.account}  {lock.failures} failure(s), last {when(lock.last_failure)}"
+                  f"  {state}")
+    if not args.json:
+        print(f"({len(locks)} account(s); the limit: {policy.max_failures} failures within "
+              f"{policy.window_h:g} h, times UTC)")
+    return 0
+
+
 async def cmd_evaluate(args: argparse.Namespace) -> int:
     from ivr.evaluation import evaluate, load_heldout, save_confusion_matrix
 
@@ -784,6 +831,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add it even if it rewrites Mandarin training examples")
     q.add_argument("--by", **by)
     period(q)
+
+    p = add("verification", cmd_verification, "phone verification locks: list, unlock",
+            model=False)
+    verification = p.add_subparsers(dest="action", required=True)
+    q = verification.add_parser("locks", help="accounts locked after too many failed "
+                                "verifications ($IVR_PIN_MAX_FAILURES within $IVR_PIN_WINDOW_H)")
+    q.add_argument("--all", action="store_true", help="also accounts with failures, not locked")
+    q.add_argument("--json", action="store_true", help="one JSON object per account")
+    q = verification.add_parser("unlock", help="clear an account's failures (audited)")
+    q.add_argument("account", help="as listed: customer:ID or caller:PHONE (a bare phone "
+                   "number is a caller, anything else a customer id)")
+    q.add_argument("--by", default=os.environ.get("USER", "ops"), help="who clears it")
 
     p = add("users", cmd_users, "console logins", model=False)
     p.add_argument("action", choices=["add"])

@@ -41,6 +41,9 @@ class Labels:
     exchange_rate: str    # one exchange rate said: {currency} and {rate}
     interest_rate: str    # one interest rate said: {name} and {rate}
     date_format: str      # a date said: {month} and {day}
+    # Said instead of utter_transfer when phone verification is locked: {queue} (not a domain
+    # response, so that adding it needed no retraining).
+    verification_locked: str = ""
 
     @classmethod
     def parse(cls, data: Any, exchange_rates: Mapping[str, str]) -> Labels:
@@ -58,6 +61,7 @@ class Labels:
             exchange_rate=str(rates.get("exchange_rate", "")),
             interest_rate=str(rates.get("interest_rate", "")),
             date_format=str(data.get("date", "")),
+            verification_locked=str(data.get("verification_locked", "")),
         )
         if not labels.default_currencies:
             raise ValueError("labels.rates.default_currencies must list currencies")
@@ -70,6 +74,7 @@ class Labels:
         _check_format("labels.rates.exchange_rate", labels.exchange_rate, currency="", rate="")
         _check_format("labels.rates.interest_rate", labels.interest_rate, name="", rate="")
         _check_format("labels.date", labels.date_format, month="", day="")
+        _check_format("labels.verification_locked", labels.verification_locked, queue="")
         return labels
 
     def topic(self, intent: str) -> str:

@@ -23,14 +23,16 @@ log = logging.getLogger(__name__)
 
 
 async def load_engine(project: Project, model: Path | None = None,
-                      conversations: str | None = None) -> DialogueEngine:
+                      conversations: str | None = None, lockout: Any = None) -> DialogueEngine:
     """The locale's dialogue engine on ``model`` (default: the live model), its calls'
-    conversations in ``conversations`` (a Redis URL; None: in this process)."""
+    conversations in ``conversations`` (a Redis URL; None: in this process), failed
+    verifications counted in ``lockout`` (None: in this process)."""
     from ivr.bank import DemoBank
     from ivr.knowledge import KnowledgeBase
 
     return await DialogueEngine.load(model or project.live_model(), DemoBank(),
-                                     KnowledgeBase.load(project.knowledge), conversations)
+                                     KnowledgeBase.load(project.knowledge), conversations,
+                                     lockout)
 
 
 class LiveModels:
@@ -62,7 +64,7 @@ class LiveModels:
             path = project.live_model()
             if path.resolve() == current.model_path.resolve():
                 return {"locale": locale, "model": path.name, "swapped": False}
-            engine = await load_engine(project, path, current.conversations)
+            engine = await load_engine(project, path, current.conversations, current.lockout)
             self.services.engines[locale] = engine
             self._owned.add(engine)
             self._retiring.append(current)

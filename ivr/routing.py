@@ -29,6 +29,7 @@ REASONS = (
     "no_match",             # two turns in a row not understood
     "no_input",             # two turns in a row of silence
     "verification_failed",  # three wrong PINs or card numbers
+    "verification_locked",  # too many failed verifications across calls (SPEC rule 3)
     "offer_accepted",       # the caller accepted an offer to speak to an agent
     "engine_error",         # the dialogue layer failed: never leave the caller alone
 )

@@ -15,7 +15,8 @@ from typing import Any
 from ivr.calllog.store import CallFilter, CallStore
 from ivr.errors import IvrError
 
-FAILURES = ("no_match", "no_input", "verification_failed", "engine_error")
+FAILURES = ("no_match", "no_input", "verification_failed", "verification_locked",
+            "engine_error")
 SIGNALS = ("correction", "agent_after_answer", "low_confidence", "no_match")
 COLUMNS = ("intent", "calls", "share", "self_service", "escalated", "containment",
            *(f"escalated_{r}" for r in FAILURES), *(f"signal_{s}" for s in SIGNALS),

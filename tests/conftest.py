@@ -17,6 +17,7 @@ import pytest
 
 from ivr.bank import DemoBank
 from ivr.dialogue.engine import DialogueEngine
+from ivr.dialogue.lockout import MemoryLockout
 from ivr.knowledge import KnowledgeBase
 from ivr.project import Project
 from ivr.simulate import parse_script, run_script
@@ -77,22 +78,34 @@ def bank() -> RecordingBank:
 
 
 @pytest.fixture(scope="session")
-async def engine(project: Project, model: Path, bank: DemoBank) -> DialogueEngine:
-    engine = await DialogueEngine.load(model, bank, KnowledgeBase.load(project.knowledge))
+def lockout() -> MemoryLockout:
+    """The session engines' failed verifications (in memory), forgotten before each test:
+    one test's wrong PINs must not lock the demo customers for the next."""
+    return MemoryLockout()
+
+
+@pytest.fixture(scope="session")
+async def engine(project: Project, model: Path, bank: DemoBank,
+                 lockout: MemoryLockout) -> DialogueEngine:
+    engine = await DialogueEngine.load(model, bank, KnowledgeBase.load(project.knowledge),
+                                       lockout=lockout)
     yield engine
     engine.close()
 
 
 @pytest.fixture(scope="session")
-async def ko_engine(ko_project: Project, ko_model: Path, bank: DemoBank) -> DialogueEngine:
-    engine = await DialogueEngine.load(ko_model, bank, KnowledgeBase.load(ko_project.knowledge))
+async def ko_engine(ko_project: Project, ko_model: Path, bank: DemoBank,
+                    lockout: MemoryLockout) -> DialogueEngine:
+    engine = await DialogueEngine.load(ko_model, bank, KnowledgeBase.load(ko_project.knowledge),
+                                       lockout=lockout)
     yield engine
     engine.close()
 
 
 @pytest.fixture(autouse=True)
-def fresh_bank(bank: DemoBank) -> None:
+def fresh_bank(bank: DemoBank, lockout: MemoryLockout) -> None:
     bank.reset()  # a card frozen or activated by one test stays untouched for the next
+    lockout.clear()
 
 
 @pytest.fixture

@@ -99,6 +99,7 @@ class Replayer:
 
     async def _engine(self, locale: str, model: Path | None) -> Any:
         from ivr.dialogue.engine import DialogueEngine
+        from ivr.dialogue.lockout import NoLockout
         from ivr.knowledge import KnowledgeBase
 
         project = Project(self.root, locale)
@@ -108,8 +109,9 @@ class Replayer:
         if path not in self._engines:
             while len(self._engines) >= self._keep:
                 self._engines.pop(next(iter(self._engines))).close()
+            # A replay must never count failed PINs against a real account (NoLockout).
             self._engines[path] = await DialogueEngine.load(
-                path, self.bank, KnowledgeBase.load(project.knowledge))
+                path, self.bank, KnowledgeBase.load(project.knowledge), lockout=NoLockout())
         return self._engines[path]
 
     def close(self) -> None:

@@ -63,6 +63,7 @@ STATIC = Path(__file__).parent / "static"
 READERS = frozenset({OPS, TRAINER, ADMIN})  # read calls, audio and figures, run replays
 TRAINERS = frozenset({TRAINER, ADMIN})
 ADMINS = frozenset({ADMIN})
+OPERATORS = frozenset({OPS, ADMIN})  # see and clear phone verification locks
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -661,6 +662,38 @@ async def _save_user(request: web.Request) -> web.StreamResponse:
     return _json({"user": after, "created": before is None}, 201 if before is None else 200)
 
 
+# --- ops: phone verification locks (ivr/dialogue/lockout.py) -----------------------------------
+def _lockout(request: web.Request) -> Any:
+    from ivr.dialogue.lockout import SqlLockout
+
+    return SqlLockout(_context(request).store.engine)
+
+
+async def _verification_locks(request: web.Request) -> web.StreamResponse:
+    """Locked accounts (``?all=1``: every account with recent failures) and the policy.
+    Accounts are customer ids or caller ids, never a card number."""
+    everyone = request.query.get("all") in ("1", "true")
+
+    def read() -> dict[str, Any]:
+        lockout = _lockout(request)
+        return {"locks": [lock.as_dict() for lock in lockout.locks(everyone)],
+                "policy": {"max_failures": lockout.policy.max_failures,
+                           "window_h": lockout.policy.window_h}}
+
+    return _json(await _blocking(read))
+
+
+async def _verification_unlock(request: web.Request) -> web.StreamResponse:
+    """JSON ``{"account"}`` (as listed): clear its failures. Audited."""
+    from ivr.dialogue.lockout import account_key
+
+    account = account_key((await _body(request, "account"))["account"])
+    cleared = await _blocking(lambda: _lockout(request).unlock(account))
+    await _blocking(_context(request).store.audit, _session(request).user,
+                    "verification_unlock", None, f"{account}: {cleared} failure(s)")
+    return _json({"account": account, "cleared": cleared})
+
+
 # --- the role x route table ----------------------------------------------------------------
 @dataclass(frozen=True)
 class Route:
@@ -697,6 +730,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/console/api/train", _train, TRAINERS),
     Route("POST", "/console/api/compare", _compare, TRAINERS),
     Route("POST", "/console/api/promote", _promote, TRAINERS),
+    Route("GET", "/console/api/verification/locks", _verification_locks, OPERATORS),
+    Route("POST", "/console/api/verification/unlock", _verification_unlock, OPERATORS),
     Route("GET", "/console/api/users", _users, ADMINS),
     Route("POST", "/console/api/users", _save_user, ADMINS),
 )

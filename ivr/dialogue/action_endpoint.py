@@ -16,15 +16,29 @@ from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundExceptio
 
 from ivr.bank import BankAdapter
 from ivr.dialogue.actions import build_actions
+from ivr.dialogue.lockout import Lockout
 from ivr.knowledge import KnowledgeBase
 
 
 class InProcessActionEndpoint(EndpointConfig):
-    def __init__(self, bank: BankAdapter, kb: KnowledgeBase) -> None:
+    def __init__(self, bank: BankAdapter, kb: KnowledgeBase,
+                 lockout: Lockout | None = None) -> None:
         super().__init__(url="in-process://actions")
         self._executor = ActionExecutor()
-        for action in build_actions(bank, kb):
+        self._actions = build_actions(bank, kb, lockout)
+        for action in self._actions:
             self._executor.register_action(action)
+
+    @property
+    def lockout(self) -> Lockout:
+        return self._actions[0].lockout
+
+    @lockout.setter
+    def lockout(self, lockout: Lockout) -> None:
+        """Count verification failures somewhere else from now on (the server's call log,
+        opened after the engines load)."""
+        for action in self._actions:
+            action.lockout = lockout
 
     async def request(
         self,

@@ -17,6 +17,7 @@ from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from ivr.bank import CREDIT, DEBIT, BankAdapter
+from ivr.dialogue.lockout import Lockout, MemoryLockout, caller_key, customer_key
 from ivr.knowledge import KnowledgeBase
 from ivr.masking import mask_card
 from ivr.routing import FOLLOW_UPS, TOPICS, Service, priority_for, queue_for
@@ -50,13 +51,17 @@ def _understood() -> list[EventType]:
 
 def _escalate(
     dispatcher: CollectingDispatcher, tracker: Tracker, kb: KnowledgeBase, reason: str,
-    topic: str | None = None,
+    topic: str | None = None, said: str | None = None,
 ) -> list[EventType]:
-    """Hand the call to a human queue. The engine builds the full bundle from the slots."""
+    """Hand the call to a human queue. The engine builds the full bundle from the slots.
+    ``said``: a knowledge-base template ({queue}) said instead of ``utter_transfer``."""
     topic = topic if topic is not None else tracker.get_slot("topic")
     vip = bool(tracker.get_slot("vip"))
     queue = queue_for(topic, vip)
-    dispatcher.utter_message(response="utter_transfer", queue_name=kb.labels.queue(queue))
+    if said:
+        dispatcher.utter_message(text=said.format(queue=kb.labels.queue(queue)))
+    else:
+        dispatcher.utter_message(response="utter_transfer", queue_name=kb.labels.queue(queue))
     handoff = {
         "queue": queue,
         "reason": reason,
@@ -75,12 +80,34 @@ def _continue_form(tracker: Tracker) -> list[EventType]:
     return [FollowupAction(FORM)] if _form_active(tracker) else []
 
 
-class _BankAction(Action):
-    """An action with the bank and the knowledge base at hand."""
+def _escalate_locked(dispatcher: CollectingDispatcher, tracker: Tracker, kb: KnowledgeBase,
+                     topic: str | None = None) -> list[EventType]:
+    """Verification by phone is locked for this account: an agent serves the caller."""
+    return _escalate(dispatcher, tracker, kb, "verification_locked", topic,
+                     said=kb.labels.verification_locked)
 
-    def __init__(self, bank: BankAdapter, kb: KnowledgeBase) -> None:
+
+def _lock_key(tracker: Tracker) -> str | None:
+    """What this caller's verification failures count against (ivr/dialogue/lockout.py):
+    the identified account, else an unknown caller's caller id, else nothing."""
+    customer = tracker.get_slot("customer_id")
+    if customer:
+        return customer_key(customer)
+    caller = tracker.get_slot("caller_id")
+    return caller_key(caller) if caller else None
+
+
+class _BankAction(Action):
+    """An action with the bank, the knowledge base and the verification lockout at hand."""
+
+    def __init__(self, bank: BankAdapter, kb: KnowledgeBase, lockout: Lockout) -> None:
         self.bank = bank
         self.kb = kb
+        self.lockout = lockout
+
+    async def _locked(self, tracker: Tracker) -> bool:
+        key = _lock_key(tracker)
+        return bool(key) and (await self.lockout.status(key)).locked
 
 
 class ActionGreet(_BankAction):
@@ -154,6 +181,8 @@ class ActionRoute(_BankAction):
         if tracker.get_slot("verified") is True:
             return events + await serve(dispatcher, self.bank, self.kb, tracker, topic,
                                         lost_card)
+        if await self._locked(tracker):  # not even asked for a PIN (or a card)
+            return events + _escalate_locked(dispatcher, tracker, self.kb, topic)
         if not _form_active(tracker):
             dispatcher.utter_message(response="utter_verify_first")
         return [*events, FollowupAction(FORM)]
@@ -248,6 +277,8 @@ class ActionServe(_BankAction):
 
     async def run(self, dispatcher, tracker, domain) -> list[EventType]:
         if tracker.get_slot("verified") is not True:
+            if await self._locked(tracker):  # locked now (by this call's failures or earlier)
+                return _escalate_locked(dispatcher, tracker, self.kb)
             return _escalate(dispatcher, tracker, self.kb, "verification_failed")
         return await serve(dispatcher, self.bank, self.kb, tracker, tracker.get_slot("topic"))
 
@@ -256,6 +287,9 @@ class ValidateVerificationForm(FormValidationAction, _BankAction):
     """Card number (unknown callers only) then PIN, three attempts each.
 
     Neither is stored: a card becomes its last four digits, a PIN becomes True or False.
+    Every failure also counts across calls (``self.lockout``); a locked account's PIN is
+    refused unchecked, and the form ends with ``verified`` False (``action_serve`` then
+    escalates with ``verification_locked``).
     """
 
     def name(self) -> str:
@@ -267,11 +301,20 @@ class ValidateVerificationForm(FormValidationAction, _BankAction):
     async def validate_account_ref(self, value: Any, dispatcher, tracker, domain) -> dict:
         if value == "caller_id" and tracker.get_slot("customer_id"):
             return {"account_ref": value}
+        caller = tracker.get_slot("caller_id")
+        if caller and (await self.lockout.status(caller_key(caller))).locked:
+            return {"account_ref": "failed", "verified": False}  # no card tried while locked
         digits = re.sub(r"\D", "", str(value))
         info = await self.bank.customer_by_card(digits) if 12 <= len(digits) <= 19 else None
         if info:
-            return {"account_ref": mask_card(digits), "customer_id": info.customer_id,
-                    "vip": info.vip, "failed_attempts": 0}
+            found = {"account_ref": mask_card(digits), "customer_id": info.customer_id,
+                     "vip": info.vip, "failed_attempts": 0}
+            if (await self.lockout.status(customer_key(info.customer_id))).locked:
+                return {**found, "verified": False}  # its PIN is not asked for
+            return found
+        # A card that matches no account names none: it counts against the caller id.
+        if caller and (await self.lockout.failed(caller_key(caller))).locked:
+            return self._locked_out(tracker, "account_ref")
         return self._failed(dispatcher, tracker, "account_ref", "utter_card_not_found")
 
     async def validate_verified(self, value: Any, dispatcher, tracker, domain) -> dict:
@@ -279,10 +322,24 @@ class ValidateVerificationForm(FormValidationAction, _BankAction):
             return {"verified": True}
         pin = str(value)
         customer = tracker.get_slot("customer_id")
+        account = customer_key(customer) if customer else None
+        # Checked before the PIN: while locked, even the right PIN is refused unchecked.
+        if account and (await self.lockout.status(account)).locked:
+            return {"verified": False}
         if re.fullmatch(r"\d{6}", pin) and customer and await self.bank.verify_pin(customer, pin):
+            await self.lockout.verified(account)  # past failures are forgiven
             dispatcher.utter_message(response="utter_verified")
             return {"verified": True, "failed_attempts": 0}
+        if account and (await self.lockout.failed(account)).locked:
+            return self._locked_out(tracker, "verified")
         return self._failed(dispatcher, tracker, "verified", "utter_wrong_pin")
+
+    @staticmethod
+    def _locked_out(tracker, slot: str) -> dict:
+        """This failure reached the limit across calls: end the form now, no retry."""
+        attempts = int(tracker.get_slot("failed_attempts") or 0) + 1
+        return {slot: "failed" if slot == "account_ref" else False, "verified": False,
+                "failed_attempts": attempts}
 
     @staticmethod
     def _failed(dispatcher, tracker, slot: str, response: str) -> dict:
@@ -461,9 +518,12 @@ class ActionDtmf(_BankAction):
         return _unclear(dispatcher, tracker, self.kb, "no_match", "utter_not_understood")
 
 
-def build_actions(bank: BankAdapter, kb: KnowledgeBase) -> list[Action]:
-    """Every custom action of the domain, sharing one bank and knowledge base."""
-    return [cls(bank, kb) for cls in (
+def build_actions(bank: BankAdapter, kb: KnowledgeBase,
+                  lockout: Lockout | None = None) -> list[Action]:
+    """Every custom action of the domain, sharing one bank, knowledge base and verification
+    lockout (None: one in this process's memory, for an engine with no call log)."""
+    lockout = lockout if lockout is not None else MemoryLockout()
+    return [cls(bank, kb, lockout) for cls in (
         ActionGreet, ActionRoute, ActionServe, ValidateVerificationForm, ActionHumanAgent,
         ActionAffirm, ActionDeny, ActionRepeat, ActionMainMenu, ActionGoodbye,
         ActionOutOfScope, ActionNoMatch, ActionNoInput, ActionDtmf,
