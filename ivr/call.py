@@ -11,7 +11,8 @@ import logging
 import re
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,7 +20,7 @@ from ivr.calllog import Emit
 from ivr.dialogue.engine import DialogueEngine, TurnOutcome
 from ivr.errors import IvrError
 from ivr.handoff import skills_for
-from ivr.masking import mask_card, mask_text
+from ivr.masking import longest_number, mask_card, mask_entry, mask_text
 from ivr.nlu.normalizer import MANDARIN
 from ivr.routing import priority_for, queue_for
 
@@ -31,6 +32,15 @@ LOW_CONFIDENCE = 0.5  # below it, or top two this close, an understanding is wor
 CLOSE_TOP_TWO = 0.1
 AGENT_KEY = "0"  # DTMF 0 asks for an agent in every state (SPEC rule 2)
 DTMF_KEYS = re.compile(r"[0-9*#]+")
+# A PIN or card number said aloud is refused: secrets are keyed (docs/dialogue.md). Said
+# instead of "not understood"; here, not in the domain, so no model needs retraining.
+KEYPAD_PROMPTS = {
+    "zh": {"pin": "为了您的安全，请用电话按键输入密码。",
+           "card": "为了您的安全，请用电话按键输入卡号。"},
+    "ko": {"pin": "고객님의 안전을 위해 비밀번호는 전화 버튼으로 눌러 주세요.",
+           "card": "고객님의 안전을 위해 카드 번호는 전화 버튼으로 눌러 주세요."},
+}
+SPOKEN_SECRET_DIGITS = 3  # digits said during an entry that make it a secret said aloud
 
 
 def standard_dialect(locale: str) -> str:
@@ -117,21 +127,35 @@ class Call:
     async def say(self, text: str, asr: dict[str, Any] | None = None) -> Turn:
         """What the caller said (``asr``: how the recogniser heard it, for the log)."""
         self._check_open()
+        entry = self._entry()
+        mask = self._masker(entry)
+        said: dict[str, Any] = {"say": mask(text), **({"masked": entry} if entry else {})}
+        asr = _masked_asr(asr, mask)
         try:
             parse = await self.engine.parse(text)
         except Exception:
             log.exception("understanding failed on call %s; escalating", self.call_id)
             self.fail_over("nlu")
-            return await self._finish_turn(Turn({"say": mask_text(text)}), None, asr=asr)
+            return await self._finish_turn(Turn(said), None, asr=asr)
         turn = Turn(
-            {"say": mask_text(text)},
+            said,
             intent=parse["intent"]["name"],
             confidence=round(float(parse["intent"]["confidence"]), 4),
-            normalized=mask_text(parse.get("normalized", text)),
+            normalized=mask(parse.get("normalized", text)),
             dialect=parse.get("dialect", standard_dialect(self.locale)),
-            entities=[{"entity": e["entity"], "value": mask_text(str(e["value"]))}
+            entities=[{"entity": e["entity"], "value": mask(str(e["value"]))}
                       for e in parse.get("entities", [])],
         )
+        if not entry:
+            return await self._turn(turn, parse, asr)
+        # During an entry not even the dialogue's tracker (Redis, for one) gets the words.
+        parse = {**parse, "text": said["say"]}
+        if turn.intent != "human_agent" and longest_number(text) >= SPOKEN_SECRET_DIGITS:
+            # The PIN or card said aloud: not understood (two in a row still escalate,
+            # SPEC rule 1), and the caller is told to key it.
+            turn.intent, turn.confidence, turn.entities = "nlu_fallback", 1.0, []
+            parse = _event("nlu_fallback", said["say"])
+            return await self._turn(turn, parse, asr, keypad=entry)
         return await self._turn(turn, parse, asr)
 
     async def press(self, keys: str) -> Turn:
@@ -150,8 +174,11 @@ class Call:
 
     async def unintelligible(self, heard: str = "", asr: dict[str, Any] | None = None) -> Turn:
         """Speech the recogniser could not match to anything the caller may say here."""
-        turn = Turn({"say": mask_text(heard), "unmatched": True}, "nlu_fallback", 0.0)
-        return await self._turn(turn, _event("nlu_fallback", heard or "/nlu_fallback"), asr)
+        entry, masked = self._entry(), self._masker(self._entry())(heard)
+        turn = Turn({"say": masked, "unmatched": True, **({"masked": entry} if entry else {})},
+                    "nlu_fallback", 0.0)
+        return await self._turn(turn, _event("nlu_fallback", masked or "/nlu_fallback"),
+                                _masked_asr(asr, self._masker(entry)))
 
     async def silence(self) -> Turn:
         return await self._turn(Turn({"silence": True}, "no_input", 1.0),
@@ -161,7 +188,7 @@ class Call:
         """The caller hung up (``heard``: what they were saying as they did);
         ``record=False`` when the input just ran out (no turn)."""
         self.hung_up = True
-        said = {"heard": mask_text(heard)} if heard else {}
+        said = {"heard": self._masker(self._entry())(heard)} if heard else {}
         if record:
             self.turns.append(Turn({"hangup": True, **said}))
         self._emit("hangup", **said)
@@ -175,16 +202,33 @@ class Call:
                 self.slots.get("requested_slot") or "")
         return None
 
+    @staticmethod
+    def _masker(entry: str | None) -> Callable[[str], str]:
+        """How caller words are masked: whole while a PIN or card number is collected
+        (whatever the recogniser made of the digits), else their long numbers."""
+        return mask_entry if entry else mask_text
+
     def _check_open(self) -> None:
         if self.ended:
             raise InputError("the call has already ended")
 
     async def _turn(self, turn: Turn, parse: dict[str, Any], asr: dict[str, Any] | None = None,
-                    entry: str | None = None) -> Turn:
+                    entry: str | None = None, keypad: str | None = None) -> Turn:
         self._check_open()
         before = dict(self.slots)
         outcome = await self._advance(parse)
+        if outcome and keypad:
+            outcome = self._ask_for_keys(outcome, keypad)
         return await self._finish_turn(turn, outcome, parse, asr, entry, before)
+
+    def _ask_for_keys(self, outcome: TurnOutcome, entry: str) -> TurnOutcome:
+        """"Not understood" becomes "key it in, for your safety" (the form asks again)."""
+        prompt = KEYPAD_PROMPTS.get(self.locale, KEYPAD_PROMPTS["zh"])[entry]
+        said = [(prompt, None) if name == "utter_not_understood" else (text, name)
+                for text, name in zip(outcome.prompts, outcome.prompt_names, strict=False)]
+        self.prompt_names = [name for _, name in said]
+        return replace(outcome, prompts=[text for text, _ in said],
+                       prompt_names=self.prompt_names)
 
     async def _finish_turn(self, turn: Turn, outcome: TurnOutcome | None,
                            parse: dict[str, Any] | None = None, asr: dict[str, Any] | None = None,
@@ -370,7 +414,9 @@ def _signals(turn: Turn, ranking: list[dict[str, Any]], before: dict[str, Any],
     signals = []
     if turn.correction_of:
         signals.append("correction")
-    if turn.intent == "nlu_fallback":
+    if turn.input.get("masked"):
+        pass  # said during an entry: masked whole, no training data for anyone
+    elif turn.intent == "nlu_fallback":
         signals.append("no_match")
     elif ranking and turn.input.get("say") is not None:
         top = ranking[0]["confidence"]
@@ -383,6 +429,18 @@ def _signals(turn: Turn, ranking: list[dict[str, Any]], before: dict[str, Any],
     if reason in ("no_match", "no_input") and not (before.get("handoff") or {}):
         signals.append(f"escalated_{reason}")
     return signals
+
+
+def _masked_asr(asr: dict[str, Any] | None, mask: Callable[[str], str]) -> dict[str, Any] | None:
+    """How the recogniser heard it, masked like the words (the voice session masks it too:
+    this holds for any caller of ``say``)."""
+    if not asr:
+        return asr
+    masked = {**asr, **({"raw": mask(str(asr["raw"]))} if "raw" in asr else {})}
+    if asr.get("alternatives"):
+        masked["alternatives"] = [{**a, "text": mask(str(a.get("text", "")))}
+                                  for a in asr["alternatives"]]
+    return masked
 
 
 def _identified_by(account_ref: str | None) -> str | None:

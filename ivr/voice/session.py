@@ -20,7 +20,7 @@ from ivr.call import Call, Turn
 from ivr.calllog import CallEvent, EventSink, end_summary
 from ivr.calllog.recording import RecordingTrack
 from ivr.dialogue.engine import DialogueEngine
-from ivr.masking import mask_text
+from ivr.masking import mask_entry, mask_text
 from ivr.voice.asr import Hypothesis, Recognizer
 from ivr.voice.audio import SpeechDetector, duration_ms
 from ivr.voice.events import (
@@ -393,15 +393,16 @@ class VoiceSession:
         """A final hypothesis: logged with where it lies in the call audio."""
         self._mid_utterance = False
         heard = self._heard(hyp)
-        self._emit("speech", text=mask_text(hyp.text), **note, **heard)
+        self._emit("speech", text=self._mask_speech(hyp.text), **note, **heard)
         if not hyp.text and not hyp.raw and not self._pending:
             self._start_timer(False)  # only noise: keep waiting
         return _Speech(hyp, recognizer, heard)
 
     def _mask_speech(self, text: str) -> str:
-        """Spoken digits are masked; while a card number or PIN is asked for, every digit
-        (a partial hypothesis may hold the first few of a PIN)."""
-        return mask_text(text, every_digit=self._wants_digits())
+        """Spoken numbers are masked; while a card number or PIN is asked for, the whole
+        utterance (a partial may hold the first digits, the recogniser may have made other
+        words of them)."""
+        return mask_entry(text) if self._wants_digits() else mask_text(text)
 
     def _heard(self, hyp: Hypothesis) -> dict[str, Any]:
         """How an utterance was heard, for the log: raw words, n-best, where in the call
