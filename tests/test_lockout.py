@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from aiohttp import web
 
 from ivr.call import Call
@@ -29,7 +30,8 @@ from ivr.dialogue.lockout import (
     caller_key,
     customer_key,
 )
-from ivr.errors import IvrError
+from ivr.errors import DataFileError, IvrError
+from ivr.knowledge import KnowledgeBase
 from tests.conftest import KNOWN, UNKNOWN, prompts
 from tests.phones import serving
 
@@ -258,3 +260,17 @@ def test_a_lock_lasts_until_enough_failures_age_out() -> None:
     assert not assess(ACCOUNT, [10.0, 20.0, 30.0], policy, now=10.0 + hour).locked
     assert account_key("+8613700000000") == caller_key("+8613700000000")
     assert account_key("C0001") == account_key(ACCOUNT) == ACCOUNT
+
+
+@pytest.mark.parametrize("locale", ["zh", "ko"])
+def test_every_locale_says_the_lock_and_a_knowledge_base_without_it_is_refused(
+        project, tmp_path, locale: str) -> None:
+    path = project.root / "knowledge" / f"{locale}.yml"
+    said = KnowledgeBase.load(path).labels.verification_locked
+    assert "{queue}" in said and said.format(queue="x") != said
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    del data["labels"]["verification_locked"]
+    broken = tmp_path / f"{locale}.yml"
+    broken.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(DataFileError, match=r"labels\.verification_locked is missing"):
+        KnowledgeBase.load(broken)
