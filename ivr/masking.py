@@ -215,8 +215,9 @@ def _masked(text: str, chain: list[_Numeral]) -> tuple[int, int, str]:
     written (an ID's check character X with them)."""
     start, end = chain[0].start, chain[-1].end
     units = _units(chain)
-    if text[end:end + 1] in ("X", "x") and chain[-1].arabic and not (
-            text[end + 1:end + 2].isalnum()):  # the check character ends an ID
+    after = next((c for c in text[end + 1:] if c.isalnum()), "")
+    if text[end:end + 1] in ("X", "x") and chain[-1].arabic and not _numerals(after):
+        # the check character ends an ID (a number after it: X was a letter between)
         units.append(text[end])
         end += 1
     keep = units[-4:] if len(units) >= CARD_LENGTH and all(units[-4:]) else []
@@ -251,9 +252,9 @@ def mask_text(text: str, every_digit: bool = False) -> str:
         return "".join(out)
     pieces, at = [], 0
     for chain in _chains(text, numerals):
-        chain = _trimmed(text, chain)
         if _counted(chain) < MIN_SECRET or _is_money(text, chain):
             continue
+        chain = _trimmed(text, chain)
         start, end, stars = _masked(text, chain)
         pieces += [text[at:start], stars]
         at = end

@@ -5,15 +5,36 @@ JSON, the metrics text and the server log."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
-from test_fuzz_properties import Secret, revealed
+from aiohttp import web
+from conftest import KNOWN, UNKNOWN
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from phones import PlainPhone, serving, tone
+from test_console import OPS_PASSWORD, OPS_USER, http_client, login
+from test_fuzz_properties import Secret, revealed, secrets
 
 from ivr.call import KEYPAD_PROMPTS
 from ivr.calllog import CallEvent
+from ivr.calllog.recorder import CallLogSettings, CallRecorder
+from ivr.console import CONSOLE
+from ivr.console.auth import hash_password
 from ivr.masking import longest_number, mask_card, mask_entry, mask_text
+from ivr.server import CALL_LOG, GATEWAY, ServerSettings, build_app
+from ivr.simulate import parse_script, run_script
+from ivr.voice.asr import Hypothesis, ScriptedRecognizer
+from ivr.voice.session import VoiceServices, VoiceSettings
+from ivr.voice.tts import EspeakTts, PromptAudio
+from ivr.voice.voice_locale import load_voice_locales
 
 
 def test_card_keeps_only_its_last_four():
@@ -89,27 +110,177 @@ def assert_hidden(where: str, data: Any, *hidden: Secret) -> None:
             assert not revealed(text, secret), f"{where}: {text!r} reveals {secret.text!r}"
 
 
-@dataclass
-class Logged:
-    """A call's events, as the call log got them."""
-
-    events: list[CallEvent]
-
-    def record(self, event: CallEvent) -> None:
-        self.events.append(event)
-
-    def data(self) -> list[dict[str, Any]]:
-        return [{"kind": e.kind, **e.data} for e in self.events]
-
-
 async def test_a_pin_said_while_it_is_asked_for_is_refused_and_never_kept(call, ko_call) -> None:
     result = await call([{"say": "查余额"}, {"say": "幺二三 四五六"}, {"dtmf": "123456#"}])
     turns = result["turns"]
     assert turns[1]["input"] == {"say": "*** ***", "masked": "pin"}
     assert turns[1]["prompts"][0] == KEYPAD_PROMPTS["zh"]["pin"]
     assert result["outcome"] == "self_service"  # keyed, it verifies
-    ko = await ko_call([{"say": "잔액 조회"}, {"say": "일이삼사오육"}, {"say": "일 이 삼 사 오 육"}])
+    ko = await ko_call([{"say": "잔액 조회"}, {"say": "일이삼사오육"},
+                        {"say": "일 이 삼 사 오 육"}])
     assert ko["turns"][1]["prompts"][0] == KEYPAD_PROMPTS["ko"]["pin"]
     assert ko["reason"] == "no_match"  # twice: not a dead end (SPEC rule 1)
     for said in (result, ko):
         assert_hidden("result", said, Secret("123456", "", digits="123456"))
+
+
+# --- real calls through the engine's app: every place the words could land --------------
+TOKEN = "masking-ws-token"
+SPEECH = tone(700, hz=300)  # a burst of "speech" for the recogniser below
+
+
+class Overheard(ScriptedRecognizer):
+    """A recogniser that hears each scripted utterance as a partial (its first half), then
+    a final with n-best alternatives (the words, and the words with 幺 for 一)."""
+
+    async def accept(self, pcm: bytes) -> Hypothesis | None:
+        hyp = await super().accept(pcm)
+        if hyp and not hyp.final and self._utterances:
+            said = self._utterances[0]
+            return Hypothesis("", final=False, raw=said[:max(1, len(said) // 2)])
+        return hyp
+
+    def _next(self) -> Hypothesis:
+        hyp = super()._next()
+        return replace(hyp, alternatives=({"text": hyp.raw, "score": -1.0},
+                                          {"text": hyp.raw.replace("一", "幺"), "score": -2.0}))
+
+
+@dataclass
+class Server:
+    url: str
+    app: web.Application
+    hears: deque[list[str]]
+    http: aiohttp.ClientSession
+
+    @property
+    def recorder(self) -> CallRecorder:
+        return self.app[CALL_LOG]
+
+    def observe(self, event: CallEvent) -> None:
+        """What ``ivr serve`` does with each event of a call: the log and the metrics."""
+        self.recorder.record(event)
+        self.app[GATEWAY].metrics.observe(event)
+
+    async def everything_about(self, call_id: str) -> dict[str, Any]:
+        """The call as the console serves it, and the metrics text."""
+        assert self.recorder.flush()
+        async with self.http.get(f"{self.url}/console/api/calls/{call_id}") as resp:
+            assert resp.status == 200, await resp.text()
+            console = await resp.json()
+        async with self.http.get(f"{self.url}/metrics",
+                                 headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+            assert resp.status == 200
+            metrics = await resp.text()
+        assert console["events"], "the call is in the log"
+        return {"console": console, "metrics": metrics.splitlines()}
+
+
+@pytest.fixture(scope="module")
+async def server(engine, ko_engine, project, tmp_path_factory) -> AsyncIterator[Server]:
+    """The engine's app (both locales, a scripted recogniser, its own call log) and an ops
+    user logged in to its console."""
+    tmp = tmp_path_factory.mktemp("masking")
+    hears: deque[list[str]] = deque()
+    locales = load_voice_locales(project.root / "locales")
+    services = VoiceServices(
+        engines={"zh": engine, "ko": ko_engine}, locales=locales,
+        prompts=PromptAudio(EspeakTts(), cache_dir=project.root / ".cache" / "prompts"),
+        recognizer_for=lambda locale: Overheard(hears.popleft() if hears else [],
+                                                end_of_speech_ms=300),
+        default_locale="zh",
+        settings=VoiceSettings(no_input_ms=5000, inter_digit_ms=800, playback_grace_s=0.5))
+    settings = ServerSettings(port=0, audiosocket_port=-1, ws_token=TOKEN, max_calls=0,
+                              call_log=CallLogSettings(f"sqlite:///{tmp / 'calls.sqlite3'}",
+                                                       tmp / "rec", "masking"))
+    app = build_app(settings, services)
+    async with serving(app) as url, http_client() as http:
+        app[CONSOLE].store.set_user(OPS_USER, "ops", hash_password(OPS_PASSWORD))
+        await login(http, url, OPS_USER, OPS_PASSWORD)
+        yield Server(url, app, hears, http)
+
+
+FEW_CALLS = settings(max_examples=6, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
+LEADS = {"zh": ["我的卡号是", "身份证", "账号", "我的密码是", ""],
+         "ko": ["제 카드 번호는 ", "계좌 번호 ", "비밀번호는 ", ""]}
+ASKS = {"zh": ["查余额", "信用卡账单", "挂失"], "ko": ["잔액 조회", "카드 대금", "분실 신고"]}
+AGENT = {"zh": "转人工", "ko": "상담원 연결"}
+
+
+@FEW_CALLS
+@given(locale=st.sampled_from(["zh", "ko"]), caller=st.sampled_from([KNOWN, UNKNOWN]),
+       free=secrets, entered=secrets, data=st.data())
+async def test_no_secret_said_in_any_form_is_kept_anywhere(
+        server: Server, caplog: pytest.LogCaptureFixture, locale: str, caller: str,
+        free: Secret, entered: Secret, data: st.DataObject) -> None:
+    """A caller says a number in one form or another, then asks for something that needs
+    a PIN (a card number first, unknown to the bank), says another number while it is asked
+    for, and asks for an agent: neither number is in the call log, the handoff, the
+    console's JSON for the call, the metrics or the server log."""
+    # The caller's own number is no secret; a drawn one like it could not be told apart.
+    assume(not any(revealed(f"{KNOWN} {UNKNOWN}", s) for s in (free, entered)))
+    caplog.set_level(logging.INFO)
+    lead = data.draw(st.sampled_from(LEADS[locale]))
+    turns = [{"say": lead + free.text}, {"say": data.draw(st.sampled_from(ASKS[locale]))},
+             {"say": entered.text}, {"say": AGENT[locale]}]
+    script = parse_script({"caller": caller, "locale": locale, "turns": turns}, Path("<t>"))
+    logged: list[CallEvent] = []
+
+    def sink(event: CallEvent) -> None:
+        logged.append(event)
+        server.observe(event)
+
+    result = await run_script(script, server.app[GATEWAY].services.engines[locale], None, sink)
+    hidden = [s for s in (free, entered) if s.digits]
+    assert result["outcome"] == "escalated", result  # the handoff is there to be checked
+    assert_hidden("the call log", [e.data for e in logged], *hidden)
+    assert_hidden("the handoff", result["handoff"], *hidden)
+    assert_hidden("the result", result, *hidden)
+    for where, seen in (await server.everything_about(result["call_id"])).items():
+        assert_hidden(where, seen, *hidden)
+    assert_hidden("the server log", [r.getMessage() for r in caplog.records], *hidden)
+
+
+async def heard(phone: PlainPhone, fragment: str, timeout: float = 30) -> None:
+    """Wait for a prompt holding ``fragment``."""
+    async def said() -> None:
+        while not any(fragment in p.text for p in phone.prompts):
+            assert not phone.closed.is_set(), [p.text for p in phone.prompts]
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(said(), timeout)
+
+
+async def test_a_voice_call_keeps_nothing_heard_while_a_pin_is_asked_for(
+        server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    """Partials, finals and their n-best, the speech events and the turns: the PIN said
+    aloud (heard partly as other words: 思悟流 for 四五六) is nowhere; said later, outside
+    the entry, a card number is masked as in text."""
+    caplog.set_level(logging.INFO)
+    pin = Secret("幺二三 思悟流", "", digits="123456")
+    card = Secret("6222.0202.0011.2233", "", digits="6222020200112233")
+    server.hears.append(["我想查余额", pin.text, f"我的卡号是{card.text}"])
+    phone = await PlainPhone().connect(f"{server.url.replace('http', 'ws')}/ws", TOKEN,
+                                       caller=KNOWN, locale="zh")
+    await phone.wait_prompts(2)
+    await phone.say(SPEECH)
+    await heard(phone, "密码")
+    await phone.say(SPEECH)
+    await heard(phone, KEYPAD_PROMPTS["zh"]["pin"])
+    await phone.dtmf("123456#")
+    await heard(phone, "余额为")
+    count = len(phone.prompts)
+    await phone.say(SPEECH)
+    await phone.wait_prompts(count + 1)
+    await phone.hangup()
+    await phone.wait_closed()
+    assert phone.end and phone.end.get("call_id")
+    seen = await server.everything_about(phone.end["call_id"])
+    events = seen["console"]["events"]
+    assert {"partial", "speech", "turn"} <= {e["kind"] for e in events}
+    speech = [e["data"] for e in events if e["kind"] == "speech"]
+    assert [s["raw"] for s in speech if s.get("muted")] == ["*** ***"], speech
+    for where, data in seen.items():
+        assert_hidden(where, data, pin, card)
+    assert_hidden("the server log", [r.getMessage() for r in caplog.records], pin, card)
