@@ -231,6 +231,9 @@ EXPECTED: dict[tuple[str, str], Cell] = {
     ("POST", "/console/api/train"): trainers(400, body={}),
     ("POST", "/console/api/compare"): trainers(400, body={}),
     ("POST", "/console/api/promote"): trainers(400, body={}),
+    # Phone verification locks: ops and admins (docs/console.md), not trainers.
+    ("GET", "/console/api/verification/locks"): Cell(401, 200, 403, 200),
+    ("POST", "/console/api/verification/unlock"): Cell(401, 400, 403, 400, body={}),
     ("GET", "/console/api/users"): admins(),
     ("POST", "/console/api/users"): admins(400, {}),
 }
