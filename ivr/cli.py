@@ -561,6 +561,8 @@ async def cmd_verification(args: argparse.Namespace) -> int:
 
 
 async def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ivr.calibration import save_reliability_diagram
+    from ivr.dialogue.confidence import ConfidenceBands
     from ivr.evaluation import evaluate, load_heldout, save_confusion_matrix
 
     project = args.project_obj
@@ -568,25 +570,64 @@ async def cmd_evaluate(args: argparse.Namespace) -> int:
         return await _evaluate_candidate(args)
     examples = load_heldout(Path(args.test) if args.test else project.heldout)
     engine = await _open_engine(project, args.model)
-    report = await evaluate(engine, examples)
+    report = await evaluate(engine, examples, ConfidenceBands.for_locale(project.locale_file))
     out_dir = Path(args.out) if args.out else Path("reports") / project.locale
     image = save_confusion_matrix(report.pop("pairs"), out_dir / "confusion_matrix.png")
     report["confusion_matrix"] = str(image)
+    calibration = report["calibration"]
+    diagram = save_reliability_diagram(calibration["bins"], calibration["ece"],
+                                       out_dir / "reliability.png")
+    report["reliability_diagram"] = str(diagram)
     (out_dir / "evaluation.json").write_text(
         json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     if args.json:
         _print_json(report)
         return 0
-    print(f"held-out examples: {report['examples']}  model: {report['model']}")
-    print(f"intent accuracy: {report['accuracy']:.3f}   dialect/ASR part: "
-          f"{report['dialect_and_asr_accuracy']:.3f} (n={report['dialect_and_asr_examples']})")
-    print("per form:   " + "  ".join(f"{k} {v['accuracy']:.3f} (n={v['n']})"
-                                     for k, v in report["per_form"].items()))
-    print("per intent:")
-    for name, v in report["per_intent"].items():
-        print(f"  {name:22s} {v['accuracy']:.3f} (n={v['n']})")
-    print(f"confusion matrix: {image}; full report: {out_dir / 'evaluation.json'}")
+    for line in format_evaluation(report):
+        print(line)
+    print(f"confusion matrix: {image}; reliability diagram: {diagram}; full report: "
+          f"{out_dir / 'evaluation.json'}")
     return 0
+
+
+def format_evaluation(report: dict[str, Any]) -> list[str]:
+    """``ivr evaluate``'s report as text: accuracy, calibration, bands, per intent, errors."""
+    lines = [f"held-out examples: {report['examples']}  model: {Path(report['model']).name}",
+             f"intent accuracy: {report['accuracy']:.3f}   dialect/ASR part: "
+             f"{report['dialect_and_asr_accuracy']:.3f} "
+             f"(n={report['dialect_and_asr_examples']})",
+             "per form:   " + "  ".join(f"{k} {v['accuracy']:.3f} (n={v['n']})"
+                                       for k, v in report["per_form"].items())]
+    if report["per_phenomenon"]:
+        lines.append("per phenomenon:   " + "  ".join(
+            f"{k} {v['accuracy']:.3f} (n={v['n']})" for k, v in report["per_phenomenon"].items()))
+    bands, rejected = report["bands"], report["rejection"]
+    t = bands["thresholds"]
+    lines += [
+        f"calibration: expected calibration error {report['calibration']['ece']:.3f}",
+        f"bands (reject < {t['confirm']:g} <= confirm < {t['accept']:g} <= accept; costly "
+        f"{t['costly_accept']:g}, yes/no and menu words {t['control_accept']:g}):",
+        f"  accept   {bands['accept']:4d}   accepted wrongly {bands['accepted_wrongly']} "
+        f"(false-accept rate {bands['false_accept_rate']:.3f})",
+        f"  confirm  {bands['confirm']:4d}   confirmed needlessly "
+        f"{bands['confirmed_needlessly']}, caught a wrong one {bands['confirmed_and_caught']} "
+        f"(confirm rate {bands['confirm_rate']:.3f})",
+        f"  reject   {bands['reject']:4d}   rejected though right {bands['rejected_but_right']}"]
+    if rejected["n"]:
+        lines.append(f"rejection set: {rejected['n']} utterances, declined "
+                     f"{rejected['declined']:.3f}, acted on {rejected['false_accept_rate']:.3f}")
+    lines.append(f"  {'intent':22s} {'accuracy':>8s} {'precision':>9s} {'recall':>6s} "
+                 f"{'F1':>5s} {'n':>4s}")
+    prf = report["precision_recall"]
+    for name, v in report["per_intent"].items():
+        m = prf.get("rejected" if name in ("nlu_fallback", "out_of_scope") else name, {})
+        lines.append(f"  {name:22s} {v['accuracy']:8.3f} {m.get('precision', 0):9.3f} "
+                     f"{m.get('recall', 0):6.3f} {m.get('f1', 0):5.3f} {v['n']:4d}")
+    if report["errors"]:
+        lines.append(f"misclassified ({len(report['errors'])}):")
+        lines += [f"  {e['expected']:>20s} -> {e['predicted']:20s} {e['confidence']:.2f}  "
+                  f"[{e['form']}] {e['text']}" for e in report["errors"]]
+    return lines
 
 
 async def _evaluate_candidate(args: argparse.Namespace) -> int:

@@ -10,6 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ivr.calibration import (
+    Scored,
+    band_outcomes,
+    expected_calibration_error,
+    precision_recall,
+    rejection,
+    reliability,
+)
+from ivr.dialogue.confidence import ConfidenceBands
 from ivr.dialogue.engine import DialogueEngine
 from ivr.errors import DataFileError, shown
 from ivr.nlu.normalizer import MANDARIN
@@ -25,6 +34,7 @@ class Example:
     text: str
     intent: str
     form: str  # zh: mandarin, yue, sc, db, wu, minnan or asr; ko: standard, casual, spacing
+    phenomenon: str | None = None  # how callers talk: rejection, negation, traditional...
 
 
 def load_heldout(path: Path, default_form: str = MANDARIN) -> list[Example]:
@@ -52,47 +62,76 @@ def _load_examples(path: Path, default_form: str) -> list[Example]:
     examples = []
     for message in data.intent_examples:
         metadata = message.get("metadata") or {}
-        form = ((metadata.get("example") or {}).get("form")
-                or (metadata.get("intent") or {}).get("form") or metadata.get("form")
-                or default_form)
-        examples.append(Example(message.get("text"), message.get("intent"), str(form)))
+        phenomenon = _tag(metadata, "phenomenon")
+        examples.append(Example(message.get("text"), message.get("intent"),
+                                str(_tag(metadata, "form") or default_form),
+                                str(phenomenon) if phenomenon else None))
     return examples
 
 
-def _accuracy(pairs: list[tuple[str, str]]) -> float:
-    return round(sum(g == p for g, p in pairs) / len(pairs), 4) if pairs else 0.0
+def _tag(metadata: dict[str, Any], name: str) -> Any:
+    """A block's or an example's metadata tag (Rasa nests them by where they were set)."""
+    return ((metadata.get("example") or {}).get(name)
+            or (metadata.get("intent") or {}).get(name) or metadata.get(name))
 
 
-async def evaluate(engine: DialogueEngine, examples: list[Example]) -> dict[str, Any]:
-    """Parse every example and score it. A fallback (not understood) counts as wrong."""
-    rows = []
+def _accuracy(rows: list[Scored]) -> float:
+    return round(sum(r.right for r in rows) / len(rows), 4) if rows else 0.0
+
+
+async def evaluate(engine: DialogueEngine, examples: list[Example],
+                   bands: ConfidenceBands | None = None) -> dict[str, Any]:
+    """Parse every example and score it. A fallback (not understood) counts as wrong,
+    except where nothing should be understood (the rejection set and out_of_scope:
+    declining is right there, docs/nlu.md). ``bands``: the locale's confidence bands, whose
+    outcomes and the calibration are reported too."""
+    bands = bands or ConfidenceBands()
+    scored: list[tuple[Example, Scored]] = []
     for ex in examples:
         parse = await engine.parse(ex.text)
-        rows.append((ex, parse["intent"]["name"], float(parse["intent"]["confidence"])))
-    by_intent: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    by_form: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for ex, predicted, _ in rows:
-        by_intent[ex.intent].append((ex.intent, predicted))
-        by_form[ex.form].append((ex.intent, predicted))
-    all_pairs = [(ex.intent, p) for ex, p, _ in rows]
-    dialect_pairs = [(ex.intent, p) for ex, p, _ in rows if ex.form not in STANDARD_FORMS]
+        scored.append((ex, Scored(ex.intent, parse["intent"]["name"],
+                                  float(parse["intent"]["confidence"]))))
+    by_intent: dict[str, list[Scored]] = defaultdict(list)
+    by_form: dict[str, list[Scored]] = defaultdict(list)
+    by_phenomenon: dict[str, list[Scored]] = defaultdict(list)
+    for ex, row in scored:
+        by_intent[ex.intent].append(row)
+        by_form[ex.form].append(row)
+        if ex.phenomenon:
+            by_phenomenon[ex.phenomenon].append(row)
+    rows = [row for _, row in scored]
+    dialect_rows = [row for ex, row in scored if ex.form not in STANDARD_FORMS]
+    bins = reliability(rows)
     return {
         "model": str(engine.model_path),
         "examples": len(rows),
-        "accuracy": _accuracy(all_pairs),
-        "dialect_and_asr_accuracy": _accuracy(dialect_pairs),
-        "dialect_and_asr_examples": len(dialect_pairs),
+        "accuracy": _accuracy(rows),
+        "dialect_and_asr_accuracy": _accuracy(dialect_rows),
+        "dialect_and_asr_examples": len(dialect_rows),
         "per_intent": {k: {"accuracy": _accuracy(v), "n": len(v)}
                        for k, v in sorted(by_intent.items())},
         "per_form": {k: {"accuracy": _accuracy(v), "n": len(v)}
                      for k, v in sorted(by_form.items())},
-        "errors": [{"text": ex.text, "form": ex.form, "expected": ex.intent, "predicted": p,
-                    "confidence": round(c, 3)} for ex, p, c in rows if p != ex.intent],
-        "pairs": all_pairs,
+        "per_phenomenon": {k: {"accuracy": _accuracy(v), "n": len(v)}
+                           for k, v in sorted(by_phenomenon.items())},
+        "precision_recall": precision_recall(rows),
+        "calibration": {"ece": expected_calibration_error(bins), "bins": bins},
+        "bands": band_outcomes(rows, bands),
+        "rejection": rejection(rows, bands),
+        "errors": [{"text": ex.text, "form": ex.form, "expected": ex.intent,
+                    "predicted": row.predicted, "confidence": round(row.confidence, 3),
+                    **({"phenomenon": ex.phenomenon} if ex.phenomenon else {})}
+                   for ex, row in scored if not row.right],
+        "pairs": [(row.expected, row.predicted) for row in rows],
     }
 
 
 FIGURES = ("accuracy", "dialect_and_asr_accuracy")
+
+
+def rejection_false_accepts(report: dict[str, Any]) -> float | None:
+    """The share of the rejection set the model acted on (None: the set has none)."""
+    return report["rejection"]["false_accept_rate"]
 
 
 def compare(live: dict[str, Any], candidate: dict[str, Any]) -> dict[str, Any]:
@@ -111,10 +150,16 @@ def compare(live: dict[str, Any], candidate: dict[str, Any]) -> dict[str, Any]:
                                  candidate[key].get(name, empty)["n"]))
                 for name in names}
 
-    return {"live_model": live["model"], "candidate_model": candidate["model"],
-            "examples": live["examples"],
-            **{figure: pair(live[figure], candidate[figure]) for figure in FIGURES},
-            "per_form": table("per_form"), "per_intent": table("per_intent")}
+    out = {"live_model": live["model"], "candidate_model": candidate["model"],
+           "examples": live["examples"],
+           **{figure: pair(live[figure], candidate[figure]) for figure in FIGURES},
+           "per_form": table("per_form"), "per_intent": table("per_intent"),
+           "per_phenomenon": table("per_phenomenon")}
+    accepted = rejection_false_accepts(live), rejection_false_accepts(candidate)
+    if None not in accepted:  # lower is better: delta positive when the candidate is
+        out["rejection_false_accept_rate"] = {"live": accepted[0], "candidate": accepted[1],
+                                              "delta": round(accepted[0] - accepted[1], 4)}
+    return out
 
 
 async def compare_models(project: Project, live: Path, candidate: Path,
@@ -132,7 +177,8 @@ async def compare_models(project: Project, live: Path, candidate: Path,
     try:
         results = {}
         for name, examples in sets.items():
-            reports = [await evaluate(engine, examples) for engine in engines]
+            bands = ConfidenceBands.for_locale(project.locale_file)
+            reports = [await evaluate(engine, examples, bands) for engine in engines]
             for report in reports:
                 report.pop("pairs")
             results[name] = {"live": reports[0], "candidate": reports[1],
@@ -155,7 +201,10 @@ def format_comparison(name: str, comparison: dict[str, Any]) -> list[str]:
     lines = [f"{title:28s} {'live':>6s} {'candidate':>9s} {'delta':>7s}",
              row("intent accuracy", comparison["accuracy"]),
              row("dialect/ASR part", comparison["dialect_and_asr_accuracy"])]
+    if "rejection_false_accept_rate" in comparison:
+        lines.append(row("rejection: acted on", comparison["rejection_false_accept_rate"]))
     lines += [row(f"form {k}", v) for k, v in comparison["per_form"].items()]
+    lines += [row(f"phenomenon {k}", v) for k, v in comparison["per_phenomenon"].items()]
     lines += [row(k, v) for k, v in comparison["per_intent"].items()]
     return lines
 

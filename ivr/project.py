@@ -63,6 +63,11 @@ class Project:
         return self.root / "knowledge" / f"{self.locale}.yml"
 
     @property
+    def locale_file(self) -> Path:
+        """``locales/<locale>.yml``: how the locale sounds, listens and is understood."""
+        return self.root / "locales" / f"{self.locale}.yml"
+
+    @property
     def models_dir(self) -> Path:
         return self.root / "models"
 

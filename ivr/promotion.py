@@ -60,12 +60,9 @@ async def promote(project: Project, candidate: Path | None = None, force: bool =
     if live is not None and live != model:
         compared = (await compare_models(project, live, model, labelled=False))["heldout"]
         figures = heldout_figures(compared)
-        if figures["delta"] < 0 and not force:
-            raise PromotionRefused(
-                f"{model.name} is worse than the live {live.name} on the held-out set: "
-                f"accuracy {figures['candidate']:.3f} against {figures['live']:.3f} "
-                f"({figures['delta']:+.3f}, {figures['more_errors']} more of "
-                f"{figures['examples']} wrong); --force promotes it anyway")
+        refusal = gate(figures, model.name, live.name)
+        if refusal and not force:
+            raise PromotionRefused(f"{refusal}; --force promotes it anyway")
     return _make_live(project, model.name, live.name if live else None, force,
                       by or os.environ.get("USER", "unknown"), figures)
 
@@ -94,13 +91,33 @@ def _make_live(project: Project, name: str, previous: str | None, forced: bool, 
     return promotion
 
 
+def gate(figures: dict[str, Any], candidate: str, live: str) -> str | None:
+    """Why the candidate may not go live (None: it may): fewer held-out utterances right,
+    or more of the rejection set (fillers, chit-chat, what the bank does not do) acted on."""
+    if figures["delta"] < 0:
+        return (f"{candidate} is worse than the live {live} on the held-out set: "
+                f"accuracy {figures['candidate']:.3f} against {figures['live']:.3f} "
+                f"({figures['delta']:+.3f}, {figures['more_errors']} more of "
+                f"{figures['examples']} wrong)")
+    accepts = figures.get("rejection_false_accept_rate")
+    if accepts and accepts["delta"] < 0:
+        return (f"{candidate} acts on more of the rejection set than the live {live}: "
+                f"{accepts['candidate']:.3f} of fillers, chit-chat and requests the bank does "
+                f"not serve taken as requests, against {accepts['live']:.3f}")
+    return None
+
+
 def heldout_figures(compared: dict[str, Any]) -> dict[str, Any]:
     """The gate's figures from ``compare_models``' held-out entry."""
     live, candidate = compared["live"], compared["candidate"]
-    return {"live": live["accuracy"], "candidate": candidate["accuracy"],
-            "delta": compared["comparison"]["accuracy"]["delta"],
-            "examples": live["examples"],
-            "more_errors": len(candidate["errors"]) - len(live["errors"])}
+    figures = {"live": live["accuracy"], "candidate": candidate["accuracy"],
+               "delta": compared["comparison"]["accuracy"]["delta"],
+               "examples": live["examples"],
+               "more_errors": len(candidate["errors"]) - len(live["errors"])}
+    if "rejection_false_accept_rate" in compared["comparison"]:
+        figures["rejection_false_accept_rate"] = \
+            compared["comparison"]["rejection_false_accept_rate"]
+    return figures
 
 
 def write_live_pointer(project: Project, name: str) -> None:

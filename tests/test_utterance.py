@@ -1,5 +1,7 @@
-"""Hesitations, fillers and line checks are nothing said (SPEC rule 1): taken out before
-the classifier, and alone a no-match, never an intent; in a yes/no state never a yes."""
+"""What the classifier gets of an utterance (ivr/dialogue/utterance.py): hesitations,
+fillers and line checks are nothing said (SPEC rule 1), alone a no-match and never an
+intent, in a yes/no state never a yes; traditional characters read as simplified; English
+banking words as the locale's; a correction leaves what the caller wants."""
 
 from __future__ import annotations
 
@@ -7,34 +9,36 @@ from pathlib import Path
 
 import pytest
 
-from ivr.dialogue.hesitation import Hesitations
+from ivr.dialogue.utterance import Hesitations, UtterancePrep
 from tests.conftest import KNOWN, prompts
 
 LOCALES = Path(__file__).resolve().parent.parent / "locales"
 PIN = "123456"
 ZH_NOTHING = ["嗯嗯嗯", "那个……", "呃，等一下", "就是那个什么", "喂喂", "喂？喂？听得到吗",
-              "嗯。。。", "呃 那个", "额……", "您好", ""]
-KO_NOTHING = ["음", "어", "음... 저기요", "여보세요 여보세요", "잠깐만요", "저기 그러니까"]
+              "嗯。。。", "呃 那个", "额……", "您好", "嗯哼", "你稍等我一下，我翻一下",
+              "喂，听唔听到啊", "吗 的 了 呢", ""]
+KO_NOTHING = ["음", "어", "음... 저기요", "여보세요 여보세요", "잠깐만요", "저기 그러니까",
+              "잘 들리세요?"]
 
 
 @pytest.fixture(scope="module")
-def zh() -> Hesitations:
-    return Hesitations.from_locale_file(LOCALES / "zh.yml")
+def zh() -> UtterancePrep:
+    return UtterancePrep.for_locale(LOCALES / "zh.yml")
 
 
 @pytest.fixture(scope="module")
-def ko() -> Hesitations:
-    return Hesitations.from_locale_file(LOCALES / "ko.yml")
+def ko() -> UtterancePrep:
+    return UtterancePrep.for_locale(LOCALES / "ko.yml")
 
 
 @pytest.mark.parametrize("text", ZH_NOTHING)
-def test_zh_fillers_alone_are_nothing_said(zh: Hesitations, text: str) -> None:
-    assert zh.strip(text) == ""
+def test_zh_fillers_alone_are_nothing_said(zh: UtterancePrep, text: str) -> None:
+    assert zh(text) == ""
 
 
 @pytest.mark.parametrize("text", KO_NOTHING)
-def test_ko_fillers_alone_are_nothing_said(ko: Hesitations, text: str) -> None:
-    assert ko.strip(text) == ""
+def test_ko_fillers_alone_are_nothing_said(ko: UtterancePrep, text: str) -> None:
+    assert ko(text) == ""
 
 
 @pytest.mark.parametrize(("text", "wanted"), [
@@ -43,9 +47,9 @@ def test_ko_fillers_alone_are_nothing_said(ko: Hesitations, text: str) -> None:
     ("嗯 我 想 查 余额", "我想查余额"),  # a recogniser's spaces between Chinese words
     ("喂，你好，我卡丢了", "我卡丢了"),
 ])
-def test_zh_fillers_around_a_request_are_taken_out(zh: Hesitations, text: str,
+def test_zh_fillers_around_a_request_are_taken_out(zh: UtterancePrep, text: str,
                                                    wanted: str) -> None:
-    assert zh.strip(text) == wanted
+    assert zh(text) == wanted
 
 
 @pytest.mark.parametrize("text", [
@@ -56,10 +60,14 @@ def test_zh_fillers_around_a_request_are_taken_out(zh: Hesitations, text: str,
     "什么时候还款",
     "好的",
     "是",
+    "是 是 的",          # particles, but an explicit yes among them
     "那 个 卡 丢 了",    # recogniser spacing, unchanged when nothing is taken out
+    "不用了，谢谢",       # a plain no: nothing after it asks for something
+    "没有，我从来没办过这个",
+    "不好",
 ])
-def test_zh_words_that_look_like_fillers_are_kept(zh: Hesitations, text: str) -> None:
-    assert zh.strip(text) == text
+def test_zh_words_that_look_like_fillers_are_kept(zh: UtterancePrep, text: str) -> None:
+    assert zh(text) == text
 
 
 @pytest.mark.parametrize(("text", "kept"), [
@@ -68,8 +76,41 @@ def test_zh_words_that_look_like_fillers_are_kept(zh: Hesitations, text: str) ->
     ("네", "네"),  # an explicit yes is never a filler
     ("저기요 카드 분실이요", "카드 분실이요"),
 ])
-def test_ko_fillers_are_words_of_their_own(ko: Hesitations, text: str, kept: str) -> None:
-    assert ko.strip(text) == kept
+def test_ko_fillers_are_words_of_their_own(ko: UtterancePrep, text: str, kept: str) -> None:
+    assert ko(text) == kept
+
+
+@pytest.mark.parametrize(("text", "wanted"), [
+    ("不是挂失，我的卡没丢，是新卡要激活", "是新卡要激活"),
+    ("我不查余额了，帮我找一下最近的网点", "帮我找一下最近的网点"),
+    ("不要回主菜单，给我转人工", "给我转人工"),
+    ("不是查余额我要查账单", "我要查账单"),      # no punctuation, as a recogniser writes it
+    ("不是，我要查信用卡账单", "我要查信用卡账单"),  # a correction (rule 4) keeps its request
+    ("嗯，不是那个，是信用卡账单", "是信用卡账单"),
+    ("唔系查余额，我想睇下信用卡账单", "我想睇下信用卡账单"),
+])
+def test_zh_a_correction_leaves_what_the_caller_wants(zh: UtterancePrep, text: str,
+                                                      wanted: str) -> None:
+    assert zh(text) == wanted
+
+
+@pytest.mark.parametrize(("text", "wanted"), [
+    ("我想查一下 balance", "我想查一下 余额"),
+    ("帮我转 Customer  Service", "帮我转 人工客服"),
+    ("我的 credit card 丢了", "我的 信用卡 丢了"),
+    ("cardiff 是哪里", "cardiff 是哪里"),      # a word inside a longer one is not a loanword
+])
+def test_zh_loanwords(zh: UtterancePrep, text: str, wanted: str) -> None:
+    assert zh(text) == wanted
+
+
+@pytest.mark.parametrize(("text", "wanted"), [
+    ("잔액 말고 카드 대금이요", "카드 대금이요"),
+    ("분실 신고가 아니고요 새 카드를 등록하려고요", "새 카드를 등록하려고요"),
+    ("메인 menu로 돌아가 주세요", "메인 메뉴로 돌아가 주세요"),  # a particle glued on
+])
+def test_ko_corrections_and_loanwords(ko: UtterancePrep, text: str, wanted: str) -> None:
+    assert ko(text) == wanted
 
 
 def test_a_broken_fillers_entry_is_a_clear_error(tmp_path: Path) -> None:
@@ -79,6 +120,12 @@ def test_a_broken_fillers_entry_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_text("fillers:\n  phrases: 嗯\n", encoding="utf-8")
     with pytest.raises(DataFileError, match=r"xx\.yml: fillers\.phrases must be a list"):
         Hesitations.from_locale_file(bad)
+    bad.write_text("fillers:\n  patterns: ['[']\n", encoding="utf-8")
+    with pytest.raises(DataFileError, match=r"xx\.yml: fillers\.patterns: "):
+        UtterancePrep.for_locale(bad)
+    bad.write_text("loanwords: [balance]\n", encoding="utf-8")
+    with pytest.raises(DataFileError, match=r"xx\.yml: loanwords: must be a mapping"):
+        UtterancePrep.for_locale(bad)
     assert Hesitations.from_locale_file(tmp_path / "none.yml").strip("嗯") == "嗯"
 
 
@@ -155,10 +202,28 @@ async def test_traditional_characters_are_understood_as_simplified(
 
 
 def test_an_unknown_script_conversion_is_a_clear_error(tmp_path: Path) -> None:
-    from ivr.dialogue.hesitation import UtterancePrep
     from ivr.errors import DataFileError
 
     bad = tmp_path / "xx.yml"
     bad.write_text("script: klingon\n", encoding="utf-8")
     with pytest.raises(DataFileError, match=r"xx\.yml: script: 'klingon' is not an OpenCC"):
         UtterancePrep.for_locale(bad)
+
+
+@pytest.mark.parametrize(("text", "intent"), [
+    ("不是挂失，我的卡没丢，是新卡要激活", "activate_card"),
+    ("我不查余额了，帮我找一下最近的网点", "branch_info"),
+    ("帮我转 customer service", "human_agent"),
+    ("我想查一下 balance", "check_balance"),
+])
+async def test_corrections_and_loanwords_reach_the_right_intent(engine, text: str,
+                                                                intent: str) -> None:
+    assert (await engine.parse(text))["intent"]["name"] == intent
+
+
+async def test_a_correction_after_routing_still_reroutes(call) -> None:
+    """Rule 4: the dialogue sees the new topic right after the first and flags it."""
+    result = await call([{"say": "查一下余额"}, {"say": "不是，不是查余额，我要查信用卡账单"},
+                         {"dtmf": PIN}])
+    assert result["turns"][1]["correction_of"] == "check_balance"
+    assert "3210.00" in prompts(result)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ivr.bank import BankAdapter
-from ivr.dialogue.hesitation import UtterancePrep
+from ivr.dialogue.utterance import UtterancePrep
 from ivr.errors import IvrError, ModelNotFoundError, shown
 from ivr.knowledge import KnowledgeBase
 from ivr.project import find_root
@@ -75,7 +75,8 @@ class DialogueEngine:
         self._loop = loop
         self.conversations = conversations  # a Redis URL, or None: this process's memory
         # The model's language names its locale, which says how an utterance is prepared
-        # for the classifier: script, fillers (ivr/dialogue/hesitation.py).
+        # for the classifier: script, loanwords, fillers, corrections
+        # (ivr/dialogue/utterance.py).
         language = agent.processor.model_metadata.language or ""
         self.prepare = UtterancePrep.for_locale(
             find_root() / "locales" / f"{Path(language).name}.yml") if language else \
