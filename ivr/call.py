@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from ivr.calllog import Emit
+from ivr.calllog import Emit, clip
 from ivr.dialogue.engine import DialogueEngine, TurnOutcome
 from ivr.errors import IvrError
 from ivr.handoff import skills_for
@@ -86,7 +86,7 @@ class Call:
                  transport: str = "api", emit: Emit | None = None) -> None:
         self.engine = engine
         self.failure_prompt = failure_prompt
-        self.caller_id = caller_id
+        self.caller_id = clip(caller_id, "caller id")  # chat, simulate: from outside
         self.locale = locale
         self.call_id = call_id or uuid.uuid4().hex
         self.transport = transport

@@ -296,6 +296,19 @@ async def cmd_calls(args: argparse.Namespace) -> int:
         store.add_label(call["call_id"], by=args.by, intent=args.intent, queue=args.queue,
                         note=args.note)
         print(f"labelled {call['call_id']}")
+    elif args.action == "dead-letters":
+        letters = store.dead_letters(since=parse_when(args.since) if args.since else None,
+                                     limit=args.limit)
+        for row in letters:
+            if args.json:
+                _print_json(row)
+                continue
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["at"]))
+            print(f"#{row['id']}  {when}  call {row['call_id'] or '-'}  event "
+                  f"#{row['seq']} {row['kind'] or '-'}  {row['error'][:200]}")
+        if not args.json:
+            print(f"({len(letters)} event{'s' if len(letters) != 1 else ''} set aside, newest "
+                  "first; --json shows each event)")
     elif args.action == "purge":
         days = args.older_than if args.older_than is not None else settings.retention_days
         gone = store.purge(time.time() - days * 86400)
@@ -798,7 +811,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("models", cmd_models, "check each locale's dialogue, speech and TTS models",
         model=False)
 
-    p = add("calls", cmd_calls, "the call log: list, show, label, purge", model=False)
+    p = add("calls", cmd_calls, "the call log: list, show, label, purge, dead letters",
+          model=False)
     calls = p.add_subparsers(dest="action", required=True)
     q = calls.add_parser("list", help="calls, newest first")
     q.add_argument("--since", help="from (2026-11-24, 2026-11-24T09:00, or an age: 12h, 7d)")
@@ -816,6 +830,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--queue", help="the queue the call should have gone to")
     q.add_argument("--by", default=os.environ.get("USER", "trainer"), help="who says so")
     q.add_argument("--note")
+    q = calls.add_parser("dead-letters", help="events the store refused, set aside")
+    q.add_argument("--since", help="set aside from (same forms as list --since)")
+    q.add_argument("--limit", type=int, default=50)
+    q.add_argument("--json", action="store_true", help="one JSON object per event, in full")
     q = calls.add_parser("purge", help="delete calls (and recordings) past retention")
     q.add_argument("--older-than", type=float, help="days (default: $IVR_RETENTION_DAYS, 180)")
 

@@ -352,7 +352,8 @@ async def _health(request: web.Request) -> web.Response:
     recorder = request.app[CALL_LOG]
     call_log = {"ok": recorder.healthy, "pending": recorder.pending,
                 "written": recorder.written, "dropped": recorder.dropped,
-                "recordings_cut": recorder.recordings_cut}
+                "recordings_cut": recorder.recordings_cut,
+                "dead_letters": recorder.dead_letters}
     # Draining answers 503 so a load balancer sends new calls to other instances.
     status = "draining" if gateway.draining else "ok" if recorder.healthy else "degraded"
     return web.json_response({"status": status, "calls_live": len(gateway.live),

@@ -8,10 +8,13 @@ the event kinds.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,24 @@ def emitter(sink: EventSink | None, call_id: str) -> Emit:
     if sink is None:
         return lambda kind, **data: None
     return lambda kind, **data: sink(CallEvent(call_id, kind, data))
+
+
+TEXT_MAX = 255  # what the call log's text columns hold (ivr/calllog/store.py)
+
+
+def clip(value: Any, what: str, limit: int = TEXT_MAX) -> str:
+    """A free-text value from outside (a caller id from a transport's start message or a
+    command line) as the engine keeps it: text, at most ``limit`` characters, without what
+    no store can hold (NUL, lone surrogates). What is cut is said in the server log."""
+    text = "" if value is None else str(value)
+    cleaned = text.replace("\x00", "").encode("utf-8", "ignore").decode("utf-8")
+    if len(cleaned) > limit:
+        log.warning("%s of %d characters cut to %d: %.40r...", what, len(cleaned), limit,
+                    cleaned)
+        return cleaned[:limit]
+    if cleaned != text:
+        log.warning("%s: NUL or unpaired surrogate characters removed", what)
+    return cleaned
 
 
 def end_summary(result: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from ivr.calllog import CallEvent
 from ivr.calllog.recording import RecordingTrack, repair_wav
 from ivr.calllog.store import CallStore
@@ -73,6 +75,8 @@ class CallRecorder:
         self.written = 0  # events committed
         self.dropped = 0  # items refused because the queue was full (the store is down)
         self.recordings_cut = 0  # recordings stopped early because the disk refused audio
+        self.dead_letters = 0  # events the store refused for good, set aside (dead letters)
+        self.dead_letters_unsaved = 0  # of those, the ones only the server log has
         self.failing_since: float | None = None
         self.commit_s = 0.0  # time spent committing (the benchmark reads it)
         self._closing = threading.Event()
@@ -189,18 +193,32 @@ class CallRecorder:
         return stop
 
     def _commit(self, batch: list[tuple[int, CallEvent]]) -> None:
-        """Commit, retrying until the store takes it: events are never given up on while
-        the process lives (the queue holds them; beyond its cap new ones are dropped)."""
+        """Commit, retrying while the store is unavailable: events are never given up on
+        while the process lives (the queue holds them; beyond its cap new ones are dropped).
+        An event the store refuses for good (``permanent``) would stall every event behind
+        it: the batch is halved until that event is alone, and it is set aside as a dead
+        letter; the rest is written."""
         delay = 0.1
         while True:
             started = time.perf_counter()
             try:
                 self.store.write(batch, self.instance)
             except Exception as e:
+                if permanent(e):
+                    if len(batch) > 1:  # which one? (halving: ~2 log2(n) writes for one)
+                        half = len(batch) // 2
+                        self._commit(batch[:half])
+                        self._commit(batch[half:])
+                        return
+                    if self._dead_letter(*batch[0], e):
+                        self._writing_again()
+                        return
+                    # Not even its dead letter could be written, the store being down
+                    # after all: retry the event as any other.
                 if self.failing_since is None:
                     self.failing_since = time.time()
                     log.error("call log: write failed (%s: %s); retrying", type(e).__name__,
-                              str(e).splitlines()[0] if str(e) else "")
+                              _first_line(e))
                 if self._closing.is_set():
                     log.error("call log: %d events lost at shutdown", len(batch))
                     return
@@ -209,10 +227,35 @@ class CallRecorder:
                 continue
             self.commit_s += time.perf_counter() - started
             self.written += len(batch)
-            if self.failing_since is not None:
-                log.warning("call log: writing again")
-                self.failing_since = None
+            self._writing_again()
             return
+
+    def _writing_again(self) -> None:
+        if self.failing_since is not None:
+            log.warning("call log: writing again")
+            self.failing_since = None
+
+    def _dead_letter(self, seq: int, event: CallEvent, error: Exception) -> bool:
+        """Set aside an event the store refused for good, in its dead letters; or, where it
+        refuses that too for good, in the server log. False: the store is unavailable
+        (retry the event)."""
+        try:
+            self.store.write_dead_letter(seq, event, error, self.instance)
+        except Exception as e:
+            if not permanent(e):
+                return False
+            log.error("call %.80s: %.80s event #%d refused by the store (%s: %s) and not "
+                      "set aside either (%s: %s): only this log has it", event.call_id,
+                      event.kind, seq, type(error).__name__, _first_line(error),
+                      type(e).__name__, _first_line(e))
+            self.dead_letters += 1
+            self.dead_letters_unsaved += 1
+            return True
+        self.dead_letters += 1
+        log.error("call %.80s: %.80s event #%d refused by the store (%s: %s): set aside as "
+                  "a dead letter (ivr calls dead-letters)", event.call_id, event.kind, seq,
+                  type(error).__name__, _first_line(error))
+        return True
 
     def _append_audio(self, call_id: str, chunk: bytes) -> None:
         path = self._paths.get(call_id)
@@ -257,6 +300,27 @@ class CallRecorder:
                 out.close()
             except OSError:
                 log.exception("call %s: recording not closed", call_id)
+
+
+# Errors that say the store cannot take this data, ever (a value too long or not encodable,
+# a constraint broken): retrying cannot help. Anything else (the database down or
+# unreachable, the disk full, a lock timeout) may pass, and is retried.
+_PERMANENT = (sa.exc.DataError, sa.exc.IntegrityError, ValueError, TypeError, RecursionError)
+
+
+def permanent(error: BaseException) -> bool:
+    """Whether the store refused a write for good (``_PERMANENT``): a DBAPI data error, or
+    one raised before the database saw it (JSON that cannot be made, a string the driver
+    cannot encode, a NUL that PostgreSQL refuses: ValueError, UnicodeEncodeError)."""
+    if isinstance(error, sa.exc.StatementError) and not isinstance(error, sa.exc.DBAPIError):
+        error = error.orig if isinstance(error.orig, BaseException) else error  # bad parameter
+    return isinstance(error, _PERMANENT)
+
+
+def _first_line(error: BaseException) -> str:
+    """An error's first line, short: the next lines of a database error may quote the row."""
+    lines = str(error).strip().splitlines()
+    return lines[0][:300] if lines else ""
 
 
 def recover(store: CallStore, instance: str, recordings: Path | None) -> list[str]:

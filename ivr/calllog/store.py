@@ -7,53 +7,76 @@ A call is a row in ``calls`` (its summary, for listing and filtering) plus its e
 
 from __future__ import annotations
 
+import contextlib
 import json
+import reprlib
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ivr.calllog import CallEvent
+from ivr.calllog import TEXT_MAX, CallEvent
 from ivr.errors import IvrError
 
 LIVE, COMPLETE, INCOMPLETE = "live", "complete", "incomplete"
 
+DEAD_LETTER_ERROR_MAX = 1000  # characters of a dead letter's error
+DEAD_LETTER_DATA_MAX = 64 * 1024  # characters of its event JSON kept (the rest is cut)
+
+# Call ids, caller ids (a SIP URI is often 40+ characters) and other values from outside fit
+# in TEXT_MAX (255) characters; longer ones are cut at the edge (``ivr.calllog.clip``) and,
+# as a last defence, where ``calls`` is written (``_summaries``).
 metadata = sa.MetaData()
 calls = sa.Table(
     "calls", metadata,
-    sa.Column("call_id", sa.String(64), primary_key=True),
+    sa.Column("call_id", sa.String(TEXT_MAX), primary_key=True),
     sa.Column("started_at", sa.Float, nullable=False, index=True),
     sa.Column("ended_at", sa.Float),
     sa.Column("last_event_at", sa.Float),
     sa.Column("status", sa.String(16), nullable=False, default=LIVE),
-    sa.Column("instance", sa.String(128)),  # the engine instance that holds the call
-    sa.Column("transport", sa.String(32)),
-    sa.Column("caller", sa.String(32), index=True),
-    sa.Column("locale", sa.String(16)),
-    sa.Column("model", sa.String(128)),
-    sa.Column("dialect", sa.String(16)),
-    sa.Column("outcome", sa.String(16)),
-    sa.Column("intent", sa.String(64)),
-    sa.Column("queue", sa.String(32)),
-    sa.Column("reason", sa.String(32)),
+    sa.Column("instance", sa.String(TEXT_MAX)),  # the engine instance that holds the call
+    sa.Column("transport", sa.String(TEXT_MAX)),
+    sa.Column("caller", sa.String(TEXT_MAX), index=True),
+    sa.Column("locale", sa.String(TEXT_MAX)),
+    sa.Column("model", sa.String(TEXT_MAX)),
+    sa.Column("dialect", sa.String(TEXT_MAX)),
+    sa.Column("outcome", sa.String(TEXT_MAX)),
+    sa.Column("intent", sa.String(TEXT_MAX)),
+    sa.Column("queue", sa.String(TEXT_MAX)),
+    sa.Column("reason", sa.String(TEXT_MAX)),
     sa.Column("recording", sa.String(512)),  # relative to the recordings folder
 )
 events = sa.Table(
     "events", metadata,
-    sa.Column("call_id", sa.String(64), primary_key=True),
+    sa.Column("call_id", sa.String(TEXT_MAX), primary_key=True),
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("at", sa.Float, nullable=False),
-    sa.Column("kind", sa.String(32), nullable=False, index=True),
+    sa.Column("kind", sa.String(TEXT_MAX), nullable=False, index=True),
     sa.Column("data", sa.Text, nullable=False),  # JSON, Chinese as is
+)
+# Events the store refused for good (a value it cannot hold): set aside here so that the
+# events behind them are written (docs/calllog.md, "Dead letters").
+dead_letters = sa.Table(
+    "dead_letters", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", sa.Float, nullable=False, index=True),  # when it was set aside
+    sa.Column("call_id", sa.String(TEXT_MAX), index=True),
+    sa.Column("seq", sa.Integer),
+    sa.Column("kind", sa.String(TEXT_MAX)),
+    sa.Column("event_at", sa.Float),
+    sa.Column("instance", sa.String(TEXT_MAX)),
+    sa.Column("error", sa.Text, nullable=False),  # its type and first line, capped
+    sa.Column("data", sa.Text, nullable=False),  # the event's JSON (ASCII), maybe cut
+    sa.Column("truncated", sa.Boolean, nullable=False),
 )
 labels = sa.Table(  # what a trainer says was right for a call (or one of its turns)
     "labels", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("call_id", sa.String(64), nullable=False, index=True),  # "": no call (synonym)
+    sa.Column("call_id", sa.String(TEXT_MAX), nullable=False, index=True),  # "": no call
     sa.Column("intent", sa.String(64)),
     sa.Column("queue", sa.String(32)),
     sa.Column("by", sa.String(64), nullable=False),
@@ -82,7 +105,7 @@ audit = sa.Table(  # who looked at or listened to what
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("user", sa.String(64), nullable=False),
     sa.Column("action", sa.String(32), nullable=False),
-    sa.Column("call_id", sa.String(64)),
+    sa.Column("call_id", sa.String(TEXT_MAX)),
     sa.Column("detail", sa.String(256)),  # a byte range listened to, the user an admin changed
 )
 # Console sessions, in the database so that every engine instance sharing it accepts a
@@ -148,8 +171,10 @@ class CallStore:
             raise CallLogError(f"call log: {self.dialect} is not supported "
                                "(use sqlite:///FILE or postgresql://...)")
         try:
-            metadata.create_all(self.engine)
-            _add_new_columns(self.engine)
+            with _schema_lock(self.engine):
+                metadata.create_all(self.engine)
+                _add_new_columns(self.engine)
+                _widen_columns(self.engine)
         except sa.exc.SQLAlchemyError as e:
             raise CallLogError(f"call log {self.safe_url}: {e.__class__.__name__}: "
                                f"{str(e).splitlines()[0]}") from e
@@ -177,6 +202,32 @@ class CallStore:
                 for seq, e in batch])
             for cid, values in _summaries(e for _, e in batch).items():
                 db.execute(calls.update().where(calls.c.call_id == cid).values(**values))
+
+    def write_dead_letter(self, seq: int, event: CallEvent, error: BaseException,
+                          instance: str) -> None:
+        """Set aside an event the store refused for good (``write`` raised a data error):
+        the error and the event as ASCII JSON, both capped, so that this row itself is
+        always storable."""
+        data = _dead_letter_json(event)
+        lines = str(error).strip().splitlines()
+        text = f"{type(error).__name__}: {lines[0] if lines else ''}"
+        with self.engine.begin() as db:
+            db.execute(dead_letters.insert().values(
+                at=time.time(), call_id=_storable(event.call_id, TEXT_MAX), seq=seq,
+                kind=_storable(event.kind, TEXT_MAX),
+                event_at=event.at if isinstance(event.at, (int, float)) else None,
+                instance=_storable(instance, TEXT_MAX),
+                error=_storable(text, DEAD_LETTER_ERROR_MAX),
+                data=data[:DEAD_LETTER_DATA_MAX], truncated=len(data) > DEAD_LETTER_DATA_MAX))
+
+    def dead_letters(self, since: float | None = None,
+                     limit: int = 100) -> list[dict[str, Any]]:
+        """Events set aside (newest first)."""
+        query = sa.select(dead_letters).order_by(dead_letters.c.id.desc()).limit(limit)
+        if since is not None:
+            query = query.where(dead_letters.c.at >= since)
+        with self.engine.connect() as db:
+            return [dict(r._mapping) for r in db.execute(query)]
 
     def recover(self, instance: str) -> list[str]:
         """Calls this instance left live (it was killed): mark them incomplete."""
@@ -330,6 +381,8 @@ class CallStore:
                 for table in (events, labels):
                     db.execute(table.delete().where(table.c.call_id.in_(chunk)))
                 db.execute(calls.delete().where(calls.c.call_id.in_(chunk)))
+            # Dead letters hold (masked) call data too: kept no longer than calls.
+            db.execute(dead_letters.delete().where(dead_letters.c.at < before))
         return gone
 
     def set_user(self, name: str, role: str, password_hash: str,
@@ -484,10 +537,31 @@ def _summaries(batch: Iterable[CallEvent]) -> dict[str, dict[str, Any]]:
         for column in _SUMMARY_FROM.get(e.kind, ()):
             value = e.data.get(column)
             if value is not None:
-                values[column] = value if not isinstance(value, list) else ",".join(value)
+                text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+                # The edge cuts what comes from outside; this is the last defence, so that
+                # no value longer than its column ever makes a whole batch fail.
+                values[column] = text[:calls.c[column].type.length]
         if e.kind == "end":
             values.update(status=COMPLETE, ended_at=e.at)
     return out
+
+def _storable(value: Any, limit: int) -> str:
+    """Text every store takes (NULs and lone surrogates escaped), ``limit`` characters at
+    most: for the dead letters, which must be writable whatever the event held."""
+    text = str(value).replace("\x00", "\\x00")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:limit]
+
+
+def _dead_letter_json(event: CallEvent) -> str:
+    """An event as ASCII JSON (lone surrogates and NULs escaped); what JSON cannot hold
+    (a circular or too deeply nested value) as a short repr."""
+    record = {"call_id": event.call_id, "kind": event.kind, "at": event.at, "data": event.data}
+    try:
+        return json.dumps(record, ensure_ascii=True, default=repr)
+    except (ValueError, RecursionError):
+        return json.dumps({"call_id": _storable(event.call_id, TEXT_MAX),
+                           "kind": _storable(event.kind, TEXT_MAX),
+                           "repr": reprlib.repr(event.data)}, ensure_ascii=True)
 
 
 def _add_new_columns(engine: sa.engine.Engine) -> None:
@@ -504,6 +578,51 @@ def _add_new_columns(engine: sa.engine.Engine) -> None:
                     db.execute(sa.text(
                         f'ALTER TABLE {table.name} ADD COLUMN{exists} "{column.name}" '
                         f"{column.type.compile(engine.dialect)}"))
+
+
+# Any number: the key of the lock that serialises schema changes of engines starting at once.
+_MIGRATION_LOCK = 0x1F0CA11
+
+
+@contextlib.contextmanager
+def _schema_lock(engine: sa.engine.Engine) -> Iterator[None]:
+    """Engines starting at once on one PostgreSQL server create and change the tables one
+    after the other (each then finds the others' changes made, and makes none twice): a
+    session advisory lock, released when its connection ends, even by a crash. SQLite's
+    database lock serialises schema changes already."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as lock:
+        lock.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
+        lock.commit()  # the lock is the session's: no transaction held open meanwhile
+        try:
+            yield
+        finally:
+            lock.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
+            lock.commit()
+_NARROW_COLUMNS = sa.text(
+    "SELECT table_name, column_name, character_maximum_length FROM information_schema.columns"
+    " WHERE table_schema = current_schema() AND table_name IN :tables"
+    " AND data_type = 'character varying'").bindparams(sa.bindparam("tables", expanding=True))
+
+
+def _widen_columns(engine: sa.engine.Engine) -> None:
+    """Tables an older version created on PostgreSQL have narrower varchar columns (a caller
+    id was 32 characters, too few for a SIP URI): widen them to today's lengths. (SQLite
+    does not enforce varchar lengths.) Under ``_schema_lock``, so that of engines starting
+    at once the second finds nothing left to do; widening a varchar rewrites no rows."""
+    if engine.dialect.name != "postgresql":
+        return
+    wanted = {(t.name, c.name): c.type.length for t in metadata.sorted_tables
+              for c in t.columns if isinstance(c.type, sa.String) and c.type.length}
+    with engine.begin() as db:
+        rows = db.execute(_NARROW_COLUMNS, {"tables": sorted({t for t, _ in wanted})})
+        for table, column, length in rows:
+            want = wanted.get((table, column))
+            if want and length is not None and length < want:
+                db.execute(sa.text(f'ALTER TABLE {table} ALTER COLUMN "{column}" '
+                                   f"TYPE varchar({want})"))
 
 
 def _sqlite_durable(connection: Any, _record: Any) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ivr.calllog import CallEvent
+from ivr.calllog import CallEvent, clip
 from ivr.handoff import AcdWebhook
 from ivr.voice.events import CallerHangup
 from ivr.voice.session import VoiceServices, VoiceSession
@@ -33,6 +33,8 @@ class CallLogState(Protocol):
     def failing_since(self) -> float | None: ...
     @property
     def recordings_cut(self) -> int: ...
+    @property
+    def dead_letters(self) -> int: ...
 
 
 class Metrics:
@@ -99,6 +101,9 @@ class Metrics:
                   lambda: call_log.dropped)
         Gauge("ivr_recordings_cut", "Recordings stopped early since start: the disk refused "
               "their audio", registry=r).set_function(lambda: call_log.recordings_cut)
+        Gauge("ivr_call_log_dead_letters", "Events set aside since start: the store refused "
+              "them for good (ivr calls dead-letters lists them)", registry=r).set_function(
+                  lambda: call_log.dead_letters)
 
     async def watch_event_loop(self, every_s: float = 0.1) -> None:
         """Measure how late a timer fires: anything blocking the loop shows up here."""
@@ -141,7 +146,10 @@ class Gateway:
                    transport: str) -> VoiceSession:
         if call_id in self.live:
             call_id = None  # a replayed id must not take over a live call's records
-        session = VoiceSession(self.services, output=None, caller_id=caller_id, locale=locale,
+        # Every transport's start fields pass here: cut to what the call log holds.
+        session = VoiceSession(self.services, output=None,
+                               caller_id=clip(caller_id, f"{transport} caller id"),
+                               locale=clip(locale, f"{transport} locale") or None,
                                call_id=call_id, transport=transport,
                                deliver_handoff=self._deliver if self.acd else None)
         # Decided here and counted in run_call with no await between (transports call one
