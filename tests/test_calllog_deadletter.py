@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 from conftest import KNOWN
-from phones import PlainPhone, serving
+from phones import PlainPhone, TwilioPhone, serving
 
 from ivr.call import Call
 from ivr.calllog import CallEvent
@@ -291,26 +291,34 @@ async def server(engine: Any, project: Any, store_url: str,
 
 async def test_callers_on_the_plain_socket_are_logged_a_long_one_cut_and_health_stays_ok(
         server: Any, caplog: pytest.LogCaptureFixture) -> None:
-    """Three calls on a real server, one after the other: a SIP URI caller, a 10 KiB one
-    with a character no store can encode, an ordinary one. Before the fix the first stalled
-    the log on PostgreSQL, the second on both stores, and no later call was logged."""
+    """Calls on a real server, one after the other: a SIP URI caller, a 10 KiB one with a
+    character no store can encode (plain socket), a 300-character one (Twilio's
+    customParameters), an ordinary one. Before the fix the first stalled the log on
+    PostgreSQL, the second on both stores, and no later call was logged."""
     app, url = server
-    ws_url = url.replace("http", "ws") + "/ws"
-    callers = [SIP, "sip:" + "8" * 10240 + "\ud800@x", KNOWN]
+    ws_url = url.replace("http", "ws")
+    callers = [SIP, "sip:" + "8" * 10240 + "\ud800@x", "tel:" + "7" * 296, KNOWN]
     with caplog.at_level(logging.WARNING, logger="ivr.calllog"):
-        for caller in callers:
-            phone = await PlainPhone().connect(ws_url, TOKEN, caller=caller, locale="zh")
+        for n, caller in enumerate(callers):
+            phone: PlainPhone | TwilioPhone
+            if n == 2:
+                phone = await TwilioPhone().connect(f"{ws_url}/twilio", caller=caller,
+                                                    locale="zh")
+            else:
+                phone = await PlainPhone().connect(f"{ws_url}/ws", TOKEN, caller=caller,
+                                                   locale="zh")
             await phone.wait_prompts(1)
             await phone.hangup()
             await phone.wait_closed(30)
     assert "websocket caller id of 10246 characters cut to 255" in caplog.text
+    assert "twilio caller id of 300 characters cut to 255" in caplog.text
     gateway, recorder = app[GATEWAY], app[CALL_LOG]
-    while len(gateway.results) < 3:
+    while len(gateway.results) < len(callers):
         await asyncio.sleep(0.05)
     assert await asyncio.to_thread(recorder.flush, 10), "the call log stalled"
     ids = [r["call_id"] for r in gateway.results]
     rows = [recorder.store.find_call(call_id) for call_id in ids]
-    assert [r["caller"] for r in rows] == [SIP, "sip:" + "8" * 251, KNOWN]
+    assert [r["caller"] for r in rows] == [SIP, "sip:" + "8" * 251, "tel:" + "7" * 251, KNOWN]
     assert all(r["status"] == "complete" for r in rows)
     async with aiohttp.ClientSession() as http, http.get(f"{url}/health") as response:
         health = await response.json()
