@@ -320,7 +320,15 @@ async def test_callers_on_the_plain_socket_are_logged_a_long_one_cut_and_health_
     rows = [recorder.store.find_call(call_id) for call_id in ids]
     assert [r["caller"] for r in rows] == [SIP, "sip:" + "8" * 251, "tel:" + "7" * 251, KNOWN]
     assert all(r["status"] == "complete" for r in rows)
-    async with aiohttp.ClientSession() as http, http.get(f"{url}/health") as response:
-        health = await response.json()
-    assert health["status"] == "ok"
-    assert health["call_log"]["ok"] and health["call_log"]["dead_letters"] == 0
+
+    async def health() -> dict[str, Any]:
+        async with aiohttp.ClientSession() as http, http.get(f"{url}/health") as response:
+            return await response.json()
+
+    assert (await health())["status"] == "ok"
+    assert (await health())["call_log"]["dead_letters"] == 0
+    recorder.record(CallEvent("refused", "start", {"caller": "\udfff"}))  # not via the edge
+    assert await asyncio.to_thread(recorder.flush, 10), "the call log stalled"
+    now = await health()
+    assert now["status"] == "ok" and now["call_log"]["ok"]
+    assert now["call_log"]["dead_letters"] == 1

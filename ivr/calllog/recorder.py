@@ -4,7 +4,9 @@
 queue; one writer thread commits whatever is queued (usually one event, a few under load)
 in one transaction, and appends recording audio to each call's WAV file. A commit takes a
 few milliseconds, so a process killed mid-call leaves every event up to the kill readable;
-``CallStore.recover`` marks its calls incomplete on the next start.
+``CallStore.recover`` marks its calls incomplete on the next start. A store that is down is
+retried; an event it refuses for good is set aside as a dead letter, never in the way of
+the events behind it (``CallRecorder._commit``).
 """
 
 from __future__ import annotations
