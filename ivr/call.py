@@ -17,6 +17,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ivr.calllog import Emit, clip
+from ivr.dialogue.confidence import (
+    NEVER_CONFIRMED,
+    REJECTIONS,
+    Band,
+    asr_confidence,
+    competing_topics,
+)
+from ivr.dialogue.engine import NO_MATCH_INTENT as NO_MATCH
 from ivr.dialogue.engine import DialogueEngine, TurnOutcome
 from ivr.errors import IvrError
 from ivr.handoff import skills_for
@@ -41,6 +49,7 @@ KEYPAD_PROMPTS = {
            "card": "고객님의 안전을 위해 카드 번호는 전화 버튼으로 눌러 주세요."},
 }
 SPOKEN_SECRET_DIGITS = 3  # digits said during an entry that make it a secret said aloud
+CONFIRM_PROMPT = "ivr_confirm"  # the prompt name of "您是要…，对吗？" (locales: what follows)
 
 
 def standard_dialect(locale: str) -> str:
@@ -70,6 +79,8 @@ class Turn:
     entities: list[dict[str, Any]] = field(default_factory=list)
     prompts: list[str] = field(default_factory=list)
     correction_of: str | None = None
+    band: str | None = None  # accept, confirm or reject (ivr/dialogue/confidence.py)
+    confirmed: str | None = None  # the intent this yes confirmed
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, [])}
@@ -100,6 +111,8 @@ class Call:
         self.prompt_names: list[str | None] = []  # the domain responses last said, in order
         self._engine_failure: dict[str, Any] | None = None
         self._routed = False
+        self._confirming: dict[str, Any] | None = None  # the parse "对吗？" asks about
+        self._asked = 0  # times asked again
 
     @property
     def ended(self) -> bool:
@@ -147,7 +160,7 @@ class Call:
                       for e in parse.get("entities", [])],
         )
         if not entry:
-            return await self._turn(turn, parse, asr)
+            return await self._understood(turn, parse, asr)
         # During an entry not even the dialogue's tracker (Redis, for one) gets the words.
         parse = {**parse, "text": said["say"]}
         if turn.intent != "human_agent" and longest_number(text) >= SPOKEN_SECRET_DIGITS:
@@ -157,6 +170,55 @@ class Call:
             parse = _event("nlu_fallback", said["say"])
             return await self._turn(turn, parse, asr, keypad=entry)
         return await self._turn(turn, parse, asr)
+
+    async def _understood(self, turn: Turn, parse: dict[str, Any],
+                          asr: dict[str, Any] | None) -> Turn:
+        """Act on an understanding, confirm it or reject it, by how sure the classifier
+        (and the recogniser) was; while a confirmation is pending, this is its answer."""
+        bands = self.engine.bands
+        band = bands.band(turn.intent or NO_MATCH, turn.confidence or 0.0,
+                          asr_confidence(asr))
+        turn.band = band.value
+        if self._confirming is not None:
+            return await self._confirmation_answered(turn, parse, asr, band)
+        if band is Band.CONFIRM and not competing_topics(parse.get("intent_ranking") or []):
+            self._confirming, self._asked = parse, 0  # (two close topics: "A 还是 B？")
+            return self._ask_to_confirm(turn, parse, asr)
+        if band is Band.REJECT and turn.intent not in REJECTIONS:
+            # Heard as a yes, a no or a menu word, but not clearly: asked again, a strike.
+            parse = {**parse, "intent": {"name": NO_MATCH, "confidence": turn.confidence}}
+        return await self._turn(turn, parse, asr)
+
+    async def _confirmation_answered(self, turn: Turn, parse: dict[str, Any],
+                                     asr: dict[str, Any] | None, band: Band) -> Turn:
+        """Only an explicit yes or no answers "您是要…，对吗？"; a clear new request (or
+        转人工) replaces the question; anything else asks once more, then is a no-match."""
+        held = self._confirming
+        assert held is not None
+        if band is Band.ACCEPT and turn.intent == "affirm":
+            turn.confirmed = held["intent"]["name"]
+            return await self._turn(turn, held, asr)
+        if band is Band.ACCEPT and turn.intent == "deny":
+            return await self._turn(turn, _event(NO_MATCH, turn.input["say"]), asr)
+        if band is Band.ACCEPT and turn.intent not in NEVER_CONFIRMED:
+            return await self._turn(turn, parse, asr)
+        if self._asked < 1:
+            self._asked += 1
+            return self._ask_to_confirm(turn, held, asr, again=True)
+        return await self._turn(turn, _event(NO_MATCH, turn.input["say"]), asr)
+
+    def _ask_to_confirm(self, turn: Turn, parse: dict[str, Any], asr: dict[str, Any] | None,
+                        again: bool = False) -> Turn:
+        """"您是要查询信用卡账单，对吗？": the dialogue is not advanced until it is answered."""
+        bands, intent = self.engine.bands, parse["intent"]["name"]
+        kb = self.engine.kb
+        label = bands.labels.get(intent) or (kb.labels.topics.get(intent) if kb else None) \
+            or intent
+        turn.prompts = [(bands.again if again else bands.ask).format(label=label)]
+        self.prompt_names = [CONFIRM_PROMPT]
+        self.turns.append(turn)
+        self._log_turn(turn, None, parse, asr, None, dict(self.slots))
+        return turn
 
     async def press(self, keys: str) -> Turn:
         """Keys pressed by the caller; a trailing ``#`` ends the entry."""
@@ -215,6 +277,7 @@ class Call:
     async def _turn(self, turn: Turn, parse: dict[str, Any], asr: dict[str, Any] | None = None,
                     entry: str | None = None, keypad: str | None = None) -> Turn:
         self._check_open()
+        self._confirming = None  # whatever reaches the dialogue settles a confirmation
         before = dict(self.slots)
         outcome = await self._advance(parse)
         if outcome and keypad:

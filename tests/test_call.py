@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from ivr.call import FAILURE_PROMPT, Call, InputError
+from ivr.dialogue.confidence import ConfidenceBands
 from ivr.dialogue.engine import TurnOutcome
 
 
@@ -12,6 +13,8 @@ class BrokenDialogue:
     """A dialogue layer that greets, then fails on the next turn (a bug, a timeout...)."""
 
     model_path = Path("models/broken.tar.gz")
+    bands = ConfidenceBands()
+    kb = None
 
     def __init__(self) -> None:
         self.ended: list[str] = []

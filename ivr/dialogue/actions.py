@@ -17,6 +17,7 @@ from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from ivr.bank import CREDIT, DEBIT, BankAdapter
+from ivr.dialogue.confidence import competing_topics
 from ivr.dialogue.lockout import Lockout, MemoryLockout, caller_key, customer_key
 from ivr.knowledge import KnowledgeBase
 from ivr.masking import mask_card
@@ -24,10 +25,6 @@ from ivr.routing import FOLLOW_UPS, TOPICS, Service, priority_for, queue_for
 
 MAX_ATTEMPTS = 3          # wrong PINs or card numbers before escalation
 MAX_UNCLEAR_TURNS = 2     # no-match / no-input turns in a row before escalation (rule 1)
-# Two topics compete, and the caller is asked "A or B?", when the runner-up has at least
-# this confidence and the two together at least CLARIFY_TOGETHER.
-CLARIFY_RUNNER_UP = 0.25
-CLARIFY_TOGETHER = 0.6
 FORM = "verification_form"
 OFFER_CARDS = "cards"
 
@@ -472,14 +469,7 @@ def _not_understood(dispatcher, tracker, kb: KnowledgeBase) -> list[EventType]:
 
 
 def _competing_topics(tracker: Tracker) -> list[str] | None:
-    """The two topics a request may mean, when neither clearly wins (我想查账单)."""
-    ranking = tracker.latest_message.get("intent_ranking") or []
-    top = [r for r in ranking if r.get("name") != "nlu_fallback"][:2]
-    if len(top) == 2 and all(r["name"] in TOPICS for r in top):
-        first, second = (float(r["confidence"]) for r in top)
-        if second >= CLARIFY_RUNNER_UP and first + second >= CLARIFY_TOGETHER:
-            return [top[0]["name"], top[1]["name"]]
-    return None
+    return competing_topics(tracker.latest_message.get("intent_ranking") or [])
 
 
 def _clarify(dispatcher, tracker, kb: KnowledgeBase, options: list[str]) -> list[EventType]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ivr.bank import BankAdapter
+from ivr.dialogue.confidence import ConfidenceBands
 from ivr.dialogue.utterance import UtterancePrep
 from ivr.errors import IvrError, ModelNotFoundError, shown
 from ivr.knowledge import KnowledgeBase
@@ -69,18 +70,20 @@ class DialogueEngine:
     """
 
     def __init__(self, agent: Any, model_path: Path, loop: asyncio.AbstractEventLoop,
-                 conversations: str | None = None) -> None:
+                 conversations: str | None = None, kb: KnowledgeBase | None = None) -> None:
         self._agent = agent
         self.model_path = model_path
         self._loop = loop
         self.conversations = conversations  # a Redis URL, or None: this process's memory
-        # The model's language names its locale, which says how an utterance is prepared
-        # for the classifier: script, loanwords, fillers, corrections
-        # (ivr/dialogue/utterance.py).
-        language = agent.processor.model_metadata.language or ""
-        self.prepare = UtterancePrep.for_locale(
-            find_root() / "locales" / f"{Path(language).name}.yml") if language else \
-            UtterancePrep()
+        self.kb = kb  # the labels confirmations say
+        # The model's language names its locale, whose file says how an utterance is
+        # prepared for the classifier (script, loanwords, fillers, corrections:
+        # ivr/dialogue/utterance.py) and how sure it must be to act (confidence bands).
+        language = Path(agent.processor.model_metadata.language or "").name
+        locale_file = find_root() / "locales" / f"{language}.yml"
+        self.prepare = UtterancePrep.for_locale(locale_file) if language else UtterancePrep()
+        self.bands = ConfidenceBands.for_locale(locale_file) if language else \
+            ConfidenceBands()
 
     @classmethod
     async def load(cls, model_path: Path, bank: BankAdapter, kb: KnowledgeBase,
@@ -101,7 +104,7 @@ class DialogueEngine:
         except BaseException:
             loop.call_soon_threadsafe(loop.stop)
             raise
-        return cls(agent, model_path, loop, conversations)
+        return cls(agent, model_path, loop, conversations, kb)
 
     @property
     def lockout(self) -> Lockout:
