@@ -335,7 +335,9 @@ class Call:
                              if k != "handoff"}
         self._emit("turn", **data)
         self._log_verification(before)
-        for signal in _signals(turn, data.get("intent_ranking", []), before, self.slots):
+        heard_nothing = bool(parse and parse.get("nothing_said"))  # no utterance to review
+        for signal in _signals(turn, data.get("intent_ranking", []), before, self.slots,
+                               heard_nothing):
             self._emit("signal", signal=signal, turn=data["n"], intent=turn.intent)
         self._route_if_ended()
 
@@ -472,13 +474,13 @@ def mask_value(value: Any) -> Any:
 
 
 def _signals(turn: Turn, ranking: list[dict[str, Any]], before: dict[str, Any],
-             after: dict[str, Any]) -> list[str]:
+             after: dict[str, Any], heard_nothing: bool = False) -> list[str]:
     """Why a trainer might want to look at this turn (misroute signals)."""
     signals = []
     if turn.correction_of:
         signals.append("correction")
-    if turn.input.get("masked"):
-        pass  # said during an entry: masked whole, no training data for anyone
+    if turn.input.get("masked") or heard_nothing:
+        pass  # masked whole (said during an entry), or a hesitation: nothing to label
     elif turn.intent == "nlu_fallback":
         signals.append("no_match")
     elif ranking and turn.input.get("say") is not None:

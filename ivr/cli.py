@@ -27,13 +27,13 @@ def _print_json(obj: Any) -> None:
     print(json.dumps(obj, ensure_ascii=False), flush=True)
 
 
-async def _open_engine(project: Project, model: Path | None):
+async def _open_engine(project: Project, model: Path | None, bank: Any = None):
     from ivr.bank import DemoBank
     from ivr.dialogue.engine import DialogueEngine
     from ivr.knowledge import KnowledgeBase
 
     kb = KnowledgeBase.load(project.knowledge)
-    return await DialogueEngine.load(model or project.live_model(), DemoBank(), kb)
+    return await DialogueEngine.load(model or project.live_model(), bank or DemoBank(), kb)
 
 
 def _count_failures_in_call_log(engines: Any, recorder: Any) -> None:
@@ -574,16 +574,21 @@ async def cmd_verification(args: argparse.Namespace) -> int:
 
 
 async def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ivr.bank import DemoBank
     from ivr.calibration import save_reliability_diagram
     from ivr.dialogue.confidence import ConfidenceBands
-    from ivr.evaluation import evaluate, load_heldout, save_confusion_matrix
+    from ivr.evaluation import evaluate, evaluate_calls, load_heldout, save_confusion_matrix
 
     project = args.project_obj
     if args.candidate is not None:
         return await _evaluate_candidate(args)
     examples = load_heldout(Path(args.test) if args.test else project.heldout)
-    engine = await _open_engine(project, args.model)
+    bank = DemoBank()
+    engine = await _open_engine(project, args.model, bank)
     report = await evaluate(engine, examples, ConfidenceBands.for_locale(project.locale_file))
+    scripts = sorted(project.heldout_calls.glob("*.yml")) if not args.test else []
+    if scripts:
+        report["heldout_calls"] = await evaluate_calls(engine, scripts, bank.reset)
     out_dir = Path(args.out) if args.out else Path("reports") / project.locale
     image = save_confusion_matrix(report.pop("pairs"), out_dir / "confusion_matrix.png")
     report["confusion_matrix"] = str(image)
@@ -640,6 +645,14 @@ def format_evaluation(report: dict[str, Any]) -> list[str]:
         lines.append(f"misclassified ({len(report['errors'])}):")
         lines += [f"  {e['expected']:>20s} -> {e['predicted']:20s} {e['confidence']:.2f}  "
                   f"[{e['form']}] {e['text']}" for e in report["errors"]]
+    if calls := report.get("heldout_calls"):
+        lines.append(f"held-out calls: {calls['calls']}, as expected {calls['as_expected']:.3f}; "
+                     f"with a confirmation {calls['with_confirmation']:.3f}")
+        lines.append("  per tag:  " + "  ".join(f"{k} {v['as_expected']:.2f} (n={v['n']})"
+                                               for k, v in calls["per_tag"].items()))
+        for c in calls["not_as_expected"]:
+            lines.append(f"  {c['call']}: " + ", ".join(
+                f"{k} {w['got']!r} (expected {w['expected']!r})" for k, w in c["wrong"].items()))
     return lines
 
 

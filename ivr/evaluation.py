@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -238,3 +239,50 @@ def save_confusion_matrix(pairs: list[tuple[str, str]], path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+# What a held-out call's ``expect:`` may say, each compared with the call's result.
+EXPECTED = ("outcome", "queue", "reason", "intent", "served")
+
+
+async def evaluate_calls(engine: DialogueEngine, paths: list[Path],
+                         reset: Callable[[], None] = lambda: None) -> dict[str, Any]:
+    """Play each held-out call (a simulate script with ``expect:`` and ``tags:``) and
+    compare what it came to; also how many calls the engine asked to confirm something
+    (extra turns for callers). ``reset``: puts the bank back between calls (a card
+    frozen in one stays frozen), as failed verifications are (each call is a fresh day)."""
+    from ivr.dialogue.lockout import MemoryLockout
+    from ivr.errors import ScriptError
+    from ivr.simulate import parse_script, run_script
+    from ivr.yamlfile import read_mapping
+
+    calls, by_tag = [], defaultdict(list)
+    saved = engine.lockout
+    try:
+        for path in paths:
+            data = read_mapping(path, ScriptError)
+            expect = data.get("expect")
+            if not isinstance(expect, dict) or not set(expect) <= set(EXPECTED):
+                raise ScriptError(f"{shown(path)}: expect: must say some of "
+                                  f"{', '.join(EXPECTED)}")
+            reset()
+            engine.lockout = MemoryLockout()
+            result = await run_script(parse_script(data, path), engine)
+            wrong = {k: {"expected": v, "got": result.get(k)} for k, v in expect.items()
+                     if result.get(k) != v and not (k == "served" and v == [] and
+                                                    not result.get(k))}
+            confirmations = sum(t.get("band") == "confirm" for t in result["turns"])
+            row = {"call": path.name, "ok": not wrong, "wrong": wrong,
+                   "turns": len(result["turns"]), "confirmations": confirmations,
+                   "tags": [str(t) for t in data.get("tags") or []]}
+            calls.append(row)
+            for tag in row["tags"]:
+                by_tag[tag].append(row["ok"])
+    finally:
+        engine.lockout = saved
+    n = len(calls) or 1
+    return {"calls": len(calls), "as_expected": round(sum(c["ok"] for c in calls) / n, 4),
+            "with_confirmation": round(sum(c["confirmations"] > 0 for c in calls) / n, 4),
+            "per_tag": {t: {"as_expected": round(sum(v) / len(v), 4), "n": len(v)}
+                        for t, v in sorted(by_tag.items())},
+            "not_as_expected": [c for c in calls if not c["ok"]]}

@@ -54,6 +54,12 @@ class Project:
         return self.root / "nlu_data" / "heldout" / f"{self.locale}.yml"
 
     @property
+    def heldout_calls(self) -> Path:
+        """``nlu_data/heldout/calls/<locale>/``: whole held-out calls, each with what it
+        should come to (``ivr evaluate`` plays them)."""
+        return self.root / "nlu_data" / "heldout" / "calls" / self.locale
+
+    @property
     def labelled(self) -> Path:
         """Utterances trainers labelled from calls (trained on, and scored by `evaluate`)."""
         return self.nlu_dir / "labelled.yml"

@@ -113,11 +113,15 @@ def test_an_unknown_locale_is_a_one_line_error():
 
 
 def test_evaluate_reports_per_locale(ko_model, tmp_path):
-    proc = ivr("--project", str(ROOT), "evaluate", "--locale", "ko", "--json", cwd=tmp_path)
+    proc = ivr("--project", str(ROOT), "evaluate", "--locale", "ko", "--model", str(ko_model),
+               "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["model"] == str(ko_model) and report["accuracy"] >= 0.9
-    assert (tmp_path / "reports" / "ko" / "evaluation.json").is_file()
+    assert 0 <= report["calibration"]["ece"] <= 1 and report["rejection"]["n"] > 0
+    reports = tmp_path / "reports" / "ko"
+    assert (reports / "evaluation.json").is_file()
+    assert (reports / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_korean_chat(ko_model):

@@ -43,3 +43,29 @@ def test_heldout_never_overlaps_training_data(project, locale):
         trained |= {m.get("text") for m in load_data(str(path)).intent_examples}
     overlap = [e.text for e in load_heldout(project.heldout) if e.text in trained]
     assert not overlap
+
+
+async def test_heldout_calls_are_played_and_compared(engine, tmp_path):
+    from ivr.errors import ScriptError
+    from ivr.evaluation import evaluate_calls
+
+    hesitant = tmp_path / "hesitant.yml"
+    hesitant.write_text("tags: [rule1, hesitation]\nturns:\n  - say: 嗯……\n  - say: 呃，那个\n"
+                        "expect: {outcome: escalated, queue: general, reason: no_match}\n",
+                        encoding="utf-8")
+    balance = tmp_path / "balance.yml"
+    balance.write_text('caller: "+8613800000001"\ntags: [ordinary]\nturns:\n'
+                       "  - say: 帮我查一下余额\n  - dtmf: '123456#'\n"
+                       "expect: {outcome: escalated}\n", encoding="utf-8")  # wrong on purpose
+    report = await evaluate_calls(engine, [hesitant, balance])
+    assert (report["calls"], report["as_expected"]) == (2, 0.5)
+    assert report["per_tag"] == {"hesitation": {"as_expected": 1.0, "n": 1},
+                                 "ordinary": {"as_expected": 0.0, "n": 1},
+                                 "rule1": {"as_expected": 1.0, "n": 1}}
+    [missed] = report["not_as_expected"]
+    assert missed["call"] == "balance.yml"
+    assert missed["wrong"] == {"outcome": {"expected": "escalated", "got": "self_service"}}
+
+    balance.write_text("turns:\n  - say: 查余额\nexpect: {mood: happy}\n", encoding="utf-8")
+    with pytest.raises(ScriptError, match=r"balance\.yml: expect: must say some of outcome"):
+        await evaluate_calls(engine, [balance])

@@ -227,3 +227,21 @@ async def test_a_correction_after_routing_still_reroutes(call) -> None:
                          {"dtmf": PIN}])
     assert result["turns"][1]["correction_of"] == "check_balance"
     assert "3210.00" in prompts(result)
+
+
+async def test_a_hesitation_is_no_review_item_but_its_escalation_is(engine) -> None:
+    """Trainers get no "no_match" item for 嗯 (nothing to label); two of them escalating is
+    still worth a look."""
+    from ivr.call import Call
+
+    signals: list[tuple[int, str]] = []
+
+    def emit(kind: str, **data) -> None:
+        if kind == "signal":
+            signals.append((data["turn"], data["signal"]))
+
+    call = Call(engine, caller_id=KNOWN, emit=emit)
+    await call.start()
+    await call.say("嗯……")
+    await call.say("呃，那个")
+    assert signals == [(2, "escalated_no_match")]
