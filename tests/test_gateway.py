@@ -217,6 +217,20 @@ async def test_two_silences_escalate_as_no_input(server: Server) -> None:
     assert [t["input"] for t in result["turns"]] == [{"silence": True}, {"silence": True}]
 
 
+async def test_two_hesitations_on_a_voice_call_escalate_as_no_match(server: Server) -> None:
+    """SPEC rule 1 on the voice path: 嗯…… and 喂，听得到吗 are nothing said, never an intent."""
+    server.hears("嗯……", "喂，听得到吗")
+    phone = await server.plain()
+    await phone.wait_prompts(2)
+    await phone.say(SPEECH)
+    await phone.wait_prompts(3)
+    await phone.say(SPEECH)
+    result = await server.wait_result(phone, timeout=30)
+    assert (result["outcome"], result["queue"], result["reason"]) == (
+        "escalated", "general", "no_match")
+    assert [t["intent"] for t in result["turns"]] == ["nlu_fallback", "nlu_fallback"]
+
+
 @pytest.mark.fault("caller hangs up mid-utterance")
 async def test_hangup_mid_utterance_keeps_what_was_said(server: Server) -> None:
     server.hears("我想查余额")
