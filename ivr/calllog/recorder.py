@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import queue
+import re
 import socket
 import threading
 import time
@@ -30,11 +31,13 @@ import sqlalchemy as sa
 from ivr.calllog import CallEvent
 from ivr.calllog.recording import RecordingTrack, repair_wav
 from ivr.calllog.store import CallStore
+from ivr.paths import inside
 
 log = logging.getLogger(__name__)
 
 BATCH = 500  # items per transaction at most
 RETRY_MAX_S = 5.0
+FILE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")  # a call id as a file name
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,11 @@ class CallRecorder:
     def open_recording(self, call_id: str) -> RecordingTrack | None:
         """A two-channel recording for a voice call (None when recordings are off)."""
         if self.recordings is None:
+            return None
+        if not FILE_NAME.fullmatch(call_id):
+            # Call ids are the engine's (uuid4 hex); one that is not must never choose
+            # where audio is written: the call goes on unrecorded.
+            log.error("call %r: not recorded, its id is not a file name", call_id[:80])
             return None
         relative = Path(time.strftime("%Y-%m-%d", time.gmtime())) / f"{call_id}.wav"
         self._paths[call_id] = self.recordings / relative
@@ -266,7 +274,17 @@ class CallRecorder:
         try:
             out = self._files.get(call_id)
             if out is None:
+                assert self.recordings is not None  # (a path is only kept when recording)
+                if inside(self.recordings, path.relative_to(self.recordings)) is None:
+                    self._cut.add(call_id)  # a symlink out of the folder: nothing written
+                    return
                 path.parent.mkdir(parents=True, exist_ok=True)
+                try:  # created, never overwritten: a file already there is another call's
+                    path.open("xb").close()
+                except FileExistsError:
+                    log.error("call %s: recording not made, %s exists", call_id, path)
+                    self._cut.add(call_id)
+                    return
                 out = self._files[call_id] = wave.open(str(path), "wb")  # noqa: SIM115 (open for the call)
                 out.setnchannels(2)
                 out.setsampwidth(2)
@@ -333,8 +351,9 @@ def recover(store: CallStore, instance: str, recordings: Path | None) -> list[st
         if recordings is None:
             continue
         call = store.find_call(call_id)
-        if call.get("recording"):
-            repair_wav(recordings / call["recording"])
+        path = inside(recordings, call["recording"]) if call.get("recording") else None
+        if path is not None:
+            repair_wav(path)
     if ids:
         log.warning("call log: %d call(s) cut off by the last shutdown marked incomplete",
                     len(ids))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ivr.errors import IvrError
+from ivr.paths import inside
 from ivr.voice.audio import load_audio_file, to_telephone
 
 log = logging.getLogger(__name__)
@@ -120,8 +121,17 @@ class PromptAudio:
             return await asyncio.to_thread(path.read_bytes)
         pcm = await self.tts.synthesize(text, voice)
         if path:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            await asyncio.to_thread(tmp.write_bytes, pcm)
-            tmp.replace(path)  # atomic: a concurrent process never reads half a file
+            await asyncio.to_thread(self._keep, key, pcm)
         return pcm
+
+    def _keep(self, key: str, pcm: bytes) -> None:
+        """Cache synthesised audio on disk, only ever inside the cache folder (``key`` is
+        a hash, but a path is checked wherever the engine writes one)."""
+        assert self.cache_dir is not None
+        path = inside(self.cache_dir, f"{key}.pcm")
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(pcm)
+        tmp.replace(path)  # atomic: a concurrent process never reads half a file
