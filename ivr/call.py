@@ -94,12 +94,14 @@ class Call:
 
     def __init__(self, engine: DialogueEngine, caller_id: str = "", locale: str = "zh",
                  call_id: str | None = None, failure_prompt: str = FAILURE_PROMPT,
-                 transport: str = "api", emit: Emit | None = None) -> None:
+                 transport: str = "api", emit: Emit | None = None,
+                 external_id: str | None = None) -> None:
         self.engine = engine
         self.failure_prompt = failure_prompt
         self.caller_id = clip(caller_id, "caller id")  # chat, simulate: from outside
         self.locale = locale
         self.call_id = call_id or uuid.uuid4().hex
+        self.external_id = external_id  # the telephony's own id: for correlation only
         self.transport = transport
         self._emit: Emit = emit or (lambda kind, **data: None)
         self.started_at = datetime.now(timezone.utc)
@@ -124,7 +126,8 @@ class Call:
 
     async def start(self) -> list[str]:
         self._emit("start", transport=self.transport, caller=self.caller_id,
-                   locale=self.locale, model=self.engine.model_path.name)
+                   locale=self.locale, model=self.engine.model_path.name,
+                   **({"external_id": self.external_id} if self.external_id else {}))
         entities = [{"entity": "caller_id", "value": self.caller_id},
                     {"entity": "locale", "value": self.locale}]
         outcome = await self._advance(_event("call_start", "/call_start", entities))
@@ -163,7 +166,7 @@ class Call:
             return await self._understood(turn, parse, asr)
         # During an entry not even the dialogue's tracker (Redis, for one) gets the words.
         parse = {**parse, "text": said["say"]}
-        if turn.intent != "human_agent" and longest_number(text) >= SPOKEN_SECRET_DIGITS:
+        if turn.intent != "human_agent" and _spoken_secret(text):
             # The PIN or card said aloud: not understood (two in a row still escalate,
             # SPEC rule 1), and the caller is told to key it.
             turn.intent, turn.confidence, turn.entities = "nlu_fallback", 1.0, []
@@ -419,6 +422,7 @@ class Call:
         slots = self.slots
         return {
             "call_id": self.call_id,
+            "external_id": self.external_id,  # the telephony's id, for the ACD to match
             "caller_id": self.caller_id,
             "locale": self.locale,
             "dialect": self.dialect,
@@ -455,6 +459,8 @@ class Call:
             "intent": self.topic,
             "served": self.served,
         }
+        if self.external_id:
+            result["external_id"] = self.external_id
         bundle = self.handoff_bundle()
         if bundle:
             result.update({k: bundle[k] for k in ("queue", "skills", "priority", "reason")})
@@ -494,6 +500,13 @@ def _signals(turn: Turn, ranking: list[dict[str, Any]], before: dict[str, Any],
     if reason in ("no_match", "no_input") and not (before.get("handoff") or {}):
         signals.append(f"escalated_{reason}")
     return signals
+
+
+def _spoken_secret(text: str) -> bool:
+    """Digits said during an entry; or a masked entry's stars (``ivr replay`` replays the
+    log's transcript: what they hid was refused)."""
+    return longest_number(text) >= SPOKEN_SECRET_DIGITS or (
+        bool(text.strip()) and not text.replace("*", "").strip())
 
 
 def _masked_asr(asr: dict[str, Any] | None, mask: Callable[[str], str]) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ivr.calllog.recorder import CallLogSettings, CallRecorder, recover
 from ivr.calllog.replay import Replayer
-from ivr.calllog.store import CallLogError, CallStore
+from ivr.calllog.store import AmbiguousCall, CallLogError, CallNotFound, CallStore
 from ivr.console import CONSOLE, THROTTLE, ConsoleContext, add_console
 from ivr.console.throttle import LoginThrottle, parse_networks
 from ivr.dialogue.lockout import SqlLockout
@@ -334,12 +334,19 @@ async def _acd_feedback(request: web.Request) -> web.Response:
     feedback = {"kind": kind, "from_queue": body.get("from_queue"), "to_queue": to_queue,
                 "agent": str(body.get("agent") or "acd")}
     try:
+        # A whole id (the engine's, or the external one if only one call has it), never a
+        # prefix: what is stored must belong to exactly the call the desktop meant.
+        call_id = (await asyncio.to_thread(store.find_call, call_id, True))["call_id"]
         await asyncio.to_thread(store.append_event, call_id, "feedback", feedback)
         if to_queue:
             await asyncio.to_thread(store.add_label, call_id, feedback["agent"], None,
                                     to_queue, f"agent desktop: {kind}")
-    except CallLogError as e:
+    except CallNotFound as e:
         return web.json_response({"error": str(e)}, status=404)
+    except AmbiguousCall as e:
+        return web.json_response({"error": str(e)}, status=409)
+    except CallLogError as e:
+        return web.json_response({"error": str(e)}, status=503)
     return web.json_response({"recorded": call_id})
 
 

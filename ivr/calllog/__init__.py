@@ -59,5 +59,5 @@ def clip(value: Any, what: str, limit: int = TEXT_MAX) -> str:
 def end_summary(result: dict[str, Any]) -> dict[str, Any]:
     """What the ``end`` event keeps of a call's result (``Call.result()``)."""
     keys = ("transport", "caller", "locale", "dialect", "outcome", "intent", "served", "queue",
-            "reason", "priority", "skills")
+            "reason", "priority", "skills", "external_id")
     return {k: result[k] for k in keys if result.get(k) not in (None, [])}

@@ -8,9 +8,12 @@ A call is a row in ``calls`` (its summary, for listing and filtering) plus its e
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import logging
 import reprlib
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,7 +25,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ivr.calllog import TEXT_MAX, CallEvent
 from ivr.errors import IvrError
 
+log = logging.getLogger(__name__)
+
 LIVE, COMPLETE, INCOMPLETE = "live", "complete", "incomplete"
+# Ids of calls whose id clashed with a logged call's are made in this namespace.
+_CLASH_NAMESPACE = uuid.UUID("5f0c2a6e-3b7d-4e19-9a41-6c2d8e0b7f13")
 
 DEAD_LETTER_ERROR_MAX = 1000  # characters of a dead letter's error
 DEAD_LETTER_DATA_MAX = 64 * 1024  # characters of its event JSON kept (the rest is cut)
@@ -49,6 +56,9 @@ calls = sa.Table(
     sa.Column("queue", sa.String(TEXT_MAX)),
     sa.Column("reason", sa.String(TEXT_MAX)),
     sa.Column("recording", sa.String(512)),  # relative to the recordings folder
+    # The telephony's own id for the call (Twilio's callSid, ...): a reference to find the
+    # call by, never its key (docs/calllog.md, "Call ids").
+    sa.Column("external_id", sa.String(TEXT_MAX), index=True),
 )
 events = sa.Table(
     "events", metadata,
@@ -123,15 +133,24 @@ sessions = sa.Table(
 
 # Columns of ``calls`` that these event kinds fill in from their data.
 _SUMMARY_FROM = {
-    "start": ("transport", "caller", "locale", "model"),
+    "start": ("transport", "caller", "locale", "model", "external_id"),
     "language": ("locale",),
     "recording": ("recording",),
-    "end": ("transport", "caller", "locale", "dialect", "outcome", "intent", "queue", "reason"),
+    "end": ("transport", "caller", "locale", "dialect", "outcome", "intent", "queue", "reason",
+            "external_id"),
 }
 
 
 class CallLogError(IvrError):
     """The call log cannot be opened or read."""
+
+
+class CallNotFound(CallLogError):
+    """No call has that id (or external id)."""
+
+
+class AmbiguousCall(CallLogError):
+    """Several calls answer to that external id or id prefix; the message lists them."""
 
 
 class UserChangeRefused(CallLogError):
@@ -157,6 +176,7 @@ class CallStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._apart: dict[str, str] = {}  # clashing call id -> the id its events go under
         try:
             # A server connection may have been dropped since last used (a restart):
             # check it first. A file needs no such check.
@@ -192,6 +212,7 @@ class CallStore:
         """Write events (with their per-call sequence numbers) in one transaction."""
         insert = (sqlite.insert if self.dialect == "sqlite" else postgresql.insert)
         with self.engine.begin() as db:
+            batch = self._keep_calls_apart(db, batch)
             new_calls = {e.call_id: e.at for _, e in batch}
             db.execute(insert(calls).on_conflict_do_nothing(), [
                 {"call_id": cid, "started_at": at, "status": LIVE, "instance": instance}
@@ -202,6 +223,42 @@ class CallStore:
                 for seq, e in batch])
             for cid, values in _summaries(e for _, e in batch).items():
                 db.execute(calls.update().where(calls.c.call_id == cid).values(**values))
+        for original in [o for o, new in self._apart.items()  # (once committed)
+                         if any(e.call_id == new and e.kind == "end" for _, e in batch)]:
+            del self._apart[original]
+
+    def _keep_calls_apart(self, db: sa.engine.Connection,
+                          batch: Sequence[tuple[int, CallEvent]]) -> list[tuple[int, CallEvent]]:
+        """A call's events never alter another call's record. Ids are the engine's own
+        (uuid4), but if one ever names a call already in the log (a call's event 1 whose
+        id already holds a different event 1), the new call's events go under an id of
+        their own, derived from the clash so a retried batch gets the same one, until it
+        ends; its first event says which id it clashed with. Never merged, never lost."""
+        firsts = {e.call_id: e for seq, e in batch if seq == 1}
+        if firsts:
+            held = db.execute(sa.select(events.c.call_id, events.c.at, events.c.kind).where(
+                events.c.call_id.in_(list(firsts)), events.c.seq == 1)).all()
+            for row in held:
+                first = firsts.pop(row.call_id)
+                if (row.at, row.kind) != (first.at, first.kind):  # not this batch, retried
+                    new = uuid.uuid5(_CLASH_NAMESPACE, f"{row.call_id}\0{first.at!r}").hex
+                    log.error("call log: call id %r already names a call in the log; the "
+                              "new call's events are logged as %s", row.call_id, new)
+                    self._apart[row.call_id] = new
+            for call_id in firsts:  # a call new to the log: nothing to keep it apart from
+                self._apart.pop(call_id, None)
+        if not self._apart:
+            return list(batch)
+        out = []
+        for seq, e in batch:
+            new = self._apart.get(e.call_id)
+            if new is not None:
+                data = {**e.data, "clashed_with": e.call_id} if seq == 1 else e.data
+                if e.kind == "recording":  # that file is the other call's (never overwritten)
+                    data = {k: v for k, v in data.items() if k != "recording"}
+                e = dataclasses.replace(e, call_id=new, data=data)
+            out.append((seq, e))
+        return out
 
     def write_dead_letter(self, seq: int, event: CallEvent, error: BaseException,
                           instance: str) -> None:
@@ -255,18 +312,32 @@ class CallStore:
         with self.engine.connect() as db:
             return [dict(r._mapping) for r in db.execute(query)]
 
-    def find_call(self, call_id: str) -> dict[str, Any]:
-        """A call by its id or an unambiguous prefix of it (at least 6 characters)."""
+    def find_call(self, call_id: str, exact: bool = False) -> dict[str, Any]:
+        """A call by its id, else by the telephony's id for it (``external_id``) when one
+        call has it, else (unless ``exact``: machine APIs take whole ids) by an unambiguous
+        prefix of its id (at least 6 characters). ``CallNotFound``, or ``AmbiguousCall``
+        naming the candidates."""
+        if not _searchable(call_id):  # NUL, a lone surrogate, too long: no call has it
+            raise CallNotFound(f"no call {call_id[:80]!r} in the call log")
         with self.engine.connect() as db:
             row = db.execute(sa.select(calls).where(calls.c.call_id == call_id)).first()
-            if row is None and len(call_id) >= 6:
+            if row is None:
+                rows = db.execute(sa.select(calls).where(calls.c.external_id == call_id)
+                                  .order_by(calls.c.started_at).limit(11)).all()
+                if len(rows) > 1:
+                    raise AmbiguousCall(
+                        f"{len(rows) if len(rows) <= 10 else 'over 10'} calls have the "
+                        f"external id {call_id!r}: name one by its call id "
+                        f"({', '.join(r.call_id for r in rows[:10])})")
+                row = rows[0] if rows else None
+            if row is None and not exact and len(call_id) >= 6:
                 rows = db.execute(sa.select(calls).where(
                     calls.c.call_id.startswith(call_id, autoescape=True)).limit(2)).all()
                 if len(rows) > 1:
-                    raise CallLogError(f"call id {call_id!r} is ambiguous: give more of it")
+                    raise AmbiguousCall(f"call id {call_id!r} is ambiguous: give more of it")
                 row = rows[0] if rows else None
         if row is None:
-            raise CallLogError(f"no call {call_id!r} in the call log")
+            raise CallNotFound(f"no call {call_id!r} in the call log")
         return dict(row._mapping)
 
     def events(self, call_id: str) -> list[dict[str, Any]]:
@@ -319,8 +390,9 @@ class CallStore:
 
     def append_event(self, call_id: str, kind: str, data: dict[str, Any]) -> int:
         """An event about a call that has ended (e.g. the agent desktop's feedback), after
-        its last one; returns its sequence number."""
-        self.find_call(call_id)
+        its last one; returns its sequence number. ``call_id``: the call's id or its
+        unambiguous external id, never a prefix; the event goes under the call's own id."""
+        call_id = self.find_call(call_id, exact=True)["call_id"]
         for _ in range(3):  # another writer may take the same number: take the next
             try:
                 with self.engine.begin() as db:
@@ -342,7 +414,7 @@ class CallStore:
         """A trainer's label of a call, or of one turn (``turn``); ``call_id`` "" for one
         of no call (a dialect synonym added on its own)."""
         if call_id:
-            self.find_call(call_id)
+            call_id = self.find_call(call_id)["call_id"]  # under its id, not a prefix
         with self.engine.begin() as db:
             db.execute(labels.insert().values(
                 call_id=call_id, intent=intent, queue=queue, by=by, at=time.time(), note=note,
@@ -498,6 +570,18 @@ class CallStore:
             db.execute(sessions.delete().where(sessions.c.token_hash == token_hash))
 
 
+def _searchable(text: str) -> bool:
+    """Whether a string can name a call at all: PostgreSQL refuses a NUL or a lone surrogate
+    in a query (an error, not "no such call"), and no id is longer than its column."""
+    if "\0" in text or len(text) > TEXT_MAX:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _not_disabled() -> Any:
     return sa.or_(users.c.disabled.is_(None), users.c.disabled == sa.false())
 
@@ -545,6 +629,7 @@ def _summaries(batch: Iterable[CallEvent]) -> dict[str, dict[str, Any]]:
             values.update(status=COMPLETE, ended_at=e.at)
     return out
 
+
 def _storable(value: Any, limit: int) -> str:
     """Text every store takes (NULs and lone surrogates escaped), ``limit`` characters at
     most: for the dead letters, which must be writable whatever the event held."""
@@ -578,6 +663,11 @@ def _add_new_columns(engine: sa.engine.Engine) -> None:
                     db.execute(sa.text(
                         f'ALTER TABLE {table.name} ADD COLUMN{exists} "{column.name}" '
                         f"{column.type.compile(engine.dialect)}"))
+            for index in table.indexes:  # and the indexes on them (calls.external_id)
+                if any(c.name not in have for c in index.columns):
+                    columns = ", ".join(f'"{c.name}"' for c in index.columns)
+                    db.execute(sa.text(f'CREATE INDEX IF NOT EXISTS "{index.name}" ON '
+                                       f"{table.name} ({columns})"))
 
 
 # Any number: the key of the lock that serialises schema changes of engines starting at once.

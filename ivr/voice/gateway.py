@@ -17,7 +17,7 @@ from ivr.calllog import CallEvent, clip
 from ivr.handoff import AcdWebhook
 from ivr.voice.events import CallerHangup
 from ivr.voice.session import VoiceServices, VoiceSession
-from ivr.voice.transports import Limits
+from ivr.voice.transports import Limits, external_reference
 
 log = logging.getLogger(__name__)
 
@@ -142,15 +142,18 @@ class Gateway:
         """Live calls being served (not those only hearing the busy prompt)."""
         return sum(1 for s in self.live.values() if not s.turned_away)
 
-    def start_call(self, caller_id: str, locale: str | None, call_id: str | None,
+    def start_call(self, caller_id: str, locale: str | None, external_id: str | None,
                    transport: str) -> VoiceSession:
-        if call_id in self.live:
-            call_id = None  # a replayed id must not take over a live call's records
+        """A new call, always with an id of the engine's making: the telephony's id
+        (``external_id``, untrusted) is kept, cleaned, only to correlate with the bank's
+        systems, so no id from the wire can name a file, take over a logged or live
+        call's records or resume another call's conversation."""
         # Every transport's start fields pass here: cut to what the call log holds.
         session = VoiceSession(self.services, output=None,
                                caller_id=clip(caller_id, f"{transport} caller id"),
                                locale=clip(locale, f"{transport} locale") or None,
-                               call_id=call_id, transport=transport,
+                               external_id=external_reference(external_id),
+                               transport=transport,
                                deliver_handoff=self._deliver if self.acd else None)
         # Decided here and counted in run_call with no await between (transports call one
         # right after the other), so two calls at once cannot both take the last line.

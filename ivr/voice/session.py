@@ -91,7 +91,7 @@ class _Hangup:
 
 class VoiceSession:
     def __init__(self, services: VoiceServices, output: CallOutput | None, caller_id: str = "",
-                 locale: str | None = None, call_id: str | None = None,
+                 locale: str | None = None, external_id: str | None = None,
                  transport: str = "",
                  deliver_handoff: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
                  | None = None) -> None:
@@ -101,7 +101,8 @@ class VoiceSession:
         self.output: CallOutput = output  # type: ignore[assignment]  # a transport sets it
         self.caller_id = caller_id
         self.locale = locale if locale in services.engines else None
-        self.call_id = call_id or uuid.uuid4().hex
+        self.call_id = uuid.uuid4().hex  # the engine names every call (never the wire)
+        self.external_id = external_id  # the telephony's id, cleaned: a reference only
         self.transport = transport
         self.call: Call | None = None
         self.events: list[CallEvent] = []
@@ -166,7 +167,7 @@ class VoiceSession:
         voice = self.services.locales[locale]
         self.call = Call(self.services.engines[locale], self.caller_id, locale, self.call_id,
                          failure_prompt=voice.failure_prompt, transport=self.transport,
-                         emit=self._emit)
+                         emit=self._emit, external_id=self.external_id)
         recognizer = self.services.recognizer_for(locale)
         self._recognizers = [recognizer] if recognizer else []
         if voice.notice:
@@ -218,7 +219,7 @@ class VoiceSession:
     async def _turn_away(self) -> None:
         self.locale = self.locale or self.services.default_locale
         self._emit("start", transport=self.transport, caller=self.caller_id,
-                   locale=self.locale, model=None)
+                   locale=self.locale, model=None, external_id=self.external_id)
         await self._say([self.services.locales[self.locale].busy_prompt], ["busy"],
                         interruptible=False)
         await self._wait_for_playback()
@@ -498,6 +499,7 @@ class VoiceSession:
     async def _close(self) -> dict[str, Any]:
         if self.call is None:
             result: dict[str, Any] = {"call_id": self.call_id, "caller": self.caller_id,
+                                      "external_id": self.external_id,
                                       "outcome": "busy" if self.turned_away else "hangup",
                                       "reason": self.turned_away, "turns": [],
                                       "locale": self.locale if self.turned_away else None}

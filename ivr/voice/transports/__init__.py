@@ -11,12 +11,14 @@ import asyncio
 import ipaddress
 import json
 import logging
+import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from aiohttp import WSMsgType, web
 
+from ivr.calllog import clip
 from ivr.voice.events import CallerHangup, CallOutput, InboundEvent
 
 T = TypeVar("T")
@@ -50,12 +52,24 @@ class CallHost(Protocol):
 
     limits: Limits
 
-    def start_call(self, caller_id: str, locale: str | None, call_id: str | None,
+    def start_call(self, caller_id: str, locale: str | None, external_id: str | None,
                    transport: str) -> Session: ...
 
     async def run_call(self, session: Session, pumping: Awaitable[None]) -> None: ...
 
     def malformed(self, transport: str, reason: str) -> None: ...
+
+
+def external_reference(value: Any) -> str | None:
+    """The telephony's own call id (the plain socket's ``call_id``, Twilio's ``callSid``,
+    AudioSocket's UUID), kept only as a reference to correlate with the bank's systems:
+    never a call's id, a file name or a record key (the engine names every call itself).
+    Control and format characters (NUL, newlines, bidi overrides) and lone surrogates are
+    removed and it is cut to 255 characters; None when nothing is left."""
+    if value is None:
+        return None
+    text = "".join(ch for ch in str(value) if unicodedata.category(ch) not in ("Cc", "Cf"))
+    return clip(text.strip(), "external call id") or None
 
 
 def is_loopback(request: web.Request) -> bool:
@@ -86,7 +100,7 @@ async def run_websocket_call(
     report_refusal: bool = False,
 ) -> web.WebSocketResponse:
     """A call on a WebSocket, from the upgrade to its end: the opening message (``call``
-    turns it into caller_id, locale and call_id), the session, and the message pump.
+    turns it into caller_id, locale and external_id), the session, and the message pump.
     ``report_refusal``: tell the client why a call could not start before closing."""
     limits = host.limits
     ws = web.WebSocketResponse(max_msg_size=limits.max_message_bytes, compress=False,

@@ -90,7 +90,7 @@ class AudioSocketOutput:
         self._cut.set()
 
     async def end(self, result: dict[str, Any]) -> None:
-        self._closed = True
+        self._closed = True  # the player stops at its next frame even if the cancel is lost
         self._player.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._player
@@ -102,12 +102,15 @@ class AudioSocketOutput:
 
     async def _play_queued(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._closed:
             pcm, mark = await self._queue.get()
             self._cut.clear()
             due = loop.time()
             for n, chunk in enumerate(frames(pcm, FRAME_BYTES)):
-                if self._cut.is_set():
+                # Closed too: Python 3.10's wait_for returns instead of raising a cancel
+                # that lands as the drain completes, and the call's end would wait for the
+                # rest of every queued prompt, in real time.
+                if self._cut.is_set() or self._closed:
                     break
                 try:
                     self.writer.write(frame(KIND_AUDIO, chunk))
@@ -139,10 +142,11 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, hos
         return
     call_uuid = str(uuid.UUID(bytes=payload))
     info = registered(call_uuid)
+    # The UUID keys the dialplan's registration only; the call gets the engine's own id.
     session = host.start_call(caller_id=info.get("caller", ""), locale=info.get("locale"),
-                              call_id=call_uuid, transport="audiosocket")
+                              external_id=call_uuid, transport="audiosocket")
     session.output = AudioSocketOutput(writer, limits, session.push)
-    await host.run_call(session, _pump(reader, session.push, limits, call_uuid,
+    await host.run_call(session, _pump(reader, session.push, limits, session.call_id,
                                        lambda reason: host.malformed("audiosocket", reason)))
 
 

@@ -146,6 +146,7 @@ async def handle(request: web.Request, host: CallHost, auth_token: str | None,
         return web.Response(status=403, text="no Twilio auth token configured\n")
     return await run_websocket_call(
         request, host, "twilio", parse_start, parse_message,
+        # The signature covers the URL, not the messages: callSid is only a reference.
         call=lambda s: {"caller_id": s["caller"], "locale": s["locale"],
-                        "call_id": s["call_sid"] or None},
+                        "external_id": s["call_sid"] or None},
         output=lambda socket, s: TwilioOutput(socket, s["stream_sid"]))

@@ -99,5 +99,5 @@ async def handle(request: web.Request, host: CallHost, token: str | None) -> web
     return await run_websocket_call(
         request, host, "websocket", parse_start, parse_message,
         call=lambda s: {"caller_id": s["caller"], "locale": s["locale"],
-                        "call_id": s["call_id"]},
+                        "external_id": s["call_id"]},  # a reference, not the call's id
         output=lambda socket, s: PlainOutput(socket), report_refusal=True)
