@@ -25,6 +25,7 @@ import aiohttp
 from aiohttp import web
 
 from ivr.voice.audio import FRAME_BYTES, pcm_to_ulaw, ulaw_to_pcm
+from ivr.voice.transports.twilio import twilio_signature
 
 SPEECH_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "test-speech"
 
@@ -50,6 +51,12 @@ async def register_asterisk_call(url: str, token: str, call_uuid: str, caller: s
                                json={"uuid": call_uuid, "caller": caller, "locale": locale},
                                headers={"Authorization": f"Bearer {token}"})
         assert resp.status == 200, await resp.text()
+
+
+def twilio_signed(url: str, auth_token: str) -> dict[str, str]:
+    """The header Twilio signs a stream's WebSocket request with (the URL only: the
+    messages, callSid among them, are not covered)."""
+    return {"X-Twilio-Signature": twilio_signature(auth_token, url)}
 
 
 def speak(text: str, voice: str = "ko", rate_wpm: int = 150) -> bytes:
@@ -193,11 +200,14 @@ class TwilioPhone(Phone):
 
     async def connect(self, url: str, caller: str = "", locale: str | None = None,
                       headers: dict[str, str] | None = None,
-                      media_format: dict[str, Any] | None = None) -> TwilioPhone:
+                      media_format: dict[str, Any] | None = None,
+                      call_sid: str | None = None) -> TwilioPhone:
+        """``call_sid``: Twilio's id for the call (default a fresh one); the engine keeps it
+        as the call's ``external_id`` and names the call itself."""
         self._http = aiohttp.ClientSession()
         self.ws = await self._http.ws_connect(url, headers=headers or {})
         self.stream_sid = "MZ" + uuid.uuid4().hex
-        self.call_sid = "CA" + uuid.uuid4().hex
+        self.call_sid = "CA" + uuid.uuid4().hex if call_sid is None else call_sid
         self._seq = 0
         await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
         params = {"caller": caller, **({"locale": locale} if locale else {})}

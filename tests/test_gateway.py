@@ -31,7 +31,8 @@ from phones import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from ivr.server import AUDIOSOCKET_ADDRESS, GATEWAY, ServerSettings, build_app
+from ivr.calllog.recorder import CallRecorder
+from ivr.server import AUDIOSOCKET_ADDRESS, CALL_LOG, GATEWAY, ServerSettings, build_app
 from ivr.voice.asr import ScriptedRecognizer
 from ivr.voice.gateway import Gateway
 from ivr.voice.session import VoiceServices, VoiceSettings
@@ -69,8 +70,9 @@ class SlowRecognizer(ScriptedRecognizer):
 
 class Server:
     def __init__(self, url: str, gateway: Gateway, audiosocket: tuple[str, int],
-                 scripts: deque) -> None:
+                 scripts: deque, recorder: CallRecorder | None = None) -> None:
         self.url = url
+        self.recorder = recorder  # the call log's writer (the test session's log)
         self.ws_url = url.replace("http", "ws")
         self.gateway = gateway
         self.audiosocket = audiosocket
@@ -86,8 +88,9 @@ class Server:
         return await PlainPhone(ack_marks=ack).connect(f"{self.ws_url}/ws", TOKEN, **kw)
 
     def result(self, call_id: str | None = None) -> dict:
+        """The last call's result, or the call's with that id or external (wire) id."""
         for result in reversed(self.gateway.results):
-            if call_id is None or result["call_id"] == call_id:
+            if call_id is None or call_id in (result["call_id"], result.get("external_id")):
                 return result
         raise AssertionError(f"no result for {call_id}")
 
@@ -120,7 +123,7 @@ async def server(engine, project) -> AsyncIterator[Server]:
                               twilio_auth_token=TWILIO_TOKEN)
     app = build_app(settings, services)
     async with serving(app) as url:
-        yield Server(url, app[GATEWAY], app[AUDIOSOCKET_ADDRESS], scripts)
+        yield Server(url, app[GATEWAY], app[AUDIOSOCKET_ADDRESS], scripts, app[CALL_LOG])
 
 
 @pytest.fixture(autouse=True)
@@ -253,7 +256,7 @@ async def test_audio_that_stops_mid_utterance_is_taken_as_said(server: Server) -
     await phone.send_audio(SPEECH)  # speaking ... and then no audio at all
     await phone.wait_prompts(4, timeout=10)
     assert texts(phone)[3] == "请输入您的6位电话银行密码，以井号键结束。"
-    session = server.gateway.live["stalled-stream"]
+    session = next(s for s in server.gateway.live.values() if s.external_id == "stalled-stream")
     await phone.hangup()
     result = await server.wait_result(phone)
     assert result["turns"][0]["input"] == {"say": "我想查余额"}
@@ -315,7 +318,7 @@ async def test_a_connection_reset_mid_utterance_ends_the_call_keeping_what_was_s
     count = len(server.gateway.results)
     _reset(asterisk.writer.transport)
     result = await ended(count)
-    assert (result["call_id"], result["outcome"]) == (call_uuid, "hangup")
+    assert (result["external_id"], result["outcome"]) == (call_uuid, "hangup")
     assert result["turns"][-1]["input"] == {"hangup": True, "heard": "我要投诉"}
     # The call that was not reset went on to its own end (two silences: an agent).
     await bystander.wait_closed(30)
@@ -435,7 +438,7 @@ async def test_twilio_call_with_keys_and_marks(server: Server) -> None:
     assert phone.events.count("mark") == 7 and "media" in phone.events
     await phone.hangup()
     result = await server.wait_result(phone)
-    assert result["outcome"] == "self_service" and result["call_id"] == phone.call_sid
+    assert result["outcome"] == "self_service" and result["external_id"] == phone.call_sid
     assert result["transport"] == "twilio"
 
 
