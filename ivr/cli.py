@@ -18,6 +18,7 @@ from typing import Any
 
 from ivr.errors import IvrError
 from ivr.project import Project
+from ivr.zone import stamp  # every time printed: the bank's zone, with its offset
 
 EXIT_ERROR = 1
 DEFAULT_LOCALE = "zh"
@@ -275,7 +276,7 @@ async def cmd_calls(args: argparse.Namespace) -> int:
             if args.json:
                 _print_json(row)
                 continue
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["started_at"]))
+            when = stamp(row["started_at"])
             route = row.get("queue") or row.get("intent") or ""
             print(f"{row['call_id'][:12]}  {when}  {row.get('transport') or '-':9s} "
                   f"{row.get('caller') or '-':15s} {row.get('locale') or '-':3s} "
@@ -303,7 +304,7 @@ async def cmd_calls(args: argparse.Namespace) -> int:
             if args.json:
                 _print_json(row)
                 continue
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["at"]))
+            when = stamp(row["at"])
             print(f"#{row['id']}  {when}  call {row['call_id'] or '-'}  event "
                   f"#{row['seq']} {row['kind'] or '-'}  {row['error'][:200]}")
         if not args.json:
@@ -393,14 +394,12 @@ def _print_replay(report: dict[str, Any]) -> None:
 
 
 def _print_regression(report: dict[str, Any]) -> None:
-    import time
-
     print(f"regression report: {report['calls']} {report['locale']} call(s) replayed with "
           f"{report['model']}")
     print(f"  would route elsewhere: {report['changed']}  (better {report['better']}, worse "
           f"{report['worse']}, no label {report['unlabelled']})")
     for c in report["changes"]:
-        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(c["started_at"]))
+        when = stamp(c["started_at"], seconds=False)
         label = f"  label: {c['label']}" if c.get("label") else ""
         print(f"  {c['direction']:8s} {c['call_id'][:12]}  {when}  {c['from']} → {c['to']}{label}")
     for f in report["failed"]:
@@ -471,13 +470,11 @@ async def cmd_review(args: argparse.Namespace) -> int:
 
 
 def _print_cluster(cluster: Any) -> None:
-    import time
-
     s = cluster.summary()
     print(f"cluster {s['id']}: predicted {s['intent']}, {s['calls']} call(s), "
           f"{s['items']} utterance(s)")
     for item in cluster.items:
-        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(item.started_at))
+        when = stamp(item.started_at, seconds=False)
         print(f"  {item.key}  {when}  “{item.text}”"
               + (f" → “{item.normalized}”" if item.normalized != item.text else "")
               + (f"  [{item.dialect}]" if item.dialect else ""))
@@ -540,8 +537,6 @@ async def cmd_users(args: argparse.Namespace) -> int:
 
 async def cmd_verification(args: argparse.Namespace) -> int:
     """Phone verification locks (ivr/dialogue/lockout.py): list them, clear one (audited)."""
-    import time
-
     from ivr.dialogue.lockout import SqlLockout, account_key
 
     store, _ = _open_store(args.project_obj)
@@ -557,7 +552,7 @@ async def cmd_verification(args: argparse.Namespace) -> int:
     policy = lockout.policy
 
     def when(at: float | None) -> str:
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at)) if at else "-"
+        return stamp(at) if at else "-"
 
     for lock in locks:
         if args.json:

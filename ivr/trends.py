@@ -20,10 +20,11 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from ivr import zone
 from ivr.calllog.store import LIVE, CallFilter, CallStore
 from ivr.review import FEEDBACK, call_items
 
@@ -75,7 +76,7 @@ def judge(store: CallStore, locale: str, since: float, until: float | None = Non
 def trends(store: CallStore, locale: str, since: float, until: float,
            promotions_log: Path | None = None) -> dict[str, Any]:
     """The Figures page's time series and confusion matrix for one locale's calls started
-    in [since, until) (UTC days or weeks)."""
+    in [since, until), by the bank's days or weeks (``IVR_TIMEZONE``)."""
     calls, judged, flagged = judge(store, locale, since, until)
     weekly = (until - since) / 86400 > DAILY_UP_TO_DAYS
     periods = _periods(since, until, weekly)
@@ -102,6 +103,7 @@ def trends(store: CallStore, locale: str, since: float, until: float,
     return {
         "locale": locale, "since": since, "until": until,
         "bucket": "week" if weekly else "day", "periods": periods,
+        "timezone": zone.zone_name(),
         "calls": ended,
         "containment": [_share(s, e) for s, e in zip(served, ended, strict=True)],
         "misroute_rate": [_share(m, e) for m, e in zip(misrouted, ended, strict=True)],
@@ -173,7 +175,7 @@ def promotions(log: Path, locale: str) -> list[dict[str, Any]]:
 
 
 def _period(at: float, weekly: bool) -> str:
-    day = datetime.fromtimestamp(at, timezone.utc).date()
+    day = zone.day(at)  # the bank's day: 23:30 UTC is tomorrow in Shanghai
     return (day - timedelta(days=day.weekday())).isoformat() if weekly else day.isoformat()
 
 

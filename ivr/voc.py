@@ -8,10 +8,11 @@ import io
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ivr import zone
 from ivr.calllog.store import CallFilter, CallStore
 from ivr.errors import IvrError
 
@@ -31,13 +32,15 @@ class Month:
 
     @classmethod
     def parse(cls, text: str) -> Month:
+        """The month in the bank's zone (``IVR_TIMEZONE``): a call at 23:30 UTC on the
+        last day of October is a November call in Shanghai."""
         try:
-            first = datetime.strptime(text, "%Y-%m").replace(tzinfo=timezone.utc)
+            first = datetime.strptime(text, "%Y-%m").date()
         except ValueError:
             raise IvrError(f"month {text!r}: write it as 2026-11") from None
         following = first.replace(year=first.year + first.month // 12,
                                   month=first.month % 12 + 1)
-        return cls(first.timestamp(), following.timestamp(), text)
+        return cls(zone.midnight(first), zone.midnight(following), text)
 
 
 def voice_of_customer(store: CallStore, month: Month, locale: str | None = None
@@ -139,4 +142,4 @@ def export(store: CallStore, month: Month, out_dir: Path, locale: str | None = N
 
 
 def this_month() -> str:
-    return time.strftime("%Y-%m", time.gmtime())
+    return zone.local(time.time()).strftime("%Y-%m")

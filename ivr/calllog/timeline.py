@@ -3,8 +3,9 @@ draws them."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
+
+from ivr.zone import stamp  # the bank's zone, as every time the CLI prints
 
 
 def turn_view(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -47,7 +48,7 @@ def turn_view(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def render(call: dict[str, Any], events: list[dict[str, Any]]) -> str:
     """The call's turns as text for a terminal."""
-    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(call["started_at"]))
+    started = stamp(call["started_at"])
     lines = [f"call {call['call_id']}  {started}  {call.get('transport') or '-'}  caller "
              f"{call.get('caller') or 'unknown'}  {call.get('locale') or '-'}  "
              f"model {call.get('model') or '-'}",
