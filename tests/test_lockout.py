@@ -274,3 +274,33 @@ def test_every_locale_says_the_lock_and_a_knowledge_base_without_it_is_refused(
     broken.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(DataFileError, match=r"labels\.verification_locked is missing"):
         KnowledgeBase.load(broken)
+
+
+async def test_an_unreachable_database_never_stalls_a_call_and_still_counts(tmp_path) -> None:
+    """The call log's database down (or its disk full): the count goes on in this process,
+    the call is answered at once, and what was counted still counts when it is back."""
+    import sqlalchemy as sa
+
+    store = CallStore(f"sqlite:///{tmp_path / 'calls.sqlite3'}")
+    lockout = SqlLockout(store.engine, LockoutPolicy(max_failures=3, window_h=24))
+    account = "customer:C0001"
+    await lockout.failed(account)  # one in the database
+
+    def down(*_: Any, **__: Any) -> Any:
+        raise sa.exc.OperationalError("SELECT", {}, Exception("connection refused"))
+
+    shared = (lockout._times, lockout._add)
+    lockout._times, lockout._add = down, down  # type: ignore[method-assign]
+    started = time.monotonic()
+    await lockout.failed(account)
+    await lockout.failed(account)
+    state = await lockout.status(account)
+    assert time.monotonic() - started < 1.0
+    assert lockout.unavailable_since is not None
+    assert state.failures == 2 and not state.locked  # this process's count meanwhile
+    lockout._times, lockout._add = shared  # type: ignore[method-assign]
+    state = await lockout.status(account)
+    assert lockout.unavailable_since is None
+    assert (state.failures, state.locked) == (3, True)  # the database's 1 and the outage's 2
+    assert lockout.unlock(account) == 3
+    store.close()

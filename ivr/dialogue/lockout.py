@@ -26,6 +26,7 @@ engine a test loads) ``MemoryLockout`` counts within the process; replays use
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
@@ -40,6 +41,7 @@ from ivr.calllog.store import metadata
 from ivr.errors import IvrError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 DEFAULT_MAX_FAILURES = 5
@@ -202,6 +204,10 @@ class Lockout:
         return await self._run(self.succeed, account)
 
 
+# How long a call waits for the shared count before it counts in this process instead.
+STORE_TIMEOUT_S = 2.0
+
+
 class MemoryLockout(Lockout):
     """Failures in this process only: for an engine with no call log."""
 
@@ -263,16 +269,38 @@ class SqlLockout(Lockout):
                  clock: Clock = time.time) -> None:
         super().__init__(policy, clock)
         self.engine = engine
+        # While the database cannot be reached (down, disk full), failures count in this
+        # process: a call never stalls on the count, and guessing stays limited. The
+        # shared count misses them afterwards (docs/security.md).
+        self.local = MemoryLockout(self.policy, clock)
+        self.unavailable_since: float | None = None
         try:  # a call log made before this table existed (another instance may race us)
             failures.create(engine, checkfirst=True)
         except sa.exc.SQLAlchemyError:
             if not sa.inspect(engine).has_table(failures.name):
                 raise
 
+    async def _run(self, fn: Callable[[str], T], account: str) -> T:
+        """The dialogue's calls: the shared count when the database answers in time, else
+        this process's (``local``), so the call goes on."""
+        try:
+            result = await asyncio.wait_for(asyncio.to_thread(fn, account), STORE_TIMEOUT_S)
+        except (sa.exc.SQLAlchemyError, OSError, asyncio.TimeoutError) as e:
+            if self.unavailable_since is None:
+                self.unavailable_since = self.clock()
+                log.error("verification failures: the call log's database is unavailable "
+                          "(%s); counting in this process until it answers", type(e).__name__)
+            return getattr(self.local, fn.__name__)(account)
+        if self.unavailable_since is not None:
+            self.unavailable_since = None
+            log.warning("verification failures: counted in the database again")
+        return result
+
     def _times(self, account: str, since: float) -> list[float]:
         with self.engine.connect() as db:
-            return list(db.scalars(sa.select(failures.c.at).where(
+            shared = list(db.scalars(sa.select(failures.c.at).where(
                 failures.c.account == account, failures.c.at > since)))
+        return shared + self.local._times(account, since)  # what an outage counted here
 
     def _add(self, account: str, at: float, forget_before: float) -> None:
         with self.engine.begin() as db:
@@ -282,7 +310,9 @@ class SqlLockout(Lockout):
 
     def _clear(self, account: str) -> int:
         with self.engine.begin() as db:
-            return db.execute(failures.delete().where(failures.c.account == account)).rowcount
+            cleared = db.execute(failures.delete().where(
+                failures.c.account == account)).rowcount
+        return cleared + self.local._clear(account)
 
     def _all(self, since: float) -> dict[str, list[float]]:
         found: dict[str, list[float]] = defaultdict(list)
@@ -290,4 +320,6 @@ class SqlLockout(Lockout):
             for row in db.execute(sa.select(failures.c.account, failures.c.at).where(
                     failures.c.at > since)):
                 found[row.account].append(row.at)
+        for account, times in self.local._all(since).items():
+            found[account] += times
         return dict(found)
