@@ -164,11 +164,11 @@ class Call:
         )
         if not entry:
             return await self._understood(turn, parse, asr)
-        # During an entry not even the dialogue's tracker (Redis, for one) gets the words.
-        parse = {**parse, "text": said["say"]}
         if turn.intent != "human_agent" and _spoken_secret(text):
             # The PIN or card said aloud: not understood (two in a row still escalate,
-            # SPEC rule 1), and the caller is told to key it.
+            # SPEC rule 1), and the caller is told to key it. Not even the dialogue's
+            # tracker gets the words (other words it needs: a correction is re-routed by
+            # them; it is forgotten when the call ends, engine.end).
             turn.intent, turn.confidence, turn.entities = "nlu_fallback", 1.0, []
             parse = _event("nlu_fallback", said["say"])
             return await self._turn(turn, parse, asr, keypad=entry)

@@ -116,6 +116,8 @@ async def test_a_pin_said_while_it_is_asked_for_is_refused_and_never_kept(call, 
     assert turns[1]["input"] == {"say": "*** ***", "masked": "pin"}
     assert turns[1]["prompts"][0] == KEYPAD_PROMPTS["zh"]["pin"]
     assert result["outcome"] == "self_service"  # keyed, it verifies
+    replayed = await call([{"say": "查余额"}, {"say": "*** ***"}])  # as ivr replay says it
+    assert replayed["turns"][1]["prompts"][0] == KEYPAD_PROMPTS["zh"]["pin"]
     ko = await ko_call([{"say": "잔액 조회"}, {"say": "일이삼사오육"},
                         {"say": "일 이 삼 사 오 육"}])
     assert ko["turns"][1]["prompts"][0] == KEYPAD_PROMPTS["ko"]["pin"]
