@@ -167,6 +167,7 @@ class CallFilter:
     intent: str | None = None
     caller: str | None = None
     status: str | None = None
+    locale: str | None = None
     limit: int = 100
     offset: int = 0
 
@@ -302,7 +303,8 @@ class CallStore:
         c = calls.c
         query = sa.select(calls).order_by(c.started_at.desc()).limit(f.limit).offset(f.offset)
         for column, value in ((c.outcome, f.outcome), (c.queue, f.queue), (c.intent, f.intent),
-                              (c.caller, f.caller), (c.status, f.status)):
+                              (c.caller, f.caller), (c.status, f.status),
+                              (c.locale, f.locale)):
             if value:
                 query = query.where(column == value)
         if f.since is not None:
