@@ -38,9 +38,11 @@ class Server:
         self.recorder: CallRecorder = app[CALL_LOG]
 
     async def logged(self, call_id: str, timeout: float = 30) -> dict[str, Any]:
-        """The call's row once the call has ended and everything is written."""
+        """The call's row once the call has ended and everything is written (``call_id``:
+        its id, or the telephony's id for it, its ``external_id``)."""
         for _ in range(int(timeout / 0.05)):
-            if any(r["call_id"] == call_id for r in self.gateway.results):
+            if any(call_id in (r["call_id"], r.get("external_id"))
+                   for r in self.gateway.results):
                 assert self.recorder.flush()
                 return self.recorder.store.find_call(call_id)
             await asyncio.sleep(0.05)
@@ -74,7 +76,8 @@ async def server(engine: Any, ko_engine: Any, project: Any, korean_model: Speech
 
 @pytest.fixture(scope="module")
 async def calls(server: Server) -> dict[str, str]:
-    """Two real Korean calls: transactions after a PIN (Twilio), a complaint (plain socket)."""
+    """Two real Korean calls: transactions after a PIN (Twilio), a complaint (plain socket);
+    their ids, as the engine named them (each telephony's id is the call's external_id)."""
     phone = await TwilioPhone().connect(f"{server.ws_url}/twilio", caller=KNOWN, locale="ko")
     await phone.wait_prompts(2)  # notice, greeting
     await phone.say(speak("거래 내역"))
@@ -91,7 +94,11 @@ async def calls(server: Server) -> dict[str, str]:
     await plain.wait_prompts(2)
     await plain.say(speak("민원"))
     await plain.wait_closed(30)
-    return {"transactions": phone.call_sid, "complaint": call_id}
+    transactions = await server.logged(phone.call_sid)
+    complaint = await server.logged(call_id)
+    assert (transactions["external_id"], complaint["external_id"]) == (phone.call_sid, call_id)
+    assert complaint["call_id"] == plain.end["call_id"] != call_id  # named by the engine
+    return {"transactions": transactions["call_id"], "complaint": complaint["call_id"]}
 
 
 async def test_a_voice_call_is_logged_with_its_asr_and_a_two_channel_recording(

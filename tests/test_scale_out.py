@@ -51,14 +51,17 @@ async def test_two_instances_share_conversations_and_the_call_log(
             await phone.wait_prompts(2)  # notice, greeting
             await phone.say(speak("거래 내역"))
             await phone.wait_prompts(4)  # verify first: the PIN, please
+        # Each engine named its call (the phone's id is the call's external id). B's turn
+        # is in the shared log (a few ms after it happened; the kill must not race that
+        # commit, or the test would measure the kill's timing, not the sharing).
+        await logged(store, on_a, lambda kinds: "turn" in kinds, a)
+        await logged(store, on_b, lambda kinds: "turn" in kinds, b)
+        named = {call_id: store.find_call(call_id)["call_id"] for call_id in (on_a, on_b)}
         # Both conversations are in the one Redis, mid-verification.
         for call_id in (on_a, on_b):
-            stored = red.get(_tracker(call_id))
+            stored = red.get(_tracker(named[call_id]))
             assert stored and "verification_form" in stored, call_id
-            assert json.loads(stored)["name"] == call_id  # Rasa's dialogue, by call id
-        # B's turn is in the shared log (a few ms after it happened; the kill must not race
-        # that commit, or the test would measure the kill's timing, not the sharing).
-        await logged(store, on_b, lambda kinds: "turn" in kinds, b)
+            assert json.loads(stored)["name"] == named[call_id]  # Rasa's dialogue, by call id
 
         b.kill()  # SIGKILL: no cleanup at all
         await phones[on_b].wait_closed(10)
@@ -69,9 +72,9 @@ async def test_two_instances_share_conversations_and_the_call_log(
         await phone.hangup()
         await phone.wait_closed(20)
         assert phone.end and phone.end["outcome"] == "self_service", phone.end
-        assert "123456" not in (red.get(_tracker(on_a)) or "")
-        assert not red.exists(_tracker(on_a))  # its end deleted it (with the PIN it held)
-        assert 0 < red.ttl(_tracker(on_b)) <= TRACKER_TTL_S  # B's expires by itself
+        assert "123456" not in (red.get(_tracker(named[on_a])) or "")
+        assert not red.exists(_tracker(named[on_a]))  # its end deleted it (and the PIN)
+        assert 0 < red.ttl(_tracker(named[on_b])) <= TRACKER_TTL_S  # B's expires by itself
 
         # The agent desktop tells A about the call B had: it lands in the shared log.
         async with (aiohttp.ClientSession() as http,
@@ -82,7 +85,7 @@ async def test_two_instances_share_conversations_and_the_call_log(
         call_a, call_b = store.find_call(on_a), store.find_call(on_b)
         assert (call_a["instance"], call_a["status"]) == ("engine-a", "complete")
         assert (call_b["instance"], call_b["status"]) == ("engine-b", "live")  # until B's
-        kinds = [e["kind"] for e in store.events(on_b)]  # restart marks it incomplete
+        kinds = [e["kind"] for e in store.events(named[on_b])]  # restart: incomplete
         assert "turn" in kinds and kinds[-1] == "feedback", kinds
     finally:
         store.close()

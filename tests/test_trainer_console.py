@@ -123,12 +123,14 @@ async def trainers(engine: DialogueEngine, model: Path, project: Project,
         await phone.wait_closed(30)
         assert phone.end and phone.end["outcome"] == "escalated", phone.end
         assert recorder.flush()
+        rate_call = recorder.store.find_call(rate_call)["call_id"]  # as the engine named it
         yield Trainers(url, app, context, copy, model.name, open_calls, rate_call, card_call,
                        heard)
 
 
 async def _phone(url: str) -> tuple[PlainPhone, str]:
-    """A Mandarin call over the plain WebSocket, past the notice and greeting; its id."""
+    """A Mandarin call over the plain WebSocket, past the notice and greeting; the id the
+    phone gave it (the call's external id: the engine names the call itself)."""
     call_id = uuid.uuid4().hex
     phone = await PlainPhone().connect(url.replace("http", "ws") + "/ws", TOKEN, caller=KNOWN,
                                        locale="zh", call_id=call_id)
@@ -379,8 +381,9 @@ async def test_train_compare_and_promote_swap_the_running_model(
         await after.wait_closed(30)
     recorder = trainers.app[CALL_LOG]
     assert recorder.flush()
-    ended = {r["call_id"] for r in trainers.app[GATEWAY].results}
+    ended = {r.get("external_id") for r in trainers.app[GATEWAY].results}
     assert {before_id, after_id} <= ended
+    before_id, after_id = (recorder.store.find_call(i)["call_id"] for i in (before_id, after_id))
     first, second = (next(e["data"] for e in recorder.store.events(call_id)
                       if e["kind"] == "turn") for call_id in (before_id, after_id))
     assert (first["intent"], second["intent"]) == ("nlu_fallback", INTENT)

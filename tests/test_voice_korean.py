@@ -37,9 +37,11 @@ class Server:
         self.audiosocket = audiosocket
 
     async def result(self, call_id: str, timeout: float = 30) -> dict:
+        """The result of a call by its id or by the telephony's id for it (a callSid or
+        UUID: the call's ``external_id``, as the engine names every call itself)."""
         for _ in range(int(timeout / 0.05)):
             for result in self.gateway.results:
-                if result["call_id"] == call_id:
+                if call_id in (result["call_id"], result.get("external_id")):
                     return result
             await asyncio.sleep(0.05)
         raise AssertionError(f"call {call_id} did not end")
