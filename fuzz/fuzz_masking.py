@@ -35,10 +35,9 @@ CURRENCY = re.compile(r"\s*(?:元|块|圆|원|美元|港元|欧元|日元)")
 NATIVE = ("하나", "둘", "셋", "넷", "다섯", "여섯", "일곱", "여덟", "아홉")
 
 
-def letter(text: str, i: int) -> bool:
-    """A letter of a word: a numeral is none."""
-    return 0 <= i < len(text) and text[i].isalpha() and text[i] not in CN and (
-        text[i] not in PLACES)
+def hangul(text: str, i: int) -> bool:
+    c = text[i] if 0 <= i < len(text) else ""
+    return "\uac00" <= c <= "\ud7a3" or "\u1100" <= c <= "\u11ff" or "\u3130" <= c <= "\u318f"
 
 
 def natives(text: str) -> str:
@@ -46,7 +45,7 @@ def natives(text: str) -> str:
     for word in NATIVE:
         at = text.find(word)
         while at >= 0:
-            if not letter(text, at - 1) and not letter(text, at + len(word)):
+            if not hangul(text, at - 1) and not hangul(text, at + len(word)):
                 text = text[:at] + "1" + text[at + len(word):]
             at = text.find(word, at + 1)
     return text
@@ -73,7 +72,7 @@ def digit_stream(text: str, places: bool = False) -> str:
                 j -= 1
             while k < len(text) and (text[k] in KO or text[k] in PLACES):
                 k += 1
-            glued = letter(text, j - 1) or letter(text, k)
+            glued = hangul(text, j - 1) or hangul(text, k)
             out.append("|" if glued and k - j < 3 and c in KO else
                        "0" if c in PLACES else KO.get(c, "0"))
         elif c in CN:

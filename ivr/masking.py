@@ -68,6 +68,12 @@ def _digit(c: str) -> int | None:
     return unicodedata.digit(c, None) if c.isalnum() else None
 
 
+def _is_hangul(text: str, i: int) -> bool:
+    """A Korean letter: a Korean digit glued to one is part of a word (not to 是일)."""
+    c = text[i] if 0 <= i < len(text) else ""
+    return "\uac00" <= c <= "\ud7a3" or "\u1100" <= c <= "\u11ff" or "\u3130" <= c <= "\u318f"
+
+
 def _is_letter(text: str, i: int) -> bool:
     """A letter of a word (a Chinese numeral is none: 七일 is one number)."""
     return 0 <= i < len(text) and text[i].isalpha() and not (
@@ -116,7 +122,7 @@ def _numerals(text: str) -> list[_Numeral]:
             i = j
             continue
         word = next((w for w in _KO_NATIVE if text.startswith(w, i)
-                     and not _is_letter(text, i - 1) and not _is_letter(text, i + len(w))), None)
+                     and not _is_hangul(text, i - 1) and not _is_hangul(text, i + len(w))), None)
         if word:
             found.append(_Numeral(i, i + len(word), str(_KO_NATIVE[word]), [word]))
             i += len(word)
@@ -125,7 +131,7 @@ def _numerals(text: str) -> list[_Numeral]:
             j = i
             while j < n and text[j] in _KO_CHARS:
                 j += 1
-            glued = _is_letter(text, i - 1) or _is_letter(text, j)
+            glued = _is_hangul(text, i - 1) or _is_hangul(text, j)
             if not glued or j - i >= _KO_GLUED_MIN:
                 found.append(_spoken(text, i, j, _KO_VALUE, _KO_PLACE, _KO_UNIT))
             i = j
@@ -205,6 +211,12 @@ def _money_separator(gap: str) -> str:
     return {",": ",", "，": ",", ".": ".", "．": "."}.get(gap, "?")
 
 
+def _number_next(text: str, at: int) -> bool:
+    """Whether the next letter or digit from ``at`` on begins a number."""
+    first = next((i for i in range(at, len(text)) if text[i].isalnum()), None)
+    return first is not None and any(n.start == 0 for n in _numerals(text[first:first + 8]))
+
+
 def _units(chain: list[_Numeral]) -> list[str]:
     """Each digit as written ("" for one said with place values)."""
     return [u for num in chain for u in (num.units or [""] * len(num.digits))]
@@ -215,8 +227,7 @@ def _masked(text: str, chain: list[_Numeral]) -> tuple[int, int, str]:
     written (an ID's check character X with them)."""
     start, end = chain[0].start, chain[-1].end
     units = _units(chain)
-    after = next((c for c in text[end + 1:] if c.isalnum()), "")
-    if text[end:end + 1] in ("X", "x") and chain[-1].arabic and not _numerals(after):
+    if text[end:end + 1] in ("X", "x") and chain[-1].arabic and not _number_next(text, end + 1):
         # the check character ends an ID (a number after it: X was a letter between)
         units.append(text[end])
         end += 1

@@ -596,17 +596,22 @@ def in_text(draw: st.DrawFn) -> tuple[str, Secret, str]:
 
 _DIGIT_OF = {c: d for d, chars in CN_SPOKEN.items() for c in chars} | {
     c: d for d, chars in KO_SPOKEN.items() for c in chars}
-_NATIVE = re.compile("(?<!\\w)({})(?!\\w)".format("|".join(
+_HANGUL = "\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f"
+_NATIVE = re.compile("(?<![{0}])({1})(?![{0}])".format(_HANGUL, "|".join(
     w for words in KO_NATIVE.values() for w in words if len(w) > 1 or w in "둘셋넷")))
 _NATIVE_DIGIT = {w: d for d, words in KO_NATIVE.items() for w in words}
 # Money, which the masker keeps (余额为12345.67元): not a number a secret can hide in.
 _MONEY = re.compile(r"(?<![\d.,])(?:\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d+\.\d{1,2})(?=\s*[元块원])")
 
 
+def hangul(text: str, i: int) -> bool:
+    return 0 <= i < len(text) and re.fullmatch(f"[{_HANGUL}]", text[i]) is not None
+
+
 def digit_stream(text: str) -> str:
     """Independent of the masker: every digit of the text as ASCII in order, separators
-    left out, "|" for a letter. A Korean digit syllable counts as a word of its own or in a
-    run of three (이 is also "this": 이것)."""
+    left out, "|" for a letter. A Korean digit syllable glued to Korean letters counts
+    only in a run of three (이 is also "this": 이것)."""
     text = _MONEY.sub("|", _NATIVE.sub(lambda m: _NATIVE_DIGIT[m.group()], text))
     out = []
     for i, c in enumerate(text):
@@ -616,7 +621,7 @@ def digit_stream(text: str) -> str:
                 j -= 1
             while k < len(text) and text[k] in KO_DIGITS + KO_PLACES:
                 k += 1
-            glued = (j > 0 and text[j - 1].isalpha()) or (k < len(text) and text[k].isalpha())
+            glued = hangul(text, j - 1) or hangul(text, k)
             out.append(_DIGIT_OF[c] if k - j >= 3 or not glued else "|")
         elif c in _DIGIT_OF:
             out.append(_DIGIT_OF[c])
