@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
-from ivr import labelling, review
+from ivr import labelling, review, zone
 from ivr.calllog.store import CallFilter, CallLogError, CallStore, UserChangeRefused
 from ivr.calllog.timeline import turn_view
+from ivr.console import i18n, kpi
 from ivr.console.auth import (
     ADMIN,
     COOKIE,
@@ -137,12 +138,21 @@ def _session(request: web.Request) -> Session:
 
 
 # --- pages and static files ---------------------------------------------------------------
+def _page(request: web.Request, name: str) -> web.Response:
+    """A page in the language the switch's cookie or the browser asks for (ivr/console/i18n.py)."""
+    lang = i18n.negotiate(request.cookies.get(i18n.COOKIE),
+                          request.headers.get("Accept-Language"))
+    root = request.app[CONSOLE].project_root if CONSOLE in request.app else None
+    return web.Response(text=i18n.render(name, lang, root), content_type="text/html",
+                        headers={"Content-Language": lang, "Vary": "Cookie, Accept-Language"})
+
+
 async def _index(request: web.Request) -> web.StreamResponse:
-    return web.FileResponse(STATIC / "index.html")
+    return _page(request, "index.html")
 
 
 async def _login_page(request: web.Request) -> web.StreamResponse:
-    return web.FileResponse(STATIC / "login.html")
+    return _page(request, "login.html")
 
 
 _STATIC_NAME = re.compile(r"[a-z0-9_-]+\.(js|css|svg)")
@@ -326,16 +336,17 @@ async def _replay(request: web.Request) -> web.StreamResponse:
 
 # --- figures -------------------------------------------------------------------------------
 async def _figures(request: web.Request) -> web.StreamResponse:
-    """Live figures over the last ``hours`` (default 24)."""
+    """Live figures over the last ``hours`` (default 24), of the calls in scope (query
+    ``locale``, ``transport``, ``queue``; ``test=1`` counts simulated and chat calls too):
+    ivr/console/kpi.py."""
     ctx = _context(request)
     hours = _number(request, "hours", 24, 1 / 60, 24 * 366)
     since = time.time() - hours * 3600
-    counts = await _blocking(ctx.store.counts, since)
-    signals: dict[str, int] = {}
-    for e in await _blocking(ctx.store.events_of_kind, "signal", since):
-        name = str(e["data"].get("signal"))
-        signals[name] = signals.get(name, 0) + 1
-    return _json(figures(counts, signals, ctx.live_calls(), hours, since))
+    scope = kpi.Scope.of(request.query)
+    found = await _blocking(kpi.read, ctx.store, since, scope)
+    return _json({**figures(found["counts"], found["signals"], ctx.live_calls(), hours, since),
+                  **found["figures"], "options": found["options"],
+                  "scope": scope.__dict__, "timezone": zone.zone_name()})
 
 
 def figures(counts: dict[str, Any], signals: dict[str, int], live: int, hours: float,

@@ -14,8 +14,8 @@ const INTENTS = [
   "activate_card", "branch_info", "exchange_rate", "interest_rate", "password_reset",
   "fraud_report", "complaint", "loan_inquiry", "wealth_management", "human_agent",
 ];
-const PERIODS = [["1", "Last hour"], ["24", "Last 24 hours"], ["168", "Last 7 days"],
-  ["720", "Last 30 days"], ["", "All time"]];
+const PERIODS = [["1", "period.hour"], ["24", "period.day"], ["168", "period.week"],
+  ["720", "period.month"], ["", "period.all"]];
 const PAGE = 50;
 const REFRESH_MS = 10000;
 
@@ -49,12 +49,8 @@ function s(tag, attrs, text) {
 }
 
 function pad(n) { return String(n).padStart(2, "0"); }
-function when(unix) {
-  if (!unix) return "";
-  const d = new Date(unix * 1000);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
-    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-}
+// Every time on the page is the bank's (i18n.js), the zone named in the top bar.
+function when(unix) { return bankTime(unix); }
 function clock(seconds) {
   if (seconds === null || seconds === undefined || isNaN(seconds)) return "";
   const total = Math.max(0, Math.round(seconds));
@@ -66,16 +62,21 @@ function duration(call) {
 function percent(x) { return x === null || x === undefined ? "–" : `${(x * 100).toFixed(1)}%`; }
 function conf(x) { return typeof x === "number" ? x.toFixed(2) : ""; }
 
-function badge(text, kind) {
-  return text ? h("span", {class: `badge ${kind || ""}`.trim()}, text) : "";
+function badge(text, kind, title) {
+  return text ? h("span", {class: `badge ${kind || ""}`.trim(), title}, text) : "";
+}
+// A name (intent, queue, reason...) by its label, the name itself on hover.
+function named(kind, name, cls) {
+  if (name === null || name === undefined || name === "") return "";
+  return h("span", {class: cls || "", title: name, "data-name": name}, labelText(kind, name));
 }
 function outcomeBadge(outcome) {
   const kinds = {self_service: "ok", escalated: "warn", hangup: "muted"};
-  return badge(outcome, kinds[outcome]);
+  return badge(labelText("outcome", outcome), kinds[outcome], outcome);
 }
 function statusBadge(status) {
   const kinds = {live: "live", complete: "", incomplete: "bad"};
-  return badge(status, kinds[status]);
+  return badge(labelText("status", status), kinds[status], status);
 }
 
 function toast(message) {
@@ -100,7 +101,7 @@ async function api(path, options = {}) {
   const response = await fetch(`/console/api/${path}`, init);
   if (response.status === 401) {
     window.location.assign("/console/login");
-    throw new ApiError(401, "signed out");
+    throw new ApiError(401, t("error.signed_out"));
   }
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new ApiError(response.status, body.error || response.statusText);
@@ -111,9 +112,11 @@ async function api(path, options = {}) {
 function barChart(title, data, options = {}) {
   const entries = Object.entries(data || {}).sort((a, b) => b[1] - a[1]);
   const figure = h("figure", {class: "chart", "data-chart": options.id || ""},
-    h("figcaption", {}, title));
+    h("figcaption", {}, title, csvButton(options.id || "chart",
+      () => [[t("csv.name"), t("csv.label"), t("csv.value")],
+        ...entries.map(([name, value]) => [name, labelText(options.kind, name), value])])));
   if (!entries.length) {
-    figure.append(h("p", {class: "muted empty"}, "Nothing in this period"));
+    figure.append(h("p", {class: "muted empty"}, t("chart.empty")));
     return figure;
   }
   const row = 26, labelW = 150, valueW = 48, width = 460;
@@ -125,9 +128,10 @@ function barChart(title, data, options = {}) {
     const y = i * row + 2;
     const w = Math.max(2, Math.round(barW * value / max));
     const g = s("g", {class: `bar ${options.tone || ""}`.trim()});
+    // The label on the bar, the engine's own name on hover (an SVG title).
     g.append(s("title", {}, `${label}: ${value}`));
     g.append(s("text", {x: labelW - 8, y: y + row / 2 + 4, "text-anchor": "end",
-      class: "bar-label"}, label));
+      class: "bar-label", "data-name": label}, labelText(options.kind, label)));
     g.append(s("rect", {x: labelW, y: y + 4, width: w, height: row - 8, rx: 3}));
     g.append(s("text", {x: labelW + w + 6, y: y + row / 2 + 4, class: "bar-value"},
       String(value)));
@@ -137,34 +141,104 @@ function barChart(title, data, options = {}) {
   return figure;
 }
 
+// Columns over fixed slots (the 24 hours of the bank's day): every slot is drawn, so one
+// day of data reads as well as a year's.
+function columnChart(title, values, options = {}) {
+  const figure = h("figure", {class: "chart wide", "data-chart": options.id || ""},
+    h("figcaption", {}, title, csvButton(options.id || "chart",
+      () => [[t("csv.slot"), t("csv.value")], ...values.map((v, i) => [options.slot(i), v])])));
+  if (!values.some((v) => v)) {
+    figure.append(h("p", {class: "muted empty"}, t("chart.empty")));
+    return figure;
+  }
+  const width = 720, height = 170, left = 30, bottom = 22, top = 14;
+  const step = (width - left) / values.length;
+  const max = Math.max(...values);
+  const svg = s("svg", {viewBox: `0 0 ${width} ${height}`, class: "columns", role: "img",
+    "aria-label": title});
+  for (const tick of [0, max]) {
+    const y = top + (1 - tick / max) * (height - top - bottom);
+    svg.append(s("line", {x1: left, x2: width, y1: y, y2: y, class: "gridline"}));
+    svg.append(s("text", {x: left - 4, y: y + 4, "text-anchor": "end", class: "axis"}, String(tick)));
+  }
+  values.forEach((v, i) => {
+    const hgt = (height - top - bottom) * v / max;
+    const x = left + i * step;
+    const g = s("g", {class: `column ${options.tone || ""}`.trim(), "data-slot": i});
+    g.append(s("title", {}, `${options.slot(i)}: ${v}`));
+    g.append(s("rect", {x: x + 2, y: height - bottom - hgt, width: step - 4, height: Math.max(hgt, 0), rx: 2}));
+    if (v) {
+      g.append(s("text", {x: x + step / 2, y: height - bottom - hgt - 3, "text-anchor": "middle",
+        class: "bar-value"}, String(v)));
+    }
+    if (i % 3 === 0) {
+      g.append(s("text", {x: x + step / 2, y: height - 6, "text-anchor": "middle", class: "axis"},
+        String(i)));
+    }
+    svg.append(g);
+  });
+  figure.append(svg);
+  return figure;
+}
+
+// --- CSV: any table or chart, as the staff's spreadsheet opens it ------------------------
+function csvText(rows) {
+  const cell = (v) => {
+    const text = v === null || v === undefined ? "" : String(v);
+    return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  };
+  // A byte-order mark, so Excel reads the Chinese as UTF-8 (as ivr report voc writes it).
+  return "\ufeff" + rows.map((r) => r.map(cell).join(",")).join("\r\n") + "\r\n";
+}
+function tableRows(table) {
+  return [...table.querySelectorAll("tr")].map((tr) =>
+    [...tr.querySelectorAll("th, td")].map((c) => c.innerText.trim()));
+}
+// A button that downloads `source` (a table element, or a function giving rows) as NAME.csv.
+function csvButton(name, source) {
+  return h("button", {type: "button", class: "button small csv", "data-csv": name,
+    title: t("csv.title"), onclick: (event) => {
+      event.stopPropagation();
+      const rows = typeof source === "function" ? source() : tableRows(source);
+      const url = URL.createObjectURL(new Blob([csvText(rows)], {type: "text/csv;charset=utf-8"}));
+      const link = h("a", {href: url, download: `${name}.csv`, hidden: true});
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    }}, t("csv.button"));
+}
+
 // --- view: calls -----------------------------------------------------------------------
 function select(name, label, values, current) {
   return h("label", {class: "field"}, h("span", {}, label),
     h("select", {name, id: `filter-${name}`},
       values.map(([value, text]) => h("option", {value, selected: value === current}, text))));
 }
+// Options of names by their labels, after an "any" option.
+function anyOf(kind, names) {
+  return [["", t("filter.any")], ...names.map((n) => [n, labelText(kind, n)])];
+}
+function periods(list) { return list.map(([value, key]) => [value, t(key)]); }
 
 async function callsView(params) {
   const view = document.getElementById("view");
   const period = params.has("hours") ? params.get("hours") : "24";
   const form = h("form", {class: "filters", id: "filters"},
-    select("hours", "Period", PERIODS, period),
-    select("outcome", "Outcome", [["", "Any"], ...OUTCOMES.map((o) => [o, o])],
-      params.get("outcome") || ""),
-    select("status", "Status", [["", "Any"], ...STATUSES.map((o) => [o, o])],
-      params.get("status") || ""),
-    select("queue", "Queue", [["", "Any"], ...QUEUES.map((q) => [q, q])],
-      params.get("queue") || ""),
-    h("label", {class: "field"}, h("span", {}, "Intent"),
+    select("hours", t("field.period"), periods(PERIODS), period),
+    select("outcome", t("field.outcome"), anyOf("outcome", OUTCOMES), params.get("outcome") || ""),
+    select("status", t("field.status"), anyOf("status", STATUSES), params.get("status") || ""),
+    select("queue", t("field.queue"), anyOf("queue", QUEUES), params.get("queue") || ""),
+    h("label", {class: "field"}, h("span", {}, t("field.intent")),
       h("input", {name: "intent", id: "filter-intent", list: "intents",
-        value: params.get("intent") || "", placeholder: "any"})),
-    h("datalist", {id: "intents"}, INTENTS.map((i) => h("option", {value: i}))),
-    h("label", {class: "field"}, h("span", {}, "Caller"),
+        value: params.get("intent") || "", placeholder: t("filter.any_lower")})),
+    h("datalist", {id: "intents"}, INTENTS.map((i) => h("option", {value: i}, labelText("intent", i)))),
+    h("label", {class: "field"}, h("span", {}, t("field.caller")),
       h("input", {name: "caller", id: "filter-caller", value: params.get("caller") || "",
         placeholder: "+86…"})),
     h("div", {class: "field actions"},
-      h("button", {type: "submit", class: "button primary", id: "apply-filters"}, "Apply"),
-      h("a", {href: "#/calls", class: "button"}, "Reset")));
+      h("button", {type: "submit", class: "button primary", id: "apply-filters"}, t("filter.apply")),
+      h("a", {href: "#/calls", class: "button"}, t("filter.reset"))));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const next = new URLSearchParams();
@@ -177,15 +251,16 @@ async function callsView(params) {
 
   const body = h("tbody", {});
   const table = h("table", {class: "grid calls", id: "calls-table"},
-    h("thead", {}, h("tr", {}, ["Started", "Duration", "Caller", "Transport", "Locale",
-      "Status", "Outcome", "Intent", "Queue", "Reason"].map((c) => h("th", {}, c)))),
+    h("thead", {}, h("tr", {}, ["field.started", "field.duration", "field.caller", "field.transport",
+      "field.locale", "field.status", "field.outcome", "field.intent", "field.queue", "field.reason"]
+      .map((c) => h("th", {}, t(c))))),
     body);
-  const more = h("button", {class: "button", id: "more-calls"}, "Load more");
+  const more = h("button", {class: "button", id: "more-calls"}, t("calls.more"));
   const foot = h("div", {class: "table-foot", hidden: true}, more);
   const count = h("span", {class: "muted", id: "calls-count"});
   view.replaceChildren(
     h("section", {class: "panel"}, h("div", {class: "panel-head"},
-      h("h1", {}, "Calls"), count), form),
+      h("h1", {}, t("calls.title")), count, csvButton("calls", table)), form),
     h("section", {class: "panel flush"}, table, foot));
 
   const query = new URLSearchParams();
@@ -202,10 +277,10 @@ async function callsView(params) {
     offset += calls.length;
     shown += calls.length;
     foot.hidden = calls.length < PAGE;
-    count.textContent = `${shown}${foot.hidden ? "" : "+"} call${shown === 1 ? "" : "s"}`;
+    count.textContent = t(shown === 1 ? "calls.count_one" : "calls.count",
+      {n: `${shown}${foot.hidden ? "" : "+"}`});
     if (!shown) {
-      body.append(h("tr", {}, h("td", {colspan: 10, class: "empty muted"},
-        "No calls match these filters.")));
+      body.append(h("tr", {}, h("td", {colspan: 10, class: "empty muted"}, t("calls.none"))));
     }
   }
   more.addEventListener("click", () => load().catch((e) => toast(e.message)));
@@ -219,19 +294,19 @@ function callRow(call) {
   h("td", {class: "nowrap"}, when(call.started_at)),
   h("td", {class: "num"}, duration(call)),
   h("td", {class: "mono"}, call.caller || ""),
-  h("td", {}, call.transport || ""),
+  h("td", {}, named("transport", call.transport)),
   h("td", {}, [call.locale, call.dialect].filter(Boolean).join(" · ")),
   h("td", {}, statusBadge(call.status)),
   h("td", {}, outcomeBadge(call.outcome)),
-  h("td", {class: "mono"}, call.intent || ""),
-  h("td", {class: "mono"}, call.queue || ""),
-  h("td", {class: "mono"}, call.reason || ""));
+  h("td", {}, named("intent", call.intent)),
+  h("td", {}, named("queue", call.queue)),
+  h("td", {}, named("reason", call.reason)));
 }
 
 // --- view: one call --------------------------------------------------------------------
 async function callView(callId) {
   const view = document.getElementById("view");
-  view.replaceChildren(h("p", {class: "muted"}, "Loading the call…"));
+  view.replaceChildren(h("p", {class: "muted"}, t("call.loading")));
   const data = await api(`calls/${encodeURIComponent(callId)}`);
   const call = data.call;
   const audio = call.recording
@@ -240,33 +315,33 @@ async function callView(callId) {
     : null;
 
   const facts = [
-    ["Call", call.call_id], ["Started", when(call.started_at)],
-    ["Duration", duration(call)], ["Caller", call.caller], ["Transport", call.transport],
-    ["Locale", [call.locale, call.dialect].filter(Boolean).join(" · ")],
-    ["Model", call.model], ["Intent", call.intent], ["Queue", call.queue],
-    ["Reason", call.reason]];
+    ["field.call", call.call_id, true], ["field.started", when(call.started_at)],
+    ["field.duration", duration(call)], ["field.caller", call.caller],
+    ["field.transport", call.transport && named("transport", call.transport)],
+    ["field.locale", [call.locale, call.dialect].filter(Boolean).join(" · ")],
+    ["field.model", call.model], ["field.intent", call.intent && named("intent", call.intent)],
+    ["field.queue", call.queue && named("queue", call.queue)],
+    ["field.reason", call.reason && named("reason", call.reason)]];
   const summary = h("section", {class: "panel", id: "call-summary"},
     h("div", {class: "panel-head"},
-      h("h1", {}, "Call ", h("span", {class: "mono"}, call.call_id.slice(0, 12))),
+      h("h1", {}, t("call.title"), " ", h("span", {class: "mono"}, call.call_id.slice(0, 12))),
       h("div", {class: "badges"}, statusBadge(call.status), outcomeBadge(call.outcome))),
-    h("dl", {class: "facts"}, facts.filter(([, v]) => v).map(([k, v]) =>
-      h("div", {}, h("dt", {}, k), h("dd", {class: k === "Call" ? "mono" : ""}, v)))),
+    h("dl", {class: "facts"}, facts.filter(([, v]) => v).map(([k, v, mono]) =>
+      h("div", {}, h("dt", {}, t(k)), h("dd", {class: mono ? "mono" : ""}, v)))),
     audio
-      ? h("div", {class: "player"}, audio,
-        h("p", {class: "muted small"},
-          "Left channel: the caller · right channel: the engine. Digits typed or said " +
-          "during card or PIN entry are silent in the recording."))
-      : h("p", {class: "muted"}, "No recording for this call."));
+      ? h("div", {class: "player"}, audio, h("p", {class: "muted small"}, t("call.channels")))
+      : h("p", {class: "muted"}, t("call.no_recording")));
 
   const turns = h("section", {class: "panel", id: "turns"},
-    h("div", {class: "panel-head"}, h("h2", {}, "Timeline"),
-      h("span", {class: "muted"}, `${data.turns.length - 1} turn(s)`)),
-    h("ol", {class: "turns"}, data.turns.map((t) => turnItem(t, audio))));
+    h("div", {class: "panel-head"}, h("h2", {}, t("call.timeline")),
+      h("span", {class: "muted"}, t("call.turns", {n: data.turns.length - 1}))),
+    h("ol", {class: "turns"}, data.turns.map((turn) => turnItem(turn, audio))));
 
   const events = h("section", {class: "panel"},
-    h("details", {id: "events"}, h("summary", {}, `All ${data.events.length} events`),
+    h("details", {id: "events"}, h("summary", {}, t("call.events", {n: data.events.length})),
       h("table", {class: "grid events"},
-        h("thead", {}, h("tr", {}, ["#", "Time", "Kind", "Data"].map((c) => h("th", {}, c)))),
+        h("thead", {}, h("tr", {}, ["#", t("field.time"), t("field.kind"), t("field.data")]
+          .map((c) => h("th", {}, c)))),
         h("tbody", {}, data.events.map((e) => h("tr", {},
           h("td", {class: "num"}, e.seq),
           h("td", {class: "num"}, `+${clock(e.at - call.started_at)}`),
@@ -274,19 +349,19 @@ async function callView(callId) {
           h("td", {class: "mono data"}, JSON.stringify(e.data))))))));
 
   const audit = h("section", {class: "panel"},
-    h("details", {id: "audit"}, h("summary", {}, `Access log (${data.audit.length})`),
+    h("details", {id: "audit"}, h("summary", {}, t("call.audit", {n: data.audit.length})),
       h("ul", {class: "plain"}, data.audit.map((a) =>
         h("li", {}, `${when(a.at)} · ${a.user} · ${a.action}${a.detail ? ` ${a.detail}` : ""}`)))));
 
   view.replaceChildren(
-    h("p", {}, h("a", {href: "#/calls", class: "back"}, "← All calls")),
+    h("p", {}, h("a", {href: "#/calls", class: "back"}, t("call.back"))),
     summary, turns, replayPanel(call), events, audit);
 }
 
 function turnItem(turn, audio) {
   const item = h("li", {class: "turn", "data-turn": turn.n});
   const head = h("div", {class: "turn-head"},
-    h("span", {class: "turn-n"}, turn.n === 0 ? "Start" : `Turn ${turn.n}`),
+    h("span", {class: "turn-n"}, turn.n === 0 ? t("turn.start") : t("turn.n", {n: turn.n})),
     h("span", {class: "muted num"}, `+${clock(turn.offset_s)}`));
   item.append(head);
 
@@ -294,41 +369,43 @@ function turnItem(turn, audio) {
     const input = turn.input || {};
     let said;
     if (input.say !== undefined) said = h("q", {class: "said"}, input.say || "…");
-    else if (input.dtmf !== undefined) said = h("span", {class: "said"}, `keys ${input.dtmf}`);
-    else if (input.silence) said = h("span", {class: "said muted"}, "(silence)");
-    else if (input.hangup) said = h("span", {class: "said muted"}, "(hung up)");
-    head.append(h("span", {class: "who"}, "Caller"), said || "",
+    else if (input.dtmf !== undefined) said = h("span", {class: "said"}, t("input.keys", {keys: input.dtmf}));
+    else if (input.silence) said = h("span", {class: "said muted"}, t("input.silence"));
+    else if (input.hangup) said = h("span", {class: "said muted"}, t("input.hangup"));
+    head.append(h("span", {class: "who"}, t("turn.caller")), said || "",
       turn.dialect ? badge(turn.dialect, "muted") : "",
-      turn.entry ? badge(`${turn.entry} entry`, "muted") : "");
+      turn.entry ? badge(t("turn.entry", {entry: turn.entry}), "muted") : "");
     const span = turn.asr && turn.asr.audio_ms;
     if (audio && span && span.length === 2) {
-      head.append(h("button", {class: "button small play", title: "Play this utterance",
+      head.append(h("button", {class: "button small play", title: t("turn.play"),
         onclick: () => playSpan(audio, span[0], span[1])},
       `▶ ${clock(span[0] / 1000)}–${clock(span[1] / 1000)}`));
     }
     item.append(asrDetail(turn), nluDetail(turn));
     if (turn.actions && turn.actions.length) {
-      item.append(h("div", {class: "detail"}, h("span", {class: "label"}, "Actions"),
+      item.append(h("div", {class: "detail"}, h("span", {class: "label"}, t("turn.actions")),
         h("span", {class: "mono"}, turn.actions.join(" → "))));
     }
     if (turn.slots && Object.keys(turn.slots).length) {
-      item.append(h("div", {class: "detail"}, h("span", {class: "label"}, "Slots"),
+      item.append(h("div", {class: "detail"}, h("span", {class: "label"}, t("turn.slots")),
         h("span", {class: "mono"}, Object.entries(turn.slots)
           .map(([k, v]) => `${k}=${JSON.stringify(v)}`).join("  "))));
     }
   }
   for (const p of turn.prompts || []) {
     item.append(h("div", {class: `bot ${p.barged ? "barged" : ""}`.trim()},
-      h("span", {class: "who"}, "Engine"), h("span", {class: "said"}, p.text || ""),
+      h("span", {class: "who"}, t("turn.engine")), h("span", {class: "said"}, p.text || ""),
       p.name ? h("span", {class: "mono muted small"}, p.name) : "",
-      p.barged ? badge("barged in", "warn") : ""));
+      p.barged ? badge(t("turn.barged"), "warn") : ""));
   }
   const flags = [
-    ...(turn.signals || []).map((x) => badge(`signal: ${x}`, "bad")),
-    ...(turn.verification || []).map((x) => badge(`verification: ${x}`, "muted")),
-    ...(turn.errors || []).map((x) => badge(`error: ${x}`, "bad")),
-    turn.correction_of ? badge(`corrects ${turn.correction_of}`, "warn") : "",
-    turn.route ? badge(`→ ${turn.route.queue} (${turn.route.reason})`, "warn") : "",
+    ...(turn.signals || []).map((x) => badge(t("turn.signal", {signal: labelText("signal", x)}), "bad", x)),
+    ...(turn.verification || []).map((x) => badge(t("turn.verification", {state: x}), "muted")),
+    ...(turn.errors || []).map((x) => badge(t("turn.error", {error: x}), "bad")),
+    turn.correction_of ? badge(t("turn.corrects", {intent: labelText("intent", turn.correction_of)}),
+      "warn", turn.correction_of) : "",
+    turn.route ? badge(`→ ${labelText("queue", turn.route.queue)} (${labelText("reason", turn.route.reason)})`,
+      "warn", `${turn.route.queue} (${turn.route.reason})`) : "",
   ].filter(Boolean);
   if (flags.length) item.append(h("div", {class: "flags"}, flags));
   return item;
@@ -339,23 +416,23 @@ function asrDetail(turn) {
   if (!asr) return "";
   const alternatives = (asr.alternatives || []).map((a) =>
     h("span", {class: "alt"}, a.text || "∅", h("span", {class: "muted"}, ` ${conf(a.score)}`)));
-  return h("div", {class: "detail"}, h("span", {class: "label"}, "ASR"),
-    h("span", {}, "heard ", h("q", {}, asr.raw || "")),
-    alternatives.length ? h("span", {class: "alts"}, "n-best: ", alternatives) : "");
+  return h("div", {class: "detail"}, h("span", {class: "label"}, t("turn.asr")),
+    h("span", {}, t("turn.heard"), " ", h("q", {}, asr.raw || "")),
+    alternatives.length ? h("span", {class: "alts"}, t("turn.nbest"), " ", alternatives) : "");
 }
 
 function nluDetail(turn) {
   if (!turn.intent) return "";
   // The runners-up: how close the next intents came.
   const ranking = (turn.intent_ranking || []).filter((r) => r.name !== turn.intent).slice(0, 4);
-  return h("div", {class: "detail"}, h("span", {class: "label"}, "NLU"),
-    h("span", {class: "mono strong"}, turn.intent), h("span", {class: "num"}, conf(turn.confidence)),
+  return h("div", {class: "detail"}, h("span", {class: "label"}, t("turn.nlu")),
+    named("intent", turn.intent, "strong"), h("span", {class: "num"}, conf(turn.confidence)),
     turn.normalized && turn.input && turn.normalized !== turn.input.say
-      ? h("span", {class: "muted"}, "normalized ", h("q", {}, turn.normalized)) : "",
-    ranking.length ? h("span", {class: "ranking"}, h("span", {class: "muted"}, "then"), ranking.map((r) =>
+      ? h("span", {class: "muted"}, t("turn.normalized"), " ", h("q", {}, turn.normalized)) : "",
+    ranking.length ? h("span", {class: "ranking"}, h("span", {class: "muted"}, t("turn.then")), ranking.map((r) =>
       h("span", {class: "rank", title: `${r.name} ${conf(r.confidence)}`},
         h("span", {class: "rank-bar", style: {"--w": `${Math.round(r.confidence * 100)}%`}}),
-        h("span", {class: "mono"}, r.name), h("span", {class: "num muted"}, conf(r.confidence)))))
+        h("span", {}, labelText("intent", r.name)), h("span", {class: "num muted"}, conf(r.confidence)))))
       : "");
 }
 
@@ -365,37 +442,37 @@ function playSpan(audio, fromMs, toMs) {
     if (audio.currentTime >= toMs / 1000) { audio.pause(); audio.removeEventListener("timeupdate", stop); }
   };
   audio.addEventListener("timeupdate", stop);
-  audio.play().catch((e) => toast(`Cannot play: ${e.message}`));
+  audio.play().catch((e) => toast(t("error.play", {error: e.message})));
 }
 
 // --- replay ----------------------------------------------------------------------------
 function replayPanel(call) {
   const choose = h("select", {id: "replay-model"},
-    h("option", {value: ""}, "the latest trained model"));
-  const run = h("button", {class: "button primary", id: "replay-run"}, "Replay");
+    h("option", {value: ""}, t("replay.latest")));
+  const run = h("button", {class: "button primary", id: "replay-run"}, t("replay.run"));
   const out = h("div", {id: "replay-result"});
   const panel = h("section", {class: "panel", id: "replay"},
-    h("div", {class: "panel-head"}, h("h2", {}, "Replay"),
-      h("span", {class: "muted"}, "Run this call again against a model and see what would change.")),
+    h("div", {class: "panel-head"}, h("h2", {}, t("replay.title")),
+      h("span", {class: "muted"}, t("replay.intro"))),
     h("div", {class: "replay-controls"}, h("label", {class: "field"},
-      h("span", {}, "Model"), choose), run),
+      h("span", {}, t("field.model")), choose), run),
     out);
   api(`calls/${encodeURIComponent(call.call_id)}/models`).then(({models}) => {
     for (const name of models) {
       const recorded = name === call.model || name === `${call.model}.tar.gz`;
-      choose.append(h("option", {value: name}, recorded ? `${name} (this call's)` : name));
+      choose.append(h("option", {value: name}, recorded ? t("replay.this_calls", {model: name}) : name));
     }
   }).catch(() => {});
   run.addEventListener("click", async () => {
     run.disabled = true;
     out.replaceChildren(h("p", {class: "muted", id: "replay-busy"},
-      "Replaying… (loading another model can take a minute)"));
+      t("replay.busy")));
     try {
       const result = await api(`calls/${encodeURIComponent(call.call_id)}/replay`,
         {method: "POST", body: {model: choose.value || null}});
       out.replaceChildren(replayDiff(result));
     } catch (e) {
-      out.replaceChildren(h("p", {class: "form-error"}, `Replay failed: ${e.message}`));
+      out.replaceChildren(h("p", {class: "form-error"}, t("replay.failed", {error: e.message})));
     } finally {
       run.disabled = false;
     }
@@ -406,33 +483,35 @@ function replayPanel(call) {
 function replayDiff(result) {
   const keys = ["outcome", "queue", "intent", "reason"];
   const summary = h("table", {class: "grid diff", id: "replay-summary"},
-    h("thead", {}, h("tr", {}, h("th", {}, ""), h("th", {}, "Recorded"), h("th", {}, "Replayed"))),
+    h("thead", {}, h("tr", {}, h("th", {}, ""), h("th", {}, t("replay.recorded")),
+      h("th", {}, t("replay.replayed")))),
     h("tbody", {}, keys.map((k) => {
       const a = (result.recorded || {})[k], b = (result.replayed || {})[k];
-      return h("tr", {class: a === b ? "" : "changed"}, h("th", {}, k),
-        h("td", {class: "mono"}, a ?? "–"), h("td", {class: "mono"}, b ?? "–"));
+      return h("tr", {class: a === b ? "" : "changed"}, h("th", {}, t(`field.${k}`)),
+        h("td", {}, a ? named(k, a) : "–"), h("td", {}, b ? named(k, b) : "–"));
     })));
   const side = (x) => x ? [
-    h("q", {}, x.heard ?? ""), " ", h("span", {class: "mono"}, x.intent || ""), " ",
+    h("q", {}, x.heard ?? ""), " ", named("intent", x.intent), " ",
     h("span", {class: "num muted"}, conf(x.confidence)),
     (x.prompt_names || []).length
       ? h("div", {class: "mono muted small"}, x.prompt_names.filter(Boolean).join(", ")) : "",
   ] : "–";
   const turns = h("table", {class: "grid diff", id: "replay-turns"},
-    h("thead", {}, h("tr", {}, ["#", "Input", "Recorded", "Replayed"].map((c) => h("th", {}, c)))),
-    h("tbody", {}, (result.turns || []).map((t) => h("tr", {class: t.differs ? "changed" : ""},
-      h("td", {class: "num"}, t.n),
-      h("td", {}, inputText(t.input, t.recorded)),
-      h("td", {}, side(t.recorded)),
-      h("td", {}, side(t.replayed), t.note ? h("div", {class: "muted small"}, t.note) : "")))));
-  const changed = (result.turns || []).filter((t) => t.differs).length;
+    h("thead", {}, h("tr", {}, ["#", t("replay.input"), t("replay.recorded"), t("replay.replayed")]
+      .map((c) => h("th", {}, c)))),
+    h("tbody", {}, (result.turns || []).map((r) => h("tr", {class: r.differs ? "changed" : ""},
+      h("td", {class: "num"}, r.n),
+      h("td", {}, inputText(r.input, r.recorded)),
+      h("td", {}, side(r.recorded)),
+      h("td", {}, side(r.replayed), r.note ? h("div", {class: "muted small"}, r.note) : "")))));
+  const changed = (result.turns || []).filter((r) => r.differs).length;
   return h("div", {class: "replay-diff"},
     h("div", {class: "badges"},
-      result.route_changed ? badge("route changed", "bad") : badge("same route", "ok"),
-      badge(`${changed} turn(s) differ`, changed ? "warn" : "muted"),
-      badge(`from ${result.source}`, "muted"),
-      badge(`model ${result.model || ""}`, "muted"),
-      result.recorded_model ? badge(`recorded with ${result.recorded_model}`, "muted") : ""),
+      result.route_changed ? badge(t("replay.changed"), "bad") : badge(t("replay.same"), "ok"),
+      badge(t("replay.differ", {n: changed}), changed ? "warn" : "muted"),
+      badge(t("replay.source", {source: result.source}), "muted"),
+      badge(t("replay.model", {model: result.model || ""}), "muted"),
+      result.recorded_model ? badge(t("replay.recorded_with", {model: result.recorded_model}), "muted") : ""),
     summary, turns);
 }
 
@@ -445,63 +524,104 @@ function inputText(input, recorded) {
     return [badge(input, "muted"), " ", heard ? (input === "dtmf" ? heard : h("q", {}, heard)) : ""];
   }
   if (input.say !== undefined) return h("q", {}, input.say);
-  if (input.dtmf !== undefined) return `keys ${input.dtmf}`;
-  if (input.silence) return "(silence)";
-  if (input.hangup) return "(hung up)";
+  if (input.dtmf !== undefined) return t("input.keys", {keys: input.dtmf});
+  if (input.silence) return t("input.silence");
+  if (input.hangup) return t("input.hangup");
   return JSON.stringify(input);
 }
 
 // --- view: figures ---------------------------------------------------------------------
+// The filters the figures take (and keep in the URL); test calls (simulate, chat) are out
+// unless the toggle is on.
+const FIGURE_FILTERS = ["hours", "locale", "transport", "queue", "test"];
+
 async function figuresView(params) {
   const view = document.getElementById("view");
   const hours = params.get("hours") || "24";
-  const period = select("hours", "Period", PERIODS.filter(([v]) => v), hours);
-  period.querySelector("select").addEventListener("change", (e) => {
-    window.location.hash = `#/figures?hours=${e.target.value}`;
+  const query = new URLSearchParams();
+  for (const key of FIGURE_FILTERS) if (params.get(key)) query.set(key, params.get(key));
+  query.set("hours", hours);
+  const form = h("form", {class: "filters", id: "figure-filters"});
+  form.addEventListener("change", () => {
+    const next = new URLSearchParams();
+    for (const [key, value] of new FormData(form)) if (value) next.set(key, value);
+    window.location.hash = `#/figures?${next}`;
   });
   const body = h("div", {id: "figures"});
   view.replaceChildren(h("section", {class: "panel"},
-    h("div", {class: "panel-head"}, h("h1", {}, "Figures"),
-      h("span", {class: "muted", id: "figures-updated"})),
-    h("div", {class: "filters"}, period)), body);
+    h("div", {class: "panel-head"}, h("h1", {}, t("figures.title")),
+      h("span", {class: "muted", id: "figures-updated"})), form), body);
 
   async function draw() {
-    const f = await api(`figures?hours=${encodeURIComponent(hours)}`);
+    const f = await api(`figures?${query}`);
+    // The filters offer what the period's calls have (and keep a choice that has none).
+    const offer = (key) => [...new Set([...f.options[key], ...(params.get(key) ? [params.get(key)] : [])])];
+    const test = h("input", {type: "checkbox", name: "test", value: "1", id: "figures-test",
+      checked: params.get("test") === "1"});
+    form.replaceChildren(
+      select("hours", t("field.period"), periods(PERIODS.filter(([v]) => v)), hours),
+      select("locale", t("field.locale"), [["", t("filter.any")], ...offer("locale").map((l) => [l, l])],
+        params.get("locale") || ""),
+      select("transport", t("field.transport"), anyOf("transport", offer("transport")),
+        params.get("transport") || ""),
+      select("queue", t("field.queue"), anyOf("queue", offer("queue")), params.get("queue") || ""),
+      h("label", {class: "field check"}, test, h("span", {}, t("figures.test"))));
     const kpi = (id, label, value, note) => h("div", {class: "kpi", id},
       h("div", {class: "kpi-value"}, value), h("div", {class: "kpi-label"}, label),
       note ? h("div", {class: "kpi-note muted"}, note) : "");
     const escalated = (f.outcome || {}).escalated || 0;
     const signals = Object.values(f.misroute_signals || {}).reduce((a, b) => a + b, 0);
+    const intents = Object.entries(f.containment_by_intent || {});
+    const byIntent = h("table", {class: "grid compact", id: "containment-by-intent"},
+      h("thead", {}, h("tr", {}, ["field.intent", "field.calls", "field.self_service",
+        "field.escalated", "field.abandoned", "field.containment"].map((k) => h("th", {}, t(k))))),
+      h("tbody", {}, intents.map(([name, v]) => h("tr", {"data-intent": name},
+        h("td", {}, named("intent", name)), h("td", {class: "num"}, v.calls),
+        h("td", {class: "num"}, v.self_service), h("td", {class: "num"}, v.escalated),
+        h("td", {class: "num"}, v.abandoned), h("td", {class: "num"}, percent(v.containment))))));
     body.replaceChildren(
       h("section", {class: "kpis"},
-        kpi("kpi-live", "Calls in progress", f.live_calls, "on this engine"),
-        kpi("kpi-calls", "Calls", f.calls, `${f.ended} ended`),
-        kpi("kpi-containment", "Containment", percent(f.containment), "self-served / ended"),
-        kpi("kpi-escalated", "Escalated", escalated, ""),
-        kpi("kpi-signals", "Misroute signals", signals, "corrections, no-match, low confidence…")),
+        kpi("kpi-live", t("kpi.live"), f.live_calls, t("kpi.live_note")),
+        kpi("kpi-calls", t("kpi.calls"), f.calls, t("kpi.calls_note", {n: f.ended})),
+        kpi("kpi-containment", t("kpi.containment"), percent(f.containment), t("kpi.containment_note")),
+        kpi("kpi-transfer", t("kpi.transfer"), percent(f.transfer_rate), t("kpi.transfer_note", {n: escalated})),
+        kpi("kpi-abandonment", t("kpi.abandonment"), percent(f.abandonment),
+          t("kpi.abandonment_note", {n: f.abandoned})),
+        kpi("kpi-aht", t("kpi.aht"), f.average_handle_s === null ? "–" : clock(f.average_handle_s),
+          t("kpi.aht_note")),
+        kpi("kpi-repeat", t("kpi.repeat"), f.repeat_callers,
+          t("kpi.repeat_note", {n: f.repeat_calls, rate: percent(f.repeat_rate)})),
+        kpi("kpi-signals", t("kpi.signals"), signals, t("kpi.signals_note"))),
       h("section", {class: "charts"},
-        barChart("Outcomes", f.outcome, {id: "outcome"}),
-        barChart("Escalations by queue", f.escalations_by_queue, {id: "queue", tone: "warn"}),
-        barChart("Escalations by reason", f.escalations_by_reason, {id: "reason", tone: "warn"}),
-        barChart("Misroute signals", f.misroute_signals, {id: "signals", tone: "bad"})));
+        columnChart(t("chart.hours", {zone: I18N.timezone.name}), f.calls_by_hour,
+          {id: "hours", slot: (i) => t("csv.hour", {h: pad(i)})}),
+        barChart(t("chart.outcomes"), f.outcome, {id: "outcome", kind: "outcome"}),
+        barChart(t("chart.by_queue"), f.escalations_by_queue, {id: "queue", tone: "warn", kind: "queue"}),
+        barChart(t("chart.by_reason"), f.escalations_by_reason, {id: "reason", tone: "warn", kind: "reason"}),
+        barChart(t("chart.signals"), f.misroute_signals, {id: "signals", tone: "bad", kind: "signal"}),
+        h("figure", {class: "chart wide", "data-chart": "by-intent"},
+          h("figcaption", {}, t("chart.by_intent"), csvButton("containment-by-intent", byIntent)),
+          intents.length ? byIntent : h("p", {class: "muted empty"}, t("chart.empty")))));
     document.getElementById("figures-updated").textContent =
-      `updated ${when(Date.now() / 1000).slice(11)} · every ${REFRESH_MS / 1000} s`;
+      t("figures.updated", {time: when(Date.now() / 1000).slice(11), s: REFRESH_MS / 1000});
   }
   await draw();
   refreshTimer = setInterval(() => draw().catch((e) => toast(e.message)), REFRESH_MS);
 }
 
 // --- view: trends ----------------------------------------------------------------------
-const TREND_PERIODS = [["7", "Last 7 days"], ["30", "Last 30 days"], ["90", "Last 90 days (weekly)"],
-  ["365", "Last year (weekly)"]];
-const LOCALES = [["zh", "zh (Mandarin and dialects)"], ["ko", "ko (Korean)"]];
+const TREND_PERIODS = [["7", "period.week"], ["30", "period.month"], ["90", "period.quarter_weekly"],
+  ["365", "period.year_weekly"]];
+const LOCALES = [["zh", "locale.zh"], ["ko", "locale.ko"]];
 
 // A line chart of shares (0..1) per period; a period without data is a gap in the line.
 function lineChart(title, periods, lines, options = {}) {
   const figure = h("figure", {class: "chart", "data-chart": options.id || ""},
-    h("figcaption", {}, title));
+    h("figcaption", {}, title, csvButton(options.id || "chart", () => [
+      [t("csv.period"), ...lines.map((l) => l.name)],
+      ...periods.map((p, i) => [p, ...lines.map((l) => l.values[i])])])));
   if (!lines.some((l) => l.values.some((v) => v !== null))) {
-    figure.append(h("p", {class: "muted empty"}, "Nothing in this period"));
+    figure.append(h("p", {class: "muted empty"}, t("chart.empty")));
     return figure;
   }
   const width = 460, height = 170, left = 40, right = 10, top = 8, bottom = 24;
@@ -564,37 +684,38 @@ function sparkline(values) {
   return svg;
 }
 
-function accuracyTable(id, title, rows) {
+function accuracyTable(id, title, rows, kind) {
   const entries = Object.entries(rows).sort((a, b) => b[1].total.judged - a[1].total.judged);
-  return h("figure", {class: "chart"}, h("figcaption", {}, title),
-    entries.length ? h("table", {class: "grid compact", id},
-      h("thead", {}, h("tr", {}, ["", "accuracy", "judged", "wrong", "pending", "over time"]
-        .map((x) => h("th", {}, x)))),
-      h("tbody", {}, entries.map(([name, v]) => h("tr", {"data-name": name},
-        h("td", {}, name), h("td", {class: "num"}, percent(v.total.accuracy)),
-        h("td", {class: "num"}, v.total.judged), h("td", {class: "num"}, v.total.wrong),
-        h("td", {class: "num"}, v.total.pending), h("td", {}, sparkline(v.series))))))
-      : h("p", {class: "muted empty"}, "Nothing in this period"));
+  const table = h("table", {class: "grid compact", id},
+    h("thead", {}, h("tr", {}, ["", "trends.accuracy", "trends.judged", "trends.wrong",
+      "trends.pending", "trends.over_time"].map((x) => h("th", {}, x && t(x))))),
+    h("tbody", {}, entries.map(([name, v]) => h("tr", {"data-name": name},
+      h("td", {}, kind ? named(kind, name) : name), h("td", {class: "num"}, percent(v.total.accuracy)),
+      h("td", {class: "num"}, v.total.judged), h("td", {class: "num"}, v.total.wrong),
+      h("td", {class: "num"}, v.total.pending), h("td", {}, sparkline(v.series))))));
+  return h("figure", {class: "chart"}, h("figcaption", {}, title, csvButton(id, table)),
+    entries.length ? table : h("p", {class: "muted empty"}, t("chart.empty")));
 }
 
 function confusionTable(confusion) {
   const {labels, counts} = confusion;
-  const figure = h("figure", {class: "chart wide"},
-    h("figcaption", {}, "Confusion matrix of labelled utterances (rows: what the caller " +
-      "meant, columns: what the engine understood)"));
+  const figure = h("figure", {class: "chart wide"});
   if (!labels.length) {
-    figure.append(h("p", {class: "muted empty"}, "No utterance of this period is labelled yet"));
+    figure.append(h("figcaption", {}, t("trends.confusion")),
+      h("p", {class: "muted empty"}, t("trends.confusion_empty")));
     return figure;
   }
   const max = Math.max(1, ...counts.flat());
-  figure.append(h("div", {class: "scroll"}, h("table", {class: "confusion", id: "confusion"},
-    h("thead", {}, h("tr", {}, h("th", {}, ""), labels.map((l) => h("th", {}, h("span", {}, l))))),
-    h("tbody", {}, labels.map((row, i) => h("tr", {"data-row": row}, h("th", {}, row),
+  const table = h("table", {class: "confusion", id: "confusion"},
+    h("thead", {}, h("tr", {}, h("th", {}, ""), labels.map((l) => h("th", {}, named("intent", l))))),
+    h("tbody", {}, labels.map((row, i) => h("tr", {"data-row": row}, h("th", {}, named("intent", row)),
       counts[i].map((n, j) => h("td", {
         class: n ? (i === j ? "hit" : "miss") : "",
         "data-col": labels[j], title: `${row} → ${labels[j]}: ${n}`,
         style: n ? {"--level": (0.15 + 0.85 * n / max).toFixed(2)} : null,
-      }, n || ""))))))));
+      }, n || ""))))));
+  figure.append(h("figcaption", {}, t("trends.confusion"), csvButton("confusion", table)),
+    h("div", {class: "scroll"}, table));
   return figure;
 }
 
@@ -602,50 +723,53 @@ async function trendsView(params) {
   const view = document.getElementById("view");
   const days = params.get("days") || "30";
   const locale = params.get("locale") || "zh";
-  const form = h("form", {class: "filters"}, select("days", "Period", TREND_PERIODS, days),
-    select("locale", "Locale", LOCALES, locale));
+  const form = h("form", {class: "filters"}, select("days", t("field.period"), periods(TREND_PERIODS), days),
+    select("locale", t("field.locale"), periods(LOCALES), locale));
   form.addEventListener("change", () => {
     const q = new URLSearchParams(new FormData(form));
     window.location.hash = `#/trends?${q}`;
   });
-  const t = await api(`trends?days=${encodeURIComponent(days)}&locale=${encodeURIComponent(locale)}`);
-  const total = t.accuracy.total;
-  const dialects = Object.entries(t.per_dialect).sort((a, b) => b[1].total.judged - a[1].total.judged)
+  const tr = await api(`trends?days=${encodeURIComponent(days)}&locale=${encodeURIComponent(locale)}`);
+  const total = tr.accuracy.total;
+  const dialects = Object.entries(tr.per_dialect).sort((a, b) => b[1].total.judged - a[1].total.judged)
     .slice(0, 5).map(([name, v]) => ({name, values: v.series, counts: v.judged}));
-  const promotions = t.promotions.length ? h("table", {class: "grid compact", id: "promotions"},
-    h("thead", {}, h("tr", {}, ["when", "model", "by", "held-out accuracy"].map((x) => h("th", {}, x)))),
-    h("tbody", {}, t.promotions.map((p) => h("tr", {},
+  const promotionTable = tr.promotions.length ? h("table", {class: "grid compact", id: "promotions"},
+    h("thead", {}, h("tr", {}, ["trends.when", "trends.model", "trends.by", "trends.heldout"]
+      .map((x) => h("th", {}, t(x))))),
+    h("tbody", {}, tr.promotions.map((p) => h("tr", {},
       h("td", {}, p.at), h("td", {class: "mono"}, p.model), h("td", {}, p.by),
       h("td", {class: "num"}, p.live === null || p.live === undefined ? percent(p.candidate)
-        : `${percent(p.live)} → ${percent(p.candidate)}${p.forced ? " (forced)" : ""}`)))))
-    : h("p", {class: "muted empty"}, "No model of this locale promoted yet");
+        : `${percent(p.live)} → ${percent(p.candidate)}${p.forced ? t("trends.forced") : ""}`)))))
+    : null;
+  const promotions = promotionTable || h("p", {class: "muted empty"}, t("trends.no_promotions"));
   view.replaceChildren(h("section", {class: "panel"},
-    h("div", {class: "panel-head"}, h("h1", {}, "Trends"),
-      h("span", {class: "muted"}, `per ${t.bucket}, UTC · accuracy is estimated: labelled ` +
-        "utterances as judged, unflagged ones as understood, flagged unlabelled ones pending")),
+    h("div", {class: "panel-head"}, h("h1", {}, t("trends.title")),
+      h("span", {class: "muted"}, t("trends.note", {bucket: t(`trends.per_${tr.bucket}`),
+        zone: tr.timezone || I18N.timezone.name}))),
     form),
   h("section", {class: "kpis"},
     h("div", {class: "kpi", id: "kpi-accuracy"}, h("div", {class: "kpi-value"}, percent(total.accuracy)),
-      h("div", {class: "kpi-label"}, "Estimated accuracy"),
-      h("div", {class: "kpi-note muted"}, `${total.judged} utterances, ${total.wrong} wrong`)),
+      h("div", {class: "kpi-label"}, t("trends.estimated")),
+      h("div", {class: "kpi-note muted"}, t("trends.estimated_note", {n: total.judged, wrong: total.wrong}))),
     h("div", {class: "kpi", id: "kpi-pending"}, h("div", {class: "kpi-value"}, total.pending),
-      h("div", {class: "kpi-label"}, "Pending review"),
-      h("div", {class: "kpi-note muted"}, "flagged, not labelled yet"))),
+      h("div", {class: "kpi-label"}, t("trends.pending_review")),
+      h("div", {class: "kpi-note muted"}, t("trends.pending_note")))),
   h("section", {class: "charts", id: "trends"},
-    lineChart("Containment and misroute rate", t.periods, [
-      {name: "containment", values: t.containment, counts: t.calls},
-      {name: "misroute rate", values: t.misroute_rate, counts: t.calls}], {id: "rates"}),
-    lineChart("Estimated accuracy, by dialect", t.periods,
-      [{name: "all", values: t.accuracy.series, counts: t.accuracy.judged}, ...dialects],
+    lineChart(t("trends.rates"), tr.periods, [
+      {name: t("trends.containment"), values: tr.containment, counts: tr.calls},
+      {name: t("trends.misroute"), values: tr.misroute_rate, counts: tr.calls}], {id: "rates"}),
+    lineChart(t("trends.by_dialect"), tr.periods,
+      [{name: t("trends.all"), values: tr.accuracy.series, counts: tr.accuracy.judged}, ...dialects],
       {id: "accuracy"}),
-    accuracyTable("per-intent", "Accuracy per intent (what the caller meant)", t.per_intent),
-    accuracyTable("per-dialect", "Accuracy per dialect", t.per_dialect),
-    confusionTable(t.confusion),
-    h("figure", {class: "chart"}, h("figcaption", {}, "Promotions (held-out set)"), promotions)));
+    accuracyTable("per-intent", t("trends.per_intent"), tr.per_intent, "intent"),
+    accuracyTable("per-dialect", t("trends.per_dialect"), tr.per_dialect),
+    confusionTable(tr.confusion),
+    h("figure", {class: "chart"}, h("figcaption", {}, t("trends.promotions"),
+      promotionTable ? csvButton("promotions", promotionTable) : ""), promotions)));
 }
 
 // --- view: review queue (trainers) -------------------------------------------------------
-const REVIEW_PERIODS = [["24", "Last 24 hours"], ["168", "Last 7 days"], ["720", "Last 30 days"]];
+const REVIEW_PERIODS = [["24", "period.day"], ["168", "period.week"], ["720", "period.month"]];
 const OUTCOME_TONES = {added: "ok", exists: "muted", masked: "warn", conflict: "bad"};
 
 function reviewParams(params) {
@@ -660,8 +784,8 @@ async function reviewView(params) {
   const at = reviewParams(params);
   const data = await api(`review?${reviewQuery(at)}`);
   const form = h("form", {class: "filters", id: "review-filters"},
-    select("locale", "Locale", data.locales.map((l) => [l, l]), at.locale),
-    select("hours", "Period", REVIEW_PERIODS, at.hours));
+    select("locale", t("field.locale"), data.locales.map((l) => [l, l]), at.locale),
+    select("hours", t("field.period"), periods(REVIEW_PERIODS), at.hours));
   form.addEventListener("change", () => {
     const next = new URLSearchParams(new FormData(form));
     window.location.hash = `#/review?${next}`;
@@ -672,26 +796,27 @@ async function reviewView(params) {
       onkeydown: (e) => { if (e.key === "Enter") open(); }},
     h("td", {class: "num strong"}, c.calls),
     h("td", {class: "num"}, c.items),
-    h("td", {class: "mono"}, c.intent),
-    h("td", {class: "wordings"}, c.texts.map((t) => h("q", {class: "wording"}, t))),
+    h("td", {}, named("intent", c.intent)),
+    h("td", {class: "wordings"}, c.texts.map((w) => h("q", {class: "wording"}, w))),
     h("td", {}, h("span", {class: "badges"}, Object.entries(c.signals).map(([k, n]) =>
-      badge(`${k} ×${n}`, "bad")))));
+      badge(`${labelText("signal", k)} ×${n}`, "bad", k)))));
   });
+  const clusters = h("table", {class: "grid", id: "clusters"},
+    h("thead", {}, h("tr", {}, ["review.calls", "review.utterances", "review.understood_as",
+      "review.wordings", "review.signals"].map((c) => h("th", {}, t(c))))),
+    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", {colspan: 5, class: "empty muted"},
+      t("review.none")))));
   view.replaceChildren(
-    h("section", {class: "panel"}, h("div", {class: "panel-head"}, h("h1", {}, "Review"),
-      h("span", {class: "muted", id: "review-count"},
-        `${data.clusters.length} cluster(s) · most calls affected first`)), form),
-    h("section", {class: "panel flush"}, h("table", {class: "grid", id: "clusters"},
-      h("thead", {}, h("tr", {}, ["Calls", "Utterances", "Understood as", "Wordings", "Signals"]
-        .map((c) => h("th", {}, c)))),
-      h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", {colspan: 5, class: "empty muted"},
-        "Nothing to review yet."))))));
+    h("section", {class: "panel"}, h("div", {class: "panel-head"}, h("h1", {}, t("review.title")),
+      h("span", {class: "muted", id: "review-count"}, t("review.count", {n: data.clusters.length})),
+      csvButton("review", clusters)), form),
+    h("section", {class: "panel flush"}, clusters));
 }
 
 async function clusterView(clusterId, params) {
   const view = document.getElementById("view");
   const at = reviewParams(params);
-  view.replaceChildren(h("p", {class: "muted"}, "Loading the cluster…"));
+  view.replaceChildren(h("p", {class: "muted"}, t("cluster.loading")));
   const [cluster, options] = await Promise.all([
     api(`review/clusters/${encodeURIComponent(clusterId)}?${reviewQuery(at)}`),
     api(`review/options?locale=${encodeURIComponent(at.locale)}`)]);
@@ -700,7 +825,7 @@ async function clusterView(clusterId, params) {
 
   // Label the whole cluster with an intent.
   const intent = intentSelect("label-intent", options.intents, cluster.intent);
-  const labelButton = h("button", {class: "button primary", id: "label-cluster"}, "Label cluster");
+  const labelButton = h("button", {class: "button primary", id: "label-cluster"}, t("cluster.label"));
   const labelOut = h("div", {id: "label-result"});
   labelButton.addEventListener("click", async () => {
     labelButton.disabled = true;
@@ -716,19 +841,21 @@ async function clusterView(clusterId, params) {
 
   const snippet = h("audio", {id: "snippet", preload: "none"});
   const items = h("table", {class: "grid items", id: "items"},
-    h("thead", {}, h("tr", {}, ["Call", "Heard", "Understood", "Then", ""].map((c) => h("th", {}, c)))),
+    h("thead", {}, h("tr", {}, ["field.call", "cluster.heard", "cluster.understood", "cluster.then"]
+      .map((c) => h("th", {}, t(c))), h("th", {}, ""))),
     h("tbody", {}, cluster.items_detail.map((item) => itemRows(item, snippet, options, post)).flat()));
 
   view.replaceChildren(
-    h("p", {}, h("a", {href: `#/review?${reviewQuery(at)}`, class: "back"}, "← Review queue")),
+    h("p", {}, h("a", {href: `#/review?${reviewQuery(at)}`, class: "back"}, t("cluster.back"))),
     h("section", {class: "panel", id: "cluster"},
       h("div", {class: "panel-head"},
-        h("h1", {}, "Cluster ", h("span", {class: "mono"}, cluster.id)),
-        h("div", {class: "badges"}, badge(`${cluster.calls} call(s)`, "warn"),
-          badge(`${cluster.items} utterance(s)`, "muted"), badge(`understood as ${cluster.intent}`, "muted"))),
-      h("p", {class: "wordings"}, cluster.texts.map((t) => h("q", {class: "wording"}, t))),
+        h("h1", {}, t("cluster.title"), " ", h("span", {class: "mono"}, cluster.id)),
+        h("div", {class: "badges"}, badge(t("cluster.calls", {n: cluster.calls}), "warn"),
+          badge(t("cluster.items", {n: cluster.items}), "muted"),
+          badge(t("cluster.as", {intent: labelText("intent", cluster.intent)}), "muted", cluster.intent))),
+      h("p", {class: "wordings"}, cluster.texts.map((w) => h("q", {class: "wording"}, w))),
       h("div", {class: "filters"},
-        h("label", {class: "field"}, h("span", {}, "What the callers meant"), intent), labelButton),
+        h("label", {class: "field"}, h("span", {}, t("cluster.meant")), intent), labelButton),
       labelOut),
     h("section", {class: "panel flush"}, items, snippet),
     options.dialects.length ? synonymPanel(cluster, options, post) : "");
@@ -736,18 +863,19 @@ async function clusterView(clusterId, params) {
 
 function intentSelect(id, intents, current, blank) {
   return h("select", {id}, blank ? h("option", {value: ""}, blank) : "",
-    intents.map((i) => h("option", {value: i, selected: i === current}, i)));
+    intents.map((i) => h("option", {value: i, selected: i === current, title: i}, labelText("intent", i))));
 }
 
 function outcomeList(result) {
   const counts = {};
   for (const o of result.outcomes) counts[o.status] = (counts[o.status] || 0) + 1;
   return h("div", {class: "outcomes"},
-    h("p", {}, `Labelled as `, h("span", {class: "mono strong"}, result.intent || "–"), ": ",
-      h("span", {class: "badges"}, Object.entries(counts).map(([k, n]) => badge(`${n} ${k}`, OUTCOME_TONES[k]))),
+    h("p", {}, t("cluster.labelled_as"), " ", result.intent ? named("intent", result.intent, "strong") : "–", ": ",
+      h("span", {class: "badges"}, Object.entries(counts).map(([k, n]) =>
+        badge(`${n} ${t(`label.${k}`)}`, OUTCOME_TONES[k], k))),
       result.file ? h("span", {class: "muted"}, ` → ${result.file}`) : ""),
     h("ul", {class: "plain"}, result.outcomes.map((o) => h("li", {"data-status": o.status},
-      badge(o.status, OUTCOME_TONES[o.status]), " ", h("q", {}, o.text),
+      badge(t(`label.${o.status}`), OUTCOME_TONES[o.status], o.status), " ", h("q", {}, o.text),
       o.detail ? h("span", {class: "muted"}, ` ${o.detail}`) : ""))));
 }
 
@@ -755,47 +883,49 @@ function itemRows(item, snippet, options, post) {
   const asr = item.asr || {};
   const span = asr.audio_ms;
   const play = asr.recording && span && span.length === 2
-    ? h("button", {class: "button small play", title: "Play this utterance", onclick: () => {
+    ? h("button", {class: "button small play", title: t("turn.play"), onclick: () => {
       // The recording route with a media fragment: the player stops at the span's end.
       snippet.src = `/console/api/calls/${encodeURIComponent(item.call_id)}/audio` +
         `#t=${(span[0] / 1000).toFixed(2)},${(span[1] / 1000).toFixed(2)}`;
-      snippet.play().catch((e) => toast(`Cannot play: ${e.message}`));
+      snippet.play().catch((e) => toast(t("error.play", {error: e.message})));
     }}, `▶ ${clock(span[0] / 1000)}–${clock(span[1] / 1000)}`)
-    : h("span", {class: "muted small"}, "no audio");
+    : h("span", {class: "muted small"}, t("cluster.no_audio"));
   const next = item.next || {};
   const then = [
-    next.turn ? h("div", {}, "then ", inputText(next.turn.input),
-      next.turn.intent ? h("span", {class: "mono muted"}, ` ${next.turn.intent}`) : "") : "",
+    next.turn ? h("div", {}, t("turn.then"), " ", inputText(next.turn.input), " ",
+      next.turn.intent ? named("intent", next.turn.intent, "muted") : "") : "",
     next.call ? h("div", {class: "badges"}, outcomeBadge(next.call.outcome),
-      next.call.queue ? badge(`→ ${next.call.queue}`, "warn") : "",
-      next.call.reason ? badge(next.call.reason, "muted") : "") : "",
+      next.call.queue ? badge(`→ ${labelText("queue", next.call.queue)}`, "warn", next.call.queue) : "",
+      next.call.reason ? badge(labelText("reason", next.call.reason), "muted", next.call.reason) : "") : "",
     ...(next.feedback || []).map((f) => h("div", {class: "muted small"},
-      `agent desktop: ${f.kind} ${f.from_queue || ""} → ${f.to_queue || ""}`)),
+      t("cluster.agent_desktop", {kind: f.kind, from: labelText("queue", f.from_queue),
+        to: labelText("queue", f.to_queue)}))),
   ];
-  const asrButton = h("button", {class: "button small", "data-action": "asr"}, "ASR error");
+  const asrButton = h("button", {class: "button small", "data-action": "asr"}, t("cluster.asr_error"));
   const row = h("tr", {"data-item": item.key},
     h("td", {}, h("a", {href: `#/call/${encodeURIComponent(item.call_id)}`, class: "mono"},
-      item.call_id.slice(0, 8)), h("div", {class: "muted small"}, `turn ${item.n} · ${when(item.started_at)}`)),
+      item.call_id.slice(0, 8)), h("div", {class: "muted small"},
+      `${t("turn.n", {n: item.n})} · ${when(item.started_at)}`)),
     h("td", {}, h("q", {class: "said"}, item.text), " ", play,
-      asr.raw !== undefined ? h("div", {class: "muted small"}, "ASR ", h("q", {}, asr.raw),
-        (asr.alternatives || []).length ? h("span", {class: "alts"}, " n-best: ",
+      asr.raw !== undefined ? h("div", {class: "muted small"}, t("turn.asr"), " ", h("q", {}, asr.raw),
+        (asr.alternatives || []).length ? h("span", {class: "alts"}, " ", t("turn.nbest"), " ",
           asr.alternatives.map((a) => h("span", {class: "alt"}, a.text || "∅"))) : "") : "",
       item.normalized && item.normalized !== item.text
-        ? h("div", {class: "muted small"}, "normalized ", h("q", {}, item.normalized)) : "",
+        ? h("div", {class: "muted small"}, t("turn.normalized"), " ", h("q", {}, item.normalized)) : "",
       item.dialect ? badge(item.dialect, "muted") : ""),
-    h("td", {}, h("div", {}, h("span", {class: "mono strong"}, item.intent || "–"), " ",
+    h("td", {}, h("div", {}, item.intent ? named("intent", item.intent, "strong") : "–", " ",
       h("span", {class: "num"}, conf(item.confidence))),
     h("div", {class: "ranking"}, (item.ranking || []).filter((r) => r.name !== item.intent).map((r) =>
       h("span", {class: "rank", title: `${r.name} ${conf(r.confidence)}`},
         h("span", {class: "rank-bar", style: {"--w": `${Math.round(r.confidence * 100)}%`}}),
-        h("span", {class: "mono"}, r.name), h("span", {class: "num muted"}, conf(r.confidence))))),
-    h("div", {class: "flags"}, item.signals.map((x) => badge(x, "bad")))),
+        h("span", {}, labelText("intent", r.name)), h("span", {class: "num muted"}, conf(r.confidence))))),
+    h("div", {class: "flags"}, item.signals.map((x) => badge(labelText("signal", x), "bad", x)))),
     h("td", {}, then),
     h("td", {}, asrButton));
   // The ASR-error form: what the caller really said (and, optionally, what they meant).
-  const said = h("input", {class: "said-input", placeholder: "what the caller really said", value: item.text});
-  const meant = intentSelect("", options.intents, null, "no example (a label only)");
-  const save = h("button", {class: "button small primary"}, "Save ASR error");
+  const said = h("input", {class: "said-input", placeholder: t("asr.said"), value: item.text});
+  const meant = intentSelect("", options.intents, null, t("asr.no_example"));
+  const save = h("button", {class: "button small primary"}, t("asr.save"));
   const out = h("span", {class: "asr-result"});
   const form = h("tr", {class: "asr-form", hidden: true}, h("td", {}), h("td", {colspan: 4},
     h("div", {class: "filters"}, said, meant, save, out)));
@@ -804,8 +934,8 @@ function itemRows(item, snippet, options, post) {
     save.disabled = true;
     try {
       const result = await post("review/asr", {item: item.key, said: said.value, intent: meant.value || null});
-      out.replaceChildren(badge("ASR error recorded", "ok"),
-        ...result.outcomes.map((o) => badge(o.status, OUTCOME_TONES[o.status])));
+      out.replaceChildren(badge(t("asr.recorded"), "ok"),
+        ...result.outcomes.map((o) => badge(t(`label.${o.status}`), OUTCOME_TONES[o.status], o.status)));
     } catch (e) {
       out.replaceChildren(h("span", {class: "form-error"}, e.message));
     } finally {
@@ -816,23 +946,23 @@ function itemRows(item, snippet, options, post) {
 }
 
 function synonymPanel(cluster, options, post) {
-  const key = h("input", {id: "synonym-key", placeholder: "as said, e.g. 咭"});
-  const mandarin = h("input", {id: "synonym-mandarin", placeholder: "in Mandarin, e.g. 卡"});
+  const key = h("input", {id: "synonym-key", placeholder: t("synonym.key_hint")});
+  const mandarin = h("input", {id: "synonym-mandarin", placeholder: t("synonym.mandarin_hint")});
   const dialect = h("select", {id: "synonym-dialect"}, options.dialects.map((d) =>
-    h("option", {value: d}, d === "asr" ? "asr (a near-homophone)" : d)));
+    h("option", {value: d}, d === "asr" ? t("synonym.asr") : d)));
   const force = h("input", {type: "checkbox", id: "synonym-force"});
   // Labelling the cluster with it takes its utterances out of the queue.
   const label = h("input", {type: "checkbox", id: "synonym-label", checked: true});
-  const add = h("button", {class: "button primary", id: "synonym-add"}, "Add synonym");
+  const add = h("button", {class: "button primary", id: "synonym-add"}, t("synonym.add"));
   const out = h("div", {id: "synonym-result"});
   add.addEventListener("click", async () => {
     add.disabled = true;
     try {
       const r = await post("review/synonym", {key: key.value, mandarin: mandarin.value,
         dialect: dialect.value, target: label.checked ? cluster.id : null, force: force.checked});
-      out.replaceChildren(h("p", {}, badge("added", "ok"), " ", h("q", {}, r.key), " → ",
-        h("q", {}, r.mandarin), h("span", {class: "muted"}, ` (${r.dialect}) in ${r.file}; ` +
-          "takes effect at the next training")));
+      out.replaceChildren(h("p", {}, badge(t("label.added"), "ok"), " ", h("q", {}, r.key), " → ",
+        h("q", {}, r.mandarin), h("span", {class: "muted"},
+          t("synonym.added", {dialect: r.dialect, file: r.file}))));
     } catch (e) {
       out.replaceChildren(h("p", {class: "form-error"}, e.message));
     } finally {
@@ -840,14 +970,14 @@ function synonymPanel(cluster, options, post) {
     }
   });
   return h("section", {class: "panel", id: "synonym"},
-    h("div", {class: "panel-head"}, h("h2", {}, "Dialect synonym or near-homophone"),
-      h("span", {class: "muted"}, "Instead of an example: teach the normaliser a word, for every intent.")),
+    h("div", {class: "panel-head"}, h("h2", {}, t("synonym.title")),
+      h("span", {class: "muted"}, t("synonym.intro"))),
     h("div", {class: "filters"},
-      h("label", {class: "field"}, h("span", {}, "Phrase"), key),
-      h("label", {class: "field"}, h("span", {}, "Mandarin"), mandarin),
-      h("label", {class: "field"}, h("span", {}, "Dialect"), dialect),
-      h("label", {class: "field check"}, label, h("span", {}, "label this cluster with it")),
-      h("label", {class: "field check"}, force, h("span", {}, "add even if it rewrites Mandarin examples")),
+      h("label", {class: "field"}, h("span", {}, t("synonym.phrase")), key),
+      h("label", {class: "field"}, h("span", {}, t("synonym.mandarin")), mandarin),
+      h("label", {class: "field"}, h("span", {}, t("synonym.dialect")), dialect),
+      h("label", {class: "field check"}, label, h("span", {}, t("synonym.label"))),
+      h("label", {class: "field check"}, force, h("span", {}, t("synonym.force"))),
       add),
     out);
 }
@@ -860,14 +990,14 @@ async function modelView(params) {
   // Default: the locale of the latest run, else the first this server serves.
   const locale = params.get("locale") || (state.training && state.training.locale) ||
     locales.find((l) => state.locales[l].serving) || locales[0];
-  const pick = select("locale", "Locale", locales.map((l) => [l, l]), locale);
+  const pick = select("locale", t("field.locale"), locales.map((l) => [l, l]), locale);
   pick.querySelector("select").addEventListener("change", (e) => {
     window.location.hash = `#/model?locale=${encodeURIComponent(e.target.value)}`;
   });
 
   const live = h("table", {class: "grid", id: "live-models"},
-    h("thead", {}, h("tr", {}, ["Locale", "Live (models/live.yml)", "Serving now", "Newest candidate"]
-      .map((c) => h("th", {}, c)))),
+    h("thead", {}, h("tr", {}, ["field.locale", "model.live", "model.serving", "model.newest"]
+      .map((c) => h("th", {}, t(c))))),
     h("tbody", {}, locales.map((l) => {
       const m = state.locales[l];
       return h("tr", {"data-locale": l}, h("td", {}, l), h("td", {class: "mono live"}, m.live || "–"),
@@ -877,31 +1007,32 @@ async function modelView(params) {
 
   // Training, with progress polled while it runs.
   const finetune = h("input", {type: "checkbox", id: "train-finetune"});
-  const train = h("button", {class: "button primary", id: "train", disabled: !state.can_train}, "Train");
+  const train = h("button", {class: "button primary", id: "train", disabled: !state.can_train}, t("model.train"));
   const bar = h("progress", {id: "train-progress", max: 1, value: 0});
   const status = h("span", {id: "train-status", class: "muted"});
-  const showTraining = (t) => {
-    if (!t) { status.textContent = "No training run yet."; return; }
-    const epochs = t.epochs ? ` · epoch ${t.epoch}/${t.epochs}` : "";
+  const showTraining = (run) => {
+    if (!run) { status.textContent = t("model.no_run"); return; }
+    const epochs = run.epochs ? t("model.epoch", {epoch: run.epoch, epochs: run.epochs}) : "";
     // Done: the model's file name (the phase line names the server's own path).
-    const phase = t.state === "done" && t.model
-      ? `model ${t.trained ? "trained" : "up to date"}: ${t.model.split("/").pop()}` : t.phase;
-    bar.max = t.epochs || 1;
-    bar.value = t.state === "done" ? bar.max : t.epoch;
-    status.textContent = `${t.locale}: ${t.state} · ${phase}${epochs}` +
-      (t.duration_s ? ` · ${t.duration_s} s` : "") + (t.error ? ` · ${t.error}` : "");
-    status.dataset.state = t.state;
-    train.disabled = t.state === "running" || t.state === "queued";
+    const phase = run.state === "done" && run.model
+      ? t(run.trained ? "model.trained" : "model.up_to_date", {model: run.model.split("/").pop()})
+      : run.phase;
+    bar.max = run.epochs || 1;
+    bar.value = run.state === "done" ? bar.max : run.epoch;
+    status.textContent = `${run.locale}: ${t(`train.${run.state}`)} · ${phase}${epochs}` +
+      (run.duration_s ? ` · ${run.duration_s} s` : "") + (run.error ? ` · ${run.error}` : "");
+    status.dataset.state = run.state;
+    train.disabled = run.state === "running" || run.state === "queued";
   };
   const poll = () => {
     clearInterval(refreshTimer);
     refreshTimer = setInterval(async () => {
       try {
-        const t = await api("train");
-        showTraining(t);
-        if (t && (t.state === "done" || t.state === "failed")) {
+        const run = await api("train");
+        showTraining(run);
+        if (run && (run.state === "done" || run.state === "failed")) {
           clearInterval(refreshTimer);
-          if (t.state === "done") window.dispatchEvent(new HashChangeEvent("hashchange"));
+          if (run.state === "done") window.dispatchEvent(new HashChangeEvent("hashchange"));
         }
       } catch (e) { toast(e.message); }
     }, 1000);
@@ -923,10 +1054,10 @@ async function modelView(params) {
   const models = state.locales[locale].models;
   const candidate = h("select", {id: "candidate"}, models.map((m) =>
     h("option", {value: m, selected: m === state.locales[locale].candidate},
-      m === state.locales[locale].live ? `${m} (live)` : m)));
-  const compareButton = h("button", {class: "button", id: "compare"}, "Compare with live");
+      m === state.locales[locale].live ? t("model.is_live", {model: m}) : m)));
+  const compareButton = h("button", {class: "button", id: "compare"}, t("model.compare"));
   const force = h("input", {type: "checkbox", id: "promote-force"});
-  const promoteButton = h("button", {class: "button primary", id: "promote"}, "Promote");
+  const promoteButton = h("button", {class: "button primary", id: "promote"}, t("model.promote"));
   const compared = h("div", {id: "compare-result"});
   const promoted = h("div", {id: "promote-result"});
   const busy = async (button, out, message, work) => {
@@ -937,24 +1068,25 @@ async function modelView(params) {
     } finally { button.disabled = false; }
   };
   compareButton.addEventListener("click", () => busy(compareButton, compared,
-    "Comparing… (both models load and parse every test utterance: a minute or two)", async () => {
+    t("model.comparing"), async () => {
       compared.replaceChildren(comparisonTables(await api("compare", {method: "POST",
         body: {locale, model: candidate.value}})));
     }));
   promoteButton.addEventListener("click", () => busy(promoteButton, promoted,
-    "Promoting… (the gate compares on the held-out set, then the model loads)", async () => {
+    t("model.promoting"), async () => {
       const r = await api("promote", {method: "POST",
         body: {locale, model: candidate.value, force: force.checked}});
       const p = r.promotion;
       promoted.replaceChildren(h("div", {id: "promotion"},
-        h("p", {}, badge("promoted", "ok"), " ", h("span", {class: "mono"}, p.model),
-          h("span", {class: "muted"}, ` (was ${p.previous || "–"}) by ${p.by}${p.forced ? ", forced" : ""}`)),
-        p.heldout ? h("p", {class: "muted"}, `held-out accuracy ${p.heldout.live.toFixed(3)} → ` +
-          `${p.heldout.candidate.toFixed(3)} (${signed(p.heldout.delta)})`) : "",
+        h("p", {}, badge(t("model.promoted"), "ok"), " ", h("span", {class: "mono"}, p.model),
+          h("span", {class: "muted"}, t(p.forced ? "model.promoted_by_forced" : "model.promoted_by",
+            {previous: p.previous || "–", by: p.by}))),
+        p.heldout ? h("p", {class: "muted"}, t("model.heldout", {live: p.heldout.live.toFixed(3),
+          candidate: p.heldout.candidate.toFixed(3), delta: signed(p.heldout.delta)})) : "",
         r.swap ? h("p", {id: "swap"}, r.swap.error
-          ? h("span", {class: "form-error"}, `not swapped into this server: ${r.swap.error}`)
-          : `This server now serves ${r.swap.model}` + (r.swap.swapped
-            ? `; calls in progress finish on ${r.swap.previous}.` : " (already).")) : ""));
+          ? h("span", {class: "form-error"}, t("model.not_swapped", {error: r.swap.error}))
+          : t(r.swap.swapped ? "model.swapped" : "model.already", {model: r.swap.model,
+            previous: r.swap.previous})) : ""));
       const row = document.querySelector(`#live-models tr[data-locale="${locale}"]`);
       row.querySelector(".live").textContent = p.model;
       row.querySelector(".candidate").textContent = "–";
@@ -962,20 +1094,20 @@ async function modelView(params) {
     }));
 
   view.replaceChildren(
-    h("section", {class: "panel"}, h("div", {class: "panel-head"}, h("h1", {}, "Models")), live),
+    h("section", {class: "panel"}, h("div", {class: "panel-head"}, h("h1", {}, t("model.title"))), live),
     h("section", {class: "panel", id: "training"},
-      h("div", {class: "panel-head"}, h("h2", {}, "Train"),
-        h("span", {class: "muted"}, "A candidate from the current data and labels; the live model keeps serving.")),
+      h("div", {class: "panel-head"}, h("h2", {}, t("model.train")),
+        h("span", {class: "muted"}, t("model.train_intro"))),
       h("div", {class: "filters"}, pick,
-        h("label", {class: "field check"}, finetune, h("span", {}, "fine-tune the live model (faster)")),
+        h("label", {class: "field check"}, finetune, h("span", {}, t("model.finetune"))),
         train),
       h("div", {class: "progress"}, bar, status)),
     h("section", {class: "panel", id: "compare-promote"},
-      h("div", {class: "panel-head"}, h("h2", {}, "Compare and promote"),
-        h("span", {class: "muted"}, "A candidate worse on the held-out set is promoted only when forced.")),
+      h("div", {class: "panel-head"}, h("h2", {}, t("model.compare_title")),
+        h("span", {class: "muted"}, t("model.compare_intro"))),
       h("div", {class: "filters"},
-        h("label", {class: "field"}, h("span", {}, "Candidate"), candidate), compareButton,
-        h("label", {class: "field check"}, force, h("span", {}, "force (promote even if worse)")),
+        h("label", {class: "field"}, h("span", {}, t("model.candidate")), candidate), compareButton,
+        h("label", {class: "field check"}, force, h("span", {}, t("model.force"))),
         promoteButton),
       promoted, compared));
 }
@@ -989,14 +1121,16 @@ function comparisonTables(result) {
     h("td", {class: "num delta"}, signed(v.delta)), h("td", {class: "num muted"}, extra ?? ""));
   const sets = Object.entries(result.sets).map(([name, c]) => h("table",
     {class: "grid comparison", "data-set": name},
-    h("caption", {}, `${name === "heldout" ? "Held-out set" : "Labelled utterances"} (${c.examples})`),
-    h("thead", {}, h("tr", {}, ["", "live", "candidate", "delta", "n"].map((x) => h("th", {}, x)))),
-    h("tbody", {}, row("intent accuracy", c.accuracy), row("dialect / ASR part", c.dialect_and_asr_accuracy),
-      Object.entries(c.per_form).map(([k, v]) => row(`form ${k}`, v, v.n)),
-      Object.entries(c.per_intent).filter(([, v]) => v.delta !== 0).map(([k, v]) => row(k, v, v.n)))));
+    h("caption", {}, `${t(name === "heldout" ? "compare.heldout" : "compare.labelled")} (${c.examples})`),
+    h("thead", {}, h("tr", {}, ["", t("compare.live"), t("compare.candidate"), t("compare.delta"), "n"]
+      .map((x) => h("th", {}, x)))),
+    h("tbody", {}, row(t("compare.accuracy"), c.accuracy), row(t("compare.dialect"), c.dialect_and_asr_accuracy),
+      Object.entries(c.per_form).map(([k, v]) => row(t("compare.form", {form: k}), v, v.n)),
+      Object.entries(c.per_intent).filter(([, v]) => v.delta !== 0).map(([k, v]) =>
+        row(named("intent", k), v, v.n)))));
   return h("div", {id: "comparison"},
-    h("p", {class: "muted"}, "live ", h("span", {class: "mono"}, result.live), " · candidate ",
-      h("span", {class: "mono"}, result.candidate), " · intents whose accuracy did not change are not listed"),
+    h("p", {class: "muted"}, t("compare.live"), " ", h("span", {class: "mono"}, result.live), " · ",
+      t("compare.candidate"), " ", h("span", {class: "mono"}, result.candidate), " · ", t("compare.unchanged")),
     h("div", {class: "comparisons"}, sets));
 }
 
@@ -1029,7 +1163,12 @@ async function route() {
 async function start() {
   Object.assign(me, await api("me"));
   document.getElementById("user-name").textContent = me.name;
-  document.getElementById("user-role").textContent = me.role;
+  const role = document.getElementById("user-role");
+  role.textContent = labelText("role", me.role);
+  role.title = me.role;
+  // The one zone every time on the page is in.
+  document.getElementById("timezone").textContent =
+    t("app.timezone", {zone: I18N.timezone.name, offset: I18N.timezone.offset});
   // data-role: the roles (space-separated) that see the element
   for (const el of document.querySelectorAll("[data-role]")) {
     el.hidden = !el.dataset.role.split(" ").includes(me.role);

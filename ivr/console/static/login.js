@@ -1,5 +1,5 @@
 // The login form: posts JSON (never a plain form post, so another site cannot log a
-// browser in) and goes to the console once the session cookie is set.
+// browser in) and goes to the console once the session cookie is set. Texts: i18n.js.
 "use strict";
 
 document.getElementById("login-form").addEventListener("submit", async (event) => {
@@ -22,9 +22,13 @@ document.getElementById("login-form").addEventListener("submit", async (event) =
       return;
     }
     const body = await response.json().catch(() => ({}));
-    error.textContent = body.error || `Sign-in failed (${response.status})`;
+    // The server's refusals in the page's language; others as the server says them.
+    const known = {401: "login.wrong", 403: "login.disabled", 429: "login.throttled"};
+    error.textContent = known[response.status]
+      ? t(known[response.status], {wait: response.headers.get("Retry-After") || "?"})
+      : body.error || t("login.failed", {status: response.status});
   } catch (e) {
-    error.textContent = "The engine did not answer: " + e.message;
+    error.textContent = t("login.unreachable", {error: e.message});
   }
   error.hidden = false;
   button.disabled = false;
