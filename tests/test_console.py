@@ -134,7 +134,7 @@ async def test_anonymous_requests_get_401_and_pages_go_to_the_login(console: Con
             assert (await resp.json())["error"]
         resp = await http.get(f"{console.url}/console/", allow_redirects=False)
         assert resp.status == 302 and resp.headers["Location"] == "/console/login"
-        resp = await http.get(f"{console.url}/console/login")
+        resp = await http.get(f"{console.url}/console/login", headers={"Accept-Language": "en"})
         assert resp.status == 200 and "Sign in" in await resp.text()
         assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
 
