@@ -16,7 +16,7 @@ LOCALES = Path(__file__).resolve().parent.parent / "locales"
 PIN = "123456"
 ZH_NOTHING = ["嗯嗯嗯", "那个……", "呃，等一下", "就是那个什么", "喂喂", "喂？喂？听得到吗",
               "嗯。。。", "呃 那个", "额……", "您好", "嗯哼", "你稍等我一下，我翻一下",
-              "喂，听唔听到啊", "吗 的 了 呢", ""]
+              "喂，听唔听到啊", "吗 的 了 呢", "嗯……嗰个……", "等阵先", "等一哈", ""]
 KO_NOTHING = ["음", "어", "음... 저기요", "여보세요 여보세요", "잠깐만요", "저기 그러니까",
               "잘 들리세요?"]
 
@@ -55,6 +55,8 @@ def test_zh_fillers_around_a_request_are_taken_out(zh: UtterancePrep, text: str,
 @pytest.mark.parametrize("text", [
     "那个卡丢了",        # a determiner, not a filler
     "额度还有多少",      # 额 starts a word
+    "等额本息怎么算",    # 等 starts a word
+    "就这样吧",
     "唔系呢个",          # Cantonese "not this one": 唔 is a negation
     "我要查余额",
     "什么时候还款",
@@ -205,9 +207,15 @@ def test_an_unknown_script_conversion_is_a_clear_error(tmp_path: Path) -> None:
     from ivr.errors import DataFileError
 
     bad = tmp_path / "xx.yml"
-    bad.write_text("script: klingon\n", encoding="utf-8")
-    with pytest.raises(DataFileError, match=r"xx\.yml: script: 'klingon' is not an OpenCC"):
+    bad.write_text("script: {convert: klingon}\n", encoding="utf-8")
+    with pytest.raises(DataFileError,
+                       match=r"xx\.yml: script\.convert: 'klingon' is not an OpenCC"):
         UtterancePrep.for_locale(bad)
+
+
+def test_dialect_characters_survive_the_conversion(zh: UtterancePrep) -> None:
+    """t2s would make 嗰 𠮶 and 搵 揾: the dialect data uses them as written."""
+    assert zh("我張卡唔見咗，嗰張卡搵唔到") == "我张卡唔见咗，嗰张卡搵唔到"
 
 
 @pytest.mark.parametrize(("text", "intent"), [

@@ -219,6 +219,19 @@ class Corrections:
             clause.startswith(self.restates) or any(r in clause for r in self.requests))
 
 
+def _keeping(convert: Callable[[str], str], keep: frozenset[str]) -> Callable[[str], str]:
+    """``convert``, leaving the characters in ``keep`` as they are: OpenCC's t2s also
+    rewrites dialect characters that simplified Cantonese writing keeps (嗰 becomes 𠮶),
+    which the dialect data and training examples use as they are."""
+    def run(text: str) -> str:
+        converted = convert(text)
+        if not keep or len(converted) != len(text):
+            return converted
+        return "".join(o if o in keep else c for o, c in zip(text, converted, strict=True))
+
+    return run
+
+
 @dataclass(frozen=True)
 class UtterancePrep:
     """What the classifier gets of an utterance: script converted, loanwords translated,
@@ -232,16 +245,17 @@ class UtterancePrep:
     @classmethod
     def for_locale(cls, path: Path) -> UtterancePrep:
         data = read_mapping(path) if path.is_file() else {}
-        script = data.get("script")
+        script = _section(path, data, "script")
         convert = None
         if script:
             import opencc
 
             try:
-                convert = opencc.OpenCC(str(script)).convert
+                opencc_convert = opencc.OpenCC(str(script.get("convert"))).convert
             except Exception as e:  # an unknown configuration name
-                raise DataFileError(f"{path.name}: script: {script!r} is not an OpenCC "
-                                    f"conversion such as t2s ({e})") from None
+                raise DataFileError(f"{path.name}: script.convert: {script.get('convert')!r} "
+                                    f"is not an OpenCC conversion such as t2s ({e})") from None
+            convert = _keeping(opencc_convert, frozenset(str(script.get("keep") or "")))
         return cls(Hesitations.from_locale(data, path), convert,
                    Loanwords.from_locale(data, path), Corrections.from_locale(data, path))
 
