@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import sqlalchemy as sa
 import test_gateway
 from conftest import KNOWN, VIP
 from phones import (
@@ -204,6 +205,19 @@ async def test_an_asterisk_uuid_used_again_is_a_new_call_that_leaves_the_first_a
         store.find_call(call_uuid)
 
 
+async def test_the_handoff_names_the_call_by_both_ids(voice: Server) -> None:
+    """The bank's ACD correlates a handoff with its own call by the external id."""
+    phone = await voice.plain(call_id="SIP-4711@pbx.bank.example")
+    await phone.wait_prompts(2)
+    await phone.dtmf("0")  # an agent, please
+    await phone.wait_closed(30)
+    (result,) = await _logged(voice, "SIP-4711@pbx.bank.example", 1)
+    handoff = result["handoff"]
+    assert (handoff["call_id"], handoff["external_id"]) == (result["call_id"],
+                                                            "SIP-4711@pbx.bank.example")
+    assert phone.end and phone.end["call_id"] == result["call_id"]  # the engine's name
+
+
 def _voice_services(engine: Any, project: Any, scripts: list[list[str]]) -> VoiceServices:
     """A second engine instance's services: the same dialogue engine (as instances share
     Redis's conversations), scripted Mandarin listening (one script per call)."""
@@ -335,6 +349,28 @@ def test_find_call_by_external_id(store: CallStore) -> None:
     for no_call in ("aaaaaaaa", "nul\x00", "\ud800", "x" * 300):  # a whole id, for machines
         with pytest.raises(CallNotFound):
             store.find_call(no_call, exact=True)
+
+
+def test_an_older_call_log_gains_the_external_id_column_and_its_index(store_url: str) -> None:
+    old = sa.MetaData()
+    sa.Table("calls", old, sa.Column("call_id", sa.String(64), primary_key=True),
+             sa.Column("started_at", sa.Float, nullable=False),
+             sa.Column("status", sa.String(16), nullable=False))
+    engine = sa.create_engine(store_url)
+    old.create_all(engine)
+    with engine.begin() as db:
+        db.execute(sa.text("INSERT INTO calls VALUES ('old-call', 1.0, 'complete')"))
+    engine.dispose()
+    store = CallStore(store_url)
+    try:
+        inspector = sa.inspect(store.engine)
+        assert "external_id" in {c["name"] for c in inspector.get_columns("calls")}
+        assert ["external_id"] in [i["column_names"] for i in inspector.get_indexes("calls")]
+        assert store.find_call("old-call")["external_id"] is None
+        store.write([(1, _start("n" * 32, KNOWN, "CA-new"))], "engine-a")
+        assert store.find_call("CA-new")["call_id"] == "n" * 32
+    finally:
+        store.close()
 
 
 @pytest.fixture
