@@ -28,6 +28,7 @@ CN = {c: str(i % 10) for i, c in enumerate("零一二三四五六七八九〇壹
     "幺": "1", "两": "2", "貳": "2", "參": "3", "陸": "6"}
 KO = {c: str(i) for i, c in enumerate("영일이삼사오육칠팔구")} | {"공": "0", "륙": "6"}
 PLACES = "十拾百佰千仟万萬亿億십백천만억"
+ZEROS = dict(zip(PLACES, [1, 1, 2, 2, 3, 3, 4, 4, 8, 8, 1, 2, 3, 4, 8], strict=True))
 # Money in figures with a currency beside it, which the masker keeps at any length.
 MONEY = re.compile(r"(?<!\d)(?:\d{1,3}(?:[,，]\d{3})+(?:[.．]\d{1,2})?|\d+[.．]\d{1,2})"
                    r"(?![\d.,．，])")
@@ -59,7 +60,8 @@ def alone(text: str, match: re.Match[str]) -> bool:
 
 def digit_stream(text: str, places: bool = False) -> str:
     """Every digit as ASCII, separators left out, "|" for a letter; a Korean digit
-    syllable as a word of its own or in a run of three. ``places``: 十, 만 ... count too."""
+    syllable as a word of its own or in a run of three. ``places``: 十, 만 ... count as
+    their zeros (一亿零二 has nine digits)."""
     text = natives(text)
     if not places:
         text = MONEY.sub(lambda m: "|" if alone(text, m) and (CURRENCY.match(text, m.end())
@@ -74,7 +76,7 @@ def digit_stream(text: str, places: bool = False) -> str:
                 k += 1
             glued = hangul(text, j - 1) or hangul(text, k)
             out.append("|" if glued and k - j < 3 and c in KO else
-                       "0" if c in PLACES else KO.get(c, "0"))
+                       "0" * ZEROS[c] if c in PLACES else KO.get(c, "0"))
         elif c in CN:
             out.append(CN[c])
         elif c.isalnum() and unicodedata.digit(c, None) is not None:
