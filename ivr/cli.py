@@ -22,6 +22,7 @@ from ivr.zone import stamp  # every time printed: the bank's zone, with its offs
 
 EXIT_ERROR = 1
 DEFAULT_LOCALE = "zh"
+OUTCOMES = ("self_service", "escalated", "hangup", "busy")  # how a logged call can end
 
 
 def _print_json(obj: Any) -> None:
@@ -34,7 +35,15 @@ async def _open_engine(project: Project, model: Path | None, bank: Any = None):
     from ivr.knowledge import KnowledgeBase
 
     kb = KnowledgeBase.load(project.knowledge)
-    return await DialogueEngine.load(model or project.live_model(), bank or DemoBank(), kb)
+    path = model or project.live_model()
+    _loading(path)
+    return await DialogueEngine.load(path, bank or DemoBank(), kb)
+
+
+def _loading(model: Path) -> None:
+    """Say why nothing happens for a few seconds (stderr: stdout stays the results)."""
+    if model.is_file():  # (a missing one is the one error line)
+        print(f"loading model {model.name}…", file=sys.stderr, flush=True)
 
 
 def _count_failures_in_call_log(engines: Any, recorder: Any) -> None:
@@ -122,7 +131,12 @@ async def cmd_train(args: argparse.Namespace) -> int:
 
 
 async def cmd_parse(args: argparse.Namespace) -> int:
-    engine = await _open_engine(args.project_obj, args.model)
+    from ivr.nlu_only import load_nlu_engine
+
+    # The NLU part of the model alone; eager for one utterance (ivr/nlu_only.py).
+    model = args.model or args.project_obj.live_model()
+    _loading(model)
+    engine = await load_nlu_engine(model, eager=args.text is not None)
     texts = [args.text] if args.text is not None else (line.rstrip("\n") for line in sys.stdin)
     for text in texts:
         if not text.strip():
@@ -271,7 +285,10 @@ async def cmd_calls(args: argparse.Namespace) -> int:
             since=parse_when(args.since) if args.since else None,
             until=parse_when(args.until) if args.until else None, outcome=args.outcome,
             queue=args.queue, intent=args.intent, caller=args.caller, status=args.status,
-            limit=args.limit))
+            locale=args.locale, limit=args.limit))
+        if not args.json:  # (the same columns as each row below)
+            print(f"{'call id':12s}  {'started':{len(stamp(time.time()))}s}  {'transport':9s} "
+                  f"{'caller':15s} {'loc':3s} {'status':10s} {'outcome':12s} queue or topic")
         for row in rows:
             if args.json:
                 _print_json(row)
@@ -311,17 +328,10 @@ async def cmd_calls(args: argparse.Namespace) -> int:
             print(f"({len(letters)} event{'s' if len(letters) != 1 else ''} set aside, newest "
                   "first; --json shows each event)")
     elif args.action == "purge":
+        from ivr.cli_ops import purge
+
         days = args.older_than if args.older_than is not None else settings.retention_days
-        gone = store.purge(time.time() - days * 86400)
-        removed = 0
-        for call in gone:
-            if settings.recordings and call.get("recording"):
-                path = settings.recordings / call["recording"]
-                if path.is_file():
-                    path.unlink()
-                    removed += 1
-        print(f"purged {len(gone)} call(s) older than {days:g} days "
-              f"and {removed} recording(s)")
+        return purge(store, settings, days, args.dry_run, args.yes)
     return 0
 
 
@@ -412,10 +422,13 @@ async def cmd_report(args: argparse.Namespace) -> int:
 
     month = Month.parse(args.month or this_month())
     store, _ = _open_store(args.project_obj)
-    csv_path, chart, rows = export(store, month, Path(args.out), args.locale)
+    # One locale per report (the global one, zh by default): two caller populations'
+    # figures summed under shared intent names would describe neither.
+    locale = args.project_obj.locale
+    csv_path, chart, rows = export(store, month, Path(args.out), locale)
     total = rows[-1]
-    print(f"{month.name}: {total['calls']} calls, containment {total['containment']:.1%}, "
-          f"{total['misrouted_calls']} with a misroute signal")
+    print(f"{month.name} ({locale}): {total['calls']} calls, containment "
+          f"{total['containment']:.1%}, {total['misrouted_calls']} with a misroute signal")
     for row in rows[:-1][:10]:
         print(f"  {row['intent']:22s} {row['calls']:6d} calls  containment "
               f"{row['containment']:.0%}  misrouted {row['misrouted_calls']}")
@@ -524,9 +537,20 @@ async def cmd_users(args: argparse.Namespace) -> int:
 
     from ivr.console.auth import ADMIN, MIN_PASSWORD, ROLES, hash_password
 
+    if args.action != "add":
+        from ivr.cli_ops import users
+
+        return users(_open_store(args.project_obj)[0], args.action, args.name, args.role,
+                     args.by)
+    if not args.name:
+        raise IvrError("ivr users add needs a user name")
     if args.role not in ROLES:
         raise IvrError(f"role must be one of {', '.join(ROLES)}")
-    password = os.environ.get("IVR_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
+    password = os.environ.get("IVR_PASSWORD")
+    if not password:
+        if sys.stdin is None or not sys.stdin.isatty():  # (getpass would read a pipe)
+            raise IvrError("no password: set $IVR_PASSWORD or run at a terminal")
+        password = getpass.getpass(f"password for {args.name}: ")
     if len(password) < MIN_PASSWORD:
         raise IvrError(f"a console password needs at least {MIN_PASSWORD} characters")
     store, _ = _open_store(args.project_obj)
@@ -701,6 +725,19 @@ async def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_data(args: argparse.Namespace) -> int:
+    """``ivr data validate``: one ``path:line: message`` line per problem (docs: README)."""
+    from ivr.data_validation import summary, validate
+
+    report = validate(args.project_obj)
+    for problem in report.problems:
+        print(problem)
+    if report.problems:
+        raise IvrError(f"{len(report.problems)} problem(s) in the project's data (above)")
+    print(summary(report))
+    return 0
+
+
 async def cmd_serve(args: argparse.Namespace) -> int:
     from ivr.server import ServerSettings, serve
 
@@ -761,8 +798,28 @@ async def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_ERROR if missing else 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as every other error: one ``error: ...`` line, exit 1 (argparse's
+    own: usage, then exit 2)."""
+
+    def error(self, message: str) -> Any:
+        print(f"error: {self.prog}: {message} (--help for usage)", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ivr")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ivr", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="ivr", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"ivr {_version()}",
+                        help="print the version and exit")
     parser.add_argument("--project", type=Path, help="project folder (default: found from cwd)")
     locale_help = (f"dialogue locale, e.g. zh or ko (default: {DEFAULT_LOCALE}; "
                    "`train` without it trains every locale)")
@@ -825,25 +882,30 @@ def build_parser() -> argparse.ArgumentParser:
     q = calls.add_parser("list", help="calls, newest first")
     q.add_argument("--since", help="from (2026-11-24, 2026-11-24T09:00, or an age: 12h, 7d)")
     q.add_argument("--until", help="until (same forms)")
-    for name in ("outcome", "queue", "intent", "caller", "status"):
+    q.add_argument("--outcome", choices=OUTCOMES, help="only calls that ended so")
+    for name in ("queue", "intent", "caller", "status"):
         q.add_argument(f"--{name}", help=f"only calls with this {name}")
-    q.add_argument("--limit", type=int, default=50)
+    q.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     q.add_argument("--json", action="store_true", help="one JSON object per call")
     q = calls.add_parser("show", help="a call's turn-by-turn timeline")
     q.add_argument("call_id", help="call id (or its first 6+ characters)")
     q.add_argument("--json", action="store_true", help="the call and all its events")
     q = calls.add_parser("label", help="say what was right for a call (replay reports use it)")
-    q.add_argument("call_id")
+    q.add_argument("call_id", help="call id (or its first 6+ characters)")
     q.add_argument("--intent", help="the intent the caller meant")
     q.add_argument("--queue", help="the queue the call should have gone to")
     q.add_argument("--by", default=os.environ.get("USER", "trainer"), help="who says so")
-    q.add_argument("--note")
+    q.add_argument("--note", help="a free-text remark kept with the label")
     q = calls.add_parser("dead-letters", help="events the store refused, set aside")
     q.add_argument("--since", help="set aside from (same forms as list --since)")
-    q.add_argument("--limit", type=int, default=50)
+    q.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     q.add_argument("--json", action="store_true", help="one JSON object per event, in full")
     q = calls.add_parser("purge", help="delete calls (and recordings) past retention")
     q.add_argument("--older-than", type=float, help="days (default: $IVR_RETENTION_DAYS, 180)")
+    q.add_argument("--dry-run", action="store_true",
+                   help="list the calls that would go; delete nothing")
+    q.add_argument("--yes", action="store_true",
+                   help="do not ask for confirmation (needed without a terminal: cron)")
 
     p = add("replay", cmd_replay, "re-run a logged call (or every call --since) with a model")
     p.add_argument("call_id", nargs="?", help="call id (or its first 6+ characters)")
@@ -855,8 +917,9 @@ def build_parser() -> argparse.ArgumentParser:
             model=False)
     p.add_argument("kind", choices=["voc"], help="voc: what callers asked for, where they "
                    "were failed")
-    p.add_argument("--month", help="2026-11 (default: this month, UTC)")
-    p.add_argument("--out", default="reports/voc", help="folder for the CSV and the PNG")
+    p.add_argument("--month", help="2026-11 (default: this month, in the bank's time zone)")
+    p.add_argument("--out", default="reports/voc", help="folder for the CSV and the PNG "
+                   "(voc-<month>-<locale>.*; one locale a report, --locale, default zh)")
 
     p = add("review", cmd_review, "trainers' review queue: misrouted utterances, clustered, "
             "to label", model=False)
@@ -911,10 +974,20 @@ def build_parser() -> argparse.ArgumentParser:
                    "number is a caller, anything else a customer id)")
     q.add_argument("--by", default=os.environ.get("USER", "ops"), help="who clears it")
 
-    p = add("users", cmd_users, "console logins", model=False)
-    p.add_argument("action", choices=["add"])
-    p.add_argument("name")
-    p.add_argument("--role", required=True, help="ops, trainer or admin")
+    p = add("users", cmd_users, "console logins: add, list, disable, enable, set-role",
+            model=False)
+    p.add_argument("action", choices=["add", "list", "disable", "enable", "set-role"],
+                   help="add NAME --role R (password from $IVR_PASSWORD or asked), list, "
+                   "disable NAME, enable NAME, set-role NAME --role R")
+    p.add_argument("name", nargs="?", help="the login name (all but list)")
+    p.add_argument("--role", help="ops, trainer or admin (add, set-role)")
+    p.add_argument("--by", default=os.environ.get("USER", "admin"),
+                   help="who makes the change, for the audit log (default: $USER)")
+
+    p = add("data", cmd_data, "check the project's data: domain, NLU data, rules, locales, "
+            "knowledge, live models", model=False)
+    p.add_argument("action", choices=["validate"],
+                   help="validate: every problem as path:line: message; exit 1 if any")
 
     p = add("evaluate", cmd_evaluate, "score the model on the held-out test set")
     p.add_argument("--test", help="held-out file (default: nlu_data/heldout/<locale>.yml)")

@@ -56,15 +56,17 @@ async def promote(project: Project, candidate: Path | None = None, force: bool =
         live: Path | None = project.live_model().resolve()
     except ModelNotFoundError:  # a pointer to a deleted model: promoting is the repair
         live = None
+    by = by or os.environ.get("USER", "unknown")
+    if live == model:  # nothing changes: no pointer write, no line in the log
+        return Promotion(project.locale, model.name, model.name, force, by, _now(), None)
     figures = None
-    if live is not None and live != model:
+    if live is not None:
         compared = (await compare_models(project, live, model, labelled=False))["heldout"]
         figures = heldout_figures(compared)
         refusal = gate(figures, model.name, live.name)
         if refusal and not force:
             raise PromotionRefused(f"{refusal}; --force promotes it anyway")
-    return _make_live(project, model.name, live.name if live else None, force,
-                      by or os.environ.get("USER", "unknown"), figures)
+    return _make_live(project, model.name, live.name if live else None, force, by, figures)
 
 
 def adopt_first_model(project: Project, model: Path) -> Promotion | None:
@@ -83,12 +85,15 @@ def adopt_first_model(project: Project, model: Path) -> Promotion | None:
 def _make_live(project: Project, name: str, previous: str | None, forced: bool, by: str,
                figures: dict[str, Any] | None) -> Promotion:
     """Point the locale at the model and log who, when and the figures."""
-    promotion = Promotion(project.locale, name, previous, forced, by,
-                          time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), figures)
+    promotion = Promotion(project.locale, name, previous, forced, by, _now(), figures)
     write_live_pointer(project, name)
     with project.promotions_log.open("a", encoding="utf-8") as log:
         log.write(json.dumps(asdict(promotion), ensure_ascii=False) + "\n")
     return promotion
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def gate(figures: dict[str, Any], candidate: str, live: str) -> str | None:

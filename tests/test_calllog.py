@@ -230,7 +230,7 @@ def test_purge_removes_calls_past_retention_and_their_recordings(
     recorder.close()
     wav = tmp_path / "rec" / store.find_call("old")["recording"]
     assert wav.is_file()
-    assert main(["calls", "purge", "--older-than", "0"]) == 0
+    assert main(["calls", "purge", "--older-than", "0", "--yes"]) == 0
     assert "purged 1 call(s)" in capsys.readouterr().out
     assert not wav.exists() and store.events("old") == []
     assert store.find_call("live")["status"] == "live"  # never purged while in progress

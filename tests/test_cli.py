@@ -181,3 +181,238 @@ def test_serve_starts_everything_and_stops_cleanly() -> None:
     finally:
         server.send_signal(signal.SIGINT)
         assert server.wait(30) == 0
+
+
+# --- the CLI for ops and trainers (issue 16 item 10) --------------------------------------
+def _line_of(path: Path, text: str) -> int:
+    """The 1-based line of ``path`` where ``text`` first appears."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next(i for i, line in enumerate(lines, 1) if text in line)
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+HELDOUT = 'version: "3.1"\nnlu:\n- intent: check_balance\n  examples: |\n    - {}\n'
+
+
+def _clean_copy(tmp_path: Path) -> Path:
+    """A copy of the project whose held-out sets share no sentence with its training data
+    (the real ones may: `data validate` names those too)."""
+    copy_project(ROOT, tmp_path)
+    import shutil
+
+    shutil.copytree(ROOT / "locales", tmp_path / "locales")
+    for locale, text in (("zh", "只在这个测试的留出集里的一句话"),
+                         ("ko", "이 테스트에만 있는 문장")):
+        (tmp_path / "nlu_data" / "heldout" / f"{locale}.yml").write_text(
+            HELDOUT.format(text), encoding="utf-8")
+    return tmp_path
+
+
+def test_data_validate_names_each_problem_by_file_and_line(tmp_path: Path) -> None:
+    root = _clean_copy(tmp_path)
+    proc = ivr("--project", str(root), "data", "validate")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("valid: ") and "intents" in proc.stdout
+
+    expected = []
+    banking = root / "nlu_data" / "zh" / "banking.yml"
+    n = len(banking.read_text(encoding="utf-8").splitlines())
+    with banking.open("a", encoding="utf-8") as f:
+        f.write("- intent: check_weather\n  examples: |\n    - 测试重复的句子\n")
+    (root / "nlu_data" / "heldout" / "zh.yml").write_text(HELDOUT.format("测试重复的句子"),
+                                                           encoding="utf-8")
+    expected += [f"nlu_data/zh/banking.yml:{n + 1}: intent 'check_weather' is not in the domain",
+                 f"nlu_data/zh/banking.yml:{n + 3}: example '测试重复的句子' is also in the "
+                 "held-out set (nlu_data/heldout/zh.yml:5)"]
+    domain = root / "domain.yml"
+    _edit(domain, "  - human_agent\n", "  - human_agent\n  - never_used\n")
+    expected.append(f"domain.yml:{_line_of(domain, '- never_used')}: intent 'never_used' is in "
+                    "the domain but in no training data and no rule")
+    rules = root / "dialogue" / "rules.yml"
+    _edit(rules, "action: action_greet", "action: utter_nowhere")
+    expected.append(f"dialogue/rules.yml:{_line_of(rules, 'utter_nowhere')}: response "
+                    "'utter_nowhere' is not in the domain")
+    zh = root / "locales" / "zh.yml"
+    _edit(zh, "  utter_card_frozen: [yes_no]\n",
+          "  utter_card_frozen: [yes_no]\n  utter_nowhere: [no_grammar]\n")
+    _edit(zh, "  confirm: 0.45", "  confirm: 1.5")
+    _edit(zh, "  interjections:", "  interjection:")
+    expected += [f"locales/zh.yml:{_line_of(zh, 'utter_nowhere')}: expects: 'utter_nowhere' is "
+                 "not a response in the domain",
+                 f"locales/zh.yml:{_line_of(zh, 'utter_nowhere')}: expects: grammar "
+                 "'no_grammar' is not under grammars:",
+                 f"locales/zh.yml:{_line_of(zh, 'confidence:')}: confidence.confirm must be "
+                 "between 0 and 1 (got 1.5)",
+                 f"locales/zh.yml:{_line_of(zh, 'interjection:')}: fillers: unknown key "
+                 "'interjection'"]
+    knowledge = root / "knowledge" / "zh.yml"
+    _edit(knowledge, "    fraud_report: 举报欺诈或盗刷\n", "")
+    expected.append(f"knowledge/zh.yml:{_line_of(knowledge, '  topics:')}: labels.topics has no "
+                    "label for topic intent 'fraud_report'")
+    (root / "models").mkdir()
+    (root / "models" / "zh-000000000000.tar.gz").write_bytes(b"not the data's model")
+    (root / "models" / "live.yml").write_text("zh: zh-000000000000.tar.gz\n")
+    expected.append("models/live.yml:1: the live zh model zh-000000000000.tar.gz is out of "
+                    "date with its data")
+
+    proc = ivr("--project", str(root), "data", "validate")
+    assert_one_line_error(proc, "problem(s)")
+    lines = proc.stdout.strip().splitlines()
+    for wanted in expected:
+        assert any(line.startswith(wanted) for line in lines), (wanted, proc.stdout)
+    assert len(lines) == len(expected), proc.stdout
+
+
+def _log_calls(url: str, *calls: tuple[str, str, str]) -> None:
+    """Ended calls in the call log at ``url``: (call id, locale, outcome)."""
+    from ivr.calllog import CallEvent
+    from ivr.calllog.recorder import CallRecorder
+    from ivr.calllog.store import CallStore
+
+    store = CallStore(url)
+    recorder = CallRecorder(store, "test-cli")
+    for call_id, locale, outcome in calls:
+        recorder.record(CallEvent(call_id, "start", {"transport": "twilio", "locale": locale,
+                                                     "caller": "+8613800000001"}))
+        recorder.record(CallEvent(call_id, "end", {"outcome": outcome}))
+    recorder.close()
+    store.close()
+
+
+def test_calls_list_has_a_header_honours_locale_and_refuses_unknown_outcomes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IVR_CALL_LOG", f"sqlite:///{tmp_path / 'calls.sqlite3'}")
+    _log_calls(os.environ["IVR_CALL_LOG"], ("zhcall000001", "zh", "hangup"),
+               ("kocall000001", "ko", "hangup"))
+    proc = ivr("--locale", "ko", "calls", "list")
+    assert proc.returncode == 0, proc.stderr
+    header, *rows = proc.stdout.strip().splitlines()
+    assert header.split()[:2] == ["call", "id"] and "outcome" in header
+    assert [r.split()[0] for r in rows[:-1]] == ["kocall000001"]
+    assert rows[-1].startswith("(1 call,")
+    assert_one_line_error(ivr("calls", "list", "--outcome", "lost"), "invalid choice: 'lost'")
+
+
+def test_purge_dry_run_deletes_nothing_and_purge_asks_or_needs_yes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ivr.calllog.store import CallStore
+
+    url = f"sqlite:///{tmp_path / 'calls.sqlite3'}"
+    monkeypatch.setenv("IVR_CALL_LOG", url)
+    _log_calls(url, ("oldcall00001", "zh", "hangup"))
+    proc = ivr("calls", "purge", "--older-than", "0", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "oldcall00001" in proc.stdout and "nothing was deleted" in proc.stdout
+    # No terminal to ask (stdin is not a TTY here): refused, nothing deleted.
+    assert_one_line_error(ivr("calls", "purge", "--older-than", "0", stdin=""), "--yes")
+    store = CallStore(url)
+    assert [c["call_id"] for c in store.list_calls()] == ["oldcall00001"]
+    proc = ivr("calls", "purge", "--older-than", "0", "--yes")
+    assert proc.returncode == 0 and "purged 1 call(s)" in proc.stdout, proc.stderr
+    assert store.list_calls() == []
+    store.close()
+
+
+def test_users_list_disable_enable_set_role_and_the_last_admin_stays(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ivr.calllog.store import CallStore
+    from ivr.console.auth import hash_password
+
+    url = f"sqlite:///{tmp_path / 'calls.sqlite3'}"
+    monkeypatch.setenv("IVR_CALL_LOG", url)
+    store = CallStore(url)
+    store.set_user("ada", "admin", hash_password("a-long-password"))
+    store.set_user("olga", "ops", hash_password("a-long-password"))
+    proc = ivr("users", "list")
+    assert proc.returncode == 0, proc.stderr
+    header, ada, olga, count = proc.stdout.strip().splitlines()
+    assert header.split()[:3] == ["name", "role", "state"] and count == "(2 users)"
+    assert ada.split()[:3] == ["ada", "admin", "enabled"] and olga.split()[1] == "ops"
+
+    assert ivr("users", "disable", "olga", "--by", "ada").returncode == 0
+    assert store.user("olga")["disabled"]
+    assert ivr("users", "enable", "olga").returncode == 0
+    assert not store.user("olga")["disabled"]
+    assert ivr("users", "set-role", "olga", "--role", "trainer").returncode == 0
+    assert store.user("olga")["role"] == "trainer"
+    assert_one_line_error(ivr("users", "disable", "ada"), "last enabled admin")
+    assert_one_line_error(ivr("users", "set-role", "ada", "--role", "ops"), "last enabled admin")
+    assert store.user("ada")["role"] == "admin" and not store.user("ada")["disabled"]
+    assert_one_line_error(ivr("users", "disable", "nobody"), "no user 'nobody'")
+    assert_one_line_error(ivr("users", "set-role", "olga", "--role", "boss"), "--role")
+    actions = [a["action"] for a in store.audit_log()]
+    assert actions == ["user_disable", "user_enable", "user_role"]
+    store.close()
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    from importlib.metadata import version
+
+    proc = ivr("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"ivr {version('ivr')}"
+
+
+@pytest.mark.parametrize("args", [("bogus",), ("calls",), ("parse", "--limit", "3"),
+                                  ("users", "add", "--role")])
+def test_argument_errors_are_one_line_errors_with_exit_1(args: tuple[str, ...]) -> None:
+    assert_one_line_error(ivr(*args), "error: ivr")
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    import argparse
+
+    from ivr.cli import build_parser
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> list[str]:
+        missing = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    missing += walk(sub, f"{path} {name}")
+            elif not action.help:
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+        return missing
+
+    assert walk(build_parser(), "ivr") == []
+
+
+def test_promoting_the_live_model_again_logs_nothing(tmp_path: Path) -> None:
+    copy_project(ROOT, tmp_path)
+    (tmp_path / "models").mkdir()
+    name = "ko-000000000000.tar.gz"
+    (tmp_path / "models" / name).write_bytes(b"never loaded: it is already live")
+    (tmp_path / "models" / "live.yml").write_text(f"ko: {name}\n")
+    proc = ivr("--project", str(tmp_path), "--locale", "ko", "promote", name)
+    assert proc.returncode == 0, proc.stderr
+    assert "is already live" in proc.stdout
+    assert not (tmp_path / "models" / "promotions.log").exists()
+
+
+def test_voc_reports_one_locale_the_global_one_by_default(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IVR_CALL_LOG", f"sqlite:///{tmp_path / 'calls.sqlite3'}")
+    _log_calls(os.environ["IVR_CALL_LOG"], ("zhcall000001", "zh", "hangup"),
+               ("zhcall000002", "zh", "hangup"), ("kocall000001", "ko", "hangup"))
+    out = str(tmp_path / "voc")
+    zh, ko = ivr("report", "voc", "--out", out), ivr("--locale", "ko", "report", "voc",
+                                                     "--out", out)
+    assert zh.returncode == 0 and ko.returncode == 0, zh.stderr + ko.stderr
+    assert "(zh): 2 calls" in zh.stdout and "(ko): 1 calls" in ko.stdout
+    assert sorted(p.name for p in Path(out).glob("*.csv"))[0].endswith("-ko.csv")
+
+
+def test_parse_of_one_utterance_loads_the_nlu_alone_and_agrees_with_stdin(model: Path) -> None:
+    one = ivr("parse", "我张卡唔见咗咋整", "--json", "--model", str(model))
+    assert one.returncode == 0, one.stderr
+    assert one.stderr.strip() == f"loading model {model.name}…"  # one line, on stderr
+    many = ivr("parse", "--json", "--model", str(model), stdin="我张卡唔见咗咋整\n")
+    eager, traced = json.loads(one.stdout), json.loads(many.stdout)
+    assert eager["intent"] == traced["intent"] == "report_lost_card"
+    assert abs(eager["confidence"] - traced["confidence"]) < 1e-3
+    assert [r["name"] for r in eager["intent_ranking"]] == \
+        [r["name"] for r in traced["intent_ranking"]]

@@ -1,0 +1,89 @@
+"""Commands ops run from a shell: console users (list, disable, enable, set-role) and the
+call log's retention purge (dry run, confirmation). ``ivr/cli.py`` parses the arguments
+and calls these; they print, and raise ``IvrError`` for anything a user can get wrong."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from ivr.errors import IvrError
+from ivr.zone import stamp
+
+
+def users(store: Any, action: str, name: str | None, role: str | None, by: str) -> int:
+    """``ivr users list|disable|enable|set-role``. The last enabled admin is never
+    disabled or demoted: the store refuses (``UserChangeRefused``, one error line)."""
+    from ivr.console.auth import ADMIN, ROLES
+
+    if action == "list":
+        listed = store.list_users()
+        print(f"{'name':20s} {'role':8s} {'state':9s} {'created':26s} last login")
+        for u in listed:
+            print(f"{u['name']:20s} {u['role']:8s} "
+                  f"{'disabled' if u['disabled'] else 'enabled':9s} "
+                  f"{stamp(u['created_at']) if u['created_at'] else '-':26s} "
+                  f"{stamp(u['last_login']) if u['last_login'] else 'never'}")
+        print(f"({len(listed)} user{'s' if len(listed) != 1 else ''})")
+        return 0
+    if not name:
+        raise IvrError(f"ivr users {action} needs a user name")
+    if store.user(name) is None:
+        raise IvrError(f"no user {name!r} (`ivr users list`)")
+    if action == "set-role":
+        if role not in ROLES:
+            raise IvrError(f"set-role needs --role, one of {', '.join(ROLES)}")
+        before, after = store.save_user(name, role=role, keep_role=ADMIN, by=by)
+        print(f"user {name}: role {before['role']} -> {after['role']}"
+              + ("" if before["role"] != after["role"] else " (unchanged)"))
+        return 0
+    disabled = action == "disable"
+    before, _ = store.save_user(name, disabled=disabled, keep_role=ADMIN, by=by)
+    state = "disabled" if disabled else "enabled"
+    print(f"user {name} {state}" + (" (already)" if before["disabled"] == disabled else
+                                    "; their console sessions ended" if disabled else ""))
+    return 0
+
+
+def purge(store: Any, settings: Any, days: float, dry_run: bool, yes: bool) -> int:
+    """``ivr calls purge``: calls (not live ones), their recordings and dead letters older
+    than ``days``. ``dry_run`` lists them and deletes nothing; otherwise the user confirms
+    at the terminal, or passes ``yes`` (cron, scripts: no terminal to ask)."""
+    from ivr.calllog.store import LIVE, CallFilter
+
+    before = time.time() - days * 86400
+    # The store's purge criterion (started before, not live), read without deleting.
+    doomed = [c for c in store.list_calls(CallFilter(until=before, limit=10_000_000))
+              if c["status"] != LIVE]
+    if dry_run:
+        for c in doomed:
+            print(f"{c['call_id'][:12]}  {stamp(c['started_at'])}  {c.get('status')}  "
+                  f"{c.get('outcome') or '-'}" + ("  (recording)" if c.get("recording")
+                                                 else ""))
+        print(f"dry run: {len(doomed)} call(s) older than {days:g} days would be purged; "
+              "nothing was deleted")
+        return 0
+    if doomed and not yes:  # (with no call to lose, old dead letters go unasked)
+        question = f"purge {len(doomed)} call(s) older than {days:g} days? [y/N] "
+        if sys.stdin is None or not sys.stdin.isatty():
+            raise IvrError(f"purge would delete {len(doomed)} call(s) older than {days:g} "
+                           "days and there is no terminal to confirm it: pass --yes "
+                           "(or --dry-run to list them)")
+        try:
+            answer = input(question)
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("not purged")
+            return 0
+    gone = store.purge(before)
+    removed = 0
+    for call in gone:
+        if settings.recordings and call.get("recording"):
+            path = settings.recordings / call["recording"]
+            if path.is_file():
+                path.unlink()
+                removed += 1
+    print(f"purged {len(gone)} call(s) older than {days:g} days and {removed} recording(s)")
+    return 0
