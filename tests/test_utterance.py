@@ -253,3 +253,20 @@ async def test_a_hesitation_is_no_review_item_but_its_escalation_is(engine) -> N
     await call.say("嗯……")
     await call.say("呃，那个")
     assert signals == [(2, "escalated_no_match")]
+
+
+HESITATIONS = ["嗯", "嗯嗯嗯", "那个……", "呃，等一下", "喂？", "就是那个什么"]
+
+
+@pytest.mark.parametrize("hesitation", HESITATIONS)
+async def test_no_hesitation_is_a_yes_in_any_yes_no_state(call, hesitation: str) -> None:
+    """Every state that asks yes or no: the transfer offer after a freeze, 还有什么可以帮您,
+    and "A 还是 B？"; a hesitation there is asked again, never taken as an answer."""
+    offer = await call([{"say": "我的信用卡丢了"}, {"dtmf": PIN}, {"say": hesitation}])
+    assert offer["outcome"] != "escalated" and offer["turns"][-1]["intent"] == "nlu_fallback"
+    more = await call([{"say": "网点几点开门"}, {"say": hesitation}])
+    assert more["turns"][-1]["intent"] == "nlu_fallback"
+    assert more["outcome"] == "self_service" and "再见" not in more["turns"][-1]["prompts"][0]
+    which = await call([{"say": "我想查账单"}, {"say": hesitation}])
+    assert which["turns"][-1]["intent"] == "nlu_fallback"
+    assert "还是" in which["turns"][0]["prompts"][0] and which.get("intent") is None
