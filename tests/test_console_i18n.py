@@ -350,7 +350,9 @@ async def test_the_console_in_chinese_and_in_english(staff: Staff) -> None:
         # The switch: English, remembered (the cookie) across pages and the login.
         async with page.expect_navigation():
             await page.select_option("#lang-switch", "en")
-        await page.goto(f"{staff.url}/console/#/figures")
+        # The reloaded page, in English, is on the same call; then on to the figures.
+        await page.wait_for_selector('html[lang="en"] #call-summary')
+        await page.click('a[data-view="figures"]')
         await page.wait_for_selector('figure[data-chart="hours"] svg')
         assert await page.inner_text("#kpi-transfer .kpi-label") == "Transfer rate"
         assert await page.inner_text('a[data-view="figures"]') == "Figures"
@@ -358,9 +360,10 @@ async def test_the_console_in_chinese_and_in_english(staff: Staff) -> None:
         assert await page.locator('figure[data-chart="reason"] text[data-name="intent"]'
                                   ).text_content() == "intent"
         await page.screenshot(path=SHOTS / "figures-en.png", full_page=True)
-        for view in ("calls", "trends", "call/a2"):
+        for view, shown in (("calls", "#calls-table"), ("trends", '[data-chart="rates"]'),
+                            ("call/a2", "#call-summary")):
             await page.goto(f"{staff.url}/console/#/{view}")
-            await page.wait_for_selector("#view .panel")
+            await page.wait_for_selector(shown)
         assert await page.evaluate("() => [...missingMessages]") == []
         await page.click("#logout")
         await page.wait_for_url("**/console/login")

@@ -13,13 +13,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+
 from ivr import zone
-from ivr.calllog.store import LIVE, CallFilter, CallStore
+from ivr.calllog.store import LIVE, CallStore
+from ivr.calllog.store import calls as call_table
 
 # Calls people made to try the engine, not customers: out of the figures by default.
 TEST_TRANSPORTS = frozenset({"simulate", "chat"})
 REPEAT_WINDOW_S = 24 * 3600  # a call within a day of the same caller's previous one
-_MAX_CALLS = 10_000_000  # the period bounds the calls read, not a page size
 
 
 @dataclass(frozen=True)
@@ -35,13 +37,6 @@ class Scope:
     def of(cls, query: Mapping[str, str]) -> Scope:
         return cls(query.get("locale") or None, query.get("transport") or None,
                    query.get("queue") or None, query.get("test") in ("1", "true"))
-
-    def keeps(self, call: Mapping[str, Any]) -> bool:
-        if not self.include_test and call.get("transport") in TEST_TRANSPORTS:
-            return False
-        return all(want is None or call.get(key) == want for key, want in
-                   (("locale", self.locale), ("transport", self.transport),
-                    ("queue", self.queue)))
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -119,27 +114,45 @@ def contact_centre(calls: list[Mapping[str, Any]],
     }
 
 
-def options(calls: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+# Only what the figures read: the page polls every 10 s, so no recording paths, models...
+_COLUMNS = ("call_id", "started_at", "ended_at", "status", "outcome", "intent", "queue",
+            "reason", "caller", "locale", "transport")
+_FILTERED = ("locale", "transport", "queue")
+
+
+def _in_scope(store: CallStore, since: float, scope: Scope) -> list[dict[str, Any]]:
+    """The calls in scope started from ``since`` on, filtered by the database."""
+    c = call_table.c
+    query = sa.select(*(c[k] for k in _COLUMNS)).where(c.started_at >= since)
+    if not scope.include_test:
+        query = query.where(sa.or_(c.transport.is_(None),
+                                   c.transport.not_in(sorted(TEST_TRANSPORTS))))
+    for key in _FILTERED:
+        if getattr(scope, key) is not None:
+            query = query.where(c[key] == getattr(scope, key))
+    with store.engine.connect() as db:
+        return [dict(r._mapping) for r in db.execute(query)]
+
+
+def options(store: CallStore, since: float) -> dict[str, list[str]]:
     """The locales, transports and queues the period's calls have: what the filters offer."""
-    found: dict[str, set[str]] = {"locale": set(), "transport": set(), "queue": set()}
-    for c in calls:
-        for key, values in found.items():
-            if c.get(key):
-                values.add(str(c[key]))
-    return {key: sorted(values) for key, values in found.items()}
+    c = call_table.c
+    with store.engine.connect() as db:
+        return {key: sorted(str(v) for (v,) in db.execute(
+            sa.select(c[key]).distinct().where(c.started_at >= since, c[key].is_not(None))))
+            for key in _FILTERED}
 
 
 def read(store: CallStore, since: float, scope: Scope) -> dict[str, Any]:
     """The period's calls in scope (and the day before's, for repeats), their counts,
     their misroute signals by kind, the filters' options and the figures."""
-    everything = store.list_calls(CallFilter(since=since - REPEAT_WINDOW_S, limit=_MAX_CALLS))
-    period = [c for c in everything if c["started_at"] >= since]
-    calls = [c for c in period if scope.keeps(c)]
-    earlier = [c for c in everything if c["started_at"] < since and scope.keeps(c)]
-    kept = {c["call_id"] for c in calls}
+    rows = _in_scope(store, since - REPEAT_WINDOW_S, scope)
+    period = [c for c in rows if c["started_at"] >= since]
+    earlier = [c for c in rows if c["started_at"] < since]
+    kept = {c["call_id"] for c in period}
     signals: Counter[str] = Counter()
     for e in store.events_of_kind("signal", since):
         if e["call_id"] in kept:
             signals[str(e["data"].get("signal"))] += 1
-    return {"counts": counts(calls), "signals": dict(signals), "options": options(period),
-            "figures": contact_centre(calls, earlier)}
+    return {"counts": counts(period), "signals": dict(signals),
+            "options": options(store, since), "figures": contact_centre(period, earlier)}

@@ -643,7 +643,7 @@ function lineChart(title, periods, lines, options = {}) {
       periods[i].slice(5)));
   }
   lines.forEach((line, k) => {
-    const g = s("g", {class: `line tone-${k}`, "data-line": line.name});
+    const g = s("g", {class: `line tone-${k}`, "data-line": line.key || line.name});
     let run = [];
     const flush = () => {
       if (run.length > 1) g.append(s("polyline", {points: run.join(" ")}));
@@ -756,10 +756,11 @@ async function trendsView(params) {
       h("div", {class: "kpi-note muted"}, t("trends.pending_note")))),
   h("section", {class: "charts", id: "trends"},
     lineChart(t("trends.rates"), tr.periods, [
-      {name: t("trends.containment"), values: tr.containment, counts: tr.calls},
-      {name: t("trends.misroute"), values: tr.misroute_rate, counts: tr.calls}], {id: "rates"}),
+      {key: "containment", name: t("trends.containment"), values: tr.containment, counts: tr.calls},
+      {key: "misroute rate", name: t("trends.misroute"), values: tr.misroute_rate, counts: tr.calls}],
+    {id: "rates"}),
     lineChart(t("trends.by_dialect"), tr.periods,
-      [{name: t("trends.all"), values: tr.accuracy.series, counts: tr.accuracy.judged}, ...dialects],
+      [{key: "all", name: t("trends.all"), values: tr.accuracy.series, counts: tr.accuracy.judged}, ...dialects],
       {id: "accuracy"}),
     accuracyTable("per-intent", t("trends.per_intent"), tr.per_intent, "intent"),
     accuracyTable("per-dialect", t("trends.per_dialect"), tr.per_dialect),
