@@ -14,6 +14,7 @@ import pytest
 from conftest import KNOWN
 from test_review import _calls
 
+from ivr import zone
 from ivr.calllog import CallEvent
 from ivr.calllog.recorder import CallRecorder
 from ivr.calllog.store import CallStore
@@ -137,7 +138,7 @@ async def test_a_long_period_is_weekly_and_empty_periods_are_gaps(
 
 
 def _day(at: float) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(at))
+    return str(zone.day(at))  # the bank's day, as trends bucket by
 
 
 def _ended(store: CallStore, history: dict[str, str], old: bool) -> list[dict[str, Any]]:
