@@ -345,6 +345,7 @@ async def test_the_console_in_chinese_and_in_english(staff: Staff) -> None:
         await page.goto(f"{staff.url}/console/#/call/a2")
         await page.wait_for_selector("#call-summary")
         assert "挂失银行卡" in await page.inner_text("#call-summary")
+        await page.screenshot(path=SHOTS / "call-zh.png", full_page=True)
         assert await page.evaluate("() => [...missingMessages]") == []
 
         # The switch: English, remembered (the cookie) across pages and the login.

@@ -337,16 +337,17 @@ async function callView(callId) {
       h("span", {class: "muted"}, t("call.turns", {n: data.turns.length - 1}))),
     h("ol", {class: "turns"}, data.turns.map((turn) => turnItem(turn, audio))));
 
+  const eventTable = h("table", {class: "grid events"},
+    h("thead", {}, h("tr", {}, ["#", t("field.time"), t("field.kind"), t("field.data")]
+      .map((c) => h("th", {}, c)))),
+    h("tbody", {}, data.events.map((e) => h("tr", {},
+      h("td", {class: "num"}, e.seq),
+      h("td", {class: "num"}, `+${clock(e.at - call.started_at)}`),
+      h("td", {class: "mono"}, e.kind),
+      h("td", {class: "mono data"}, JSON.stringify(e.data))))));
   const events = h("section", {class: "panel"},
-    h("details", {id: "events"}, h("summary", {}, t("call.events", {n: data.events.length})),
-      h("table", {class: "grid events"},
-        h("thead", {}, h("tr", {}, ["#", t("field.time"), t("field.kind"), t("field.data")]
-          .map((c) => h("th", {}, c)))),
-        h("tbody", {}, data.events.map((e) => h("tr", {},
-          h("td", {class: "num"}, e.seq),
-          h("td", {class: "num"}, `+${clock(e.at - call.started_at)}`),
-          h("td", {class: "mono"}, e.kind),
-          h("td", {class: "mono data"}, JSON.stringify(e.data))))))));
+    h("details", {id: "events"}, h("summary", {}, t("call.events", {n: data.events.length}), " ",
+      csvButton(`events-${call.call_id.slice(0, 12)}`, eventTable)), eventTable));
 
   const audit = h("section", {class: "panel"},
     h("details", {id: "audit"}, h("summary", {}, t("call.audit", {n: data.audit.length})),
@@ -511,7 +512,8 @@ function replayDiff(result) {
       badge(t("replay.differ", {n: changed}), changed ? "warn" : "muted"),
       badge(t("replay.source", {source: result.source}), "muted"),
       badge(t("replay.model", {model: result.model || ""}), "muted"),
-      result.recorded_model ? badge(t("replay.recorded_with", {model: result.recorded_model}), "muted") : ""),
+      result.recorded_model ? badge(t("replay.recorded_with", {model: result.recorded_model}), "muted") : "",
+      csvButton("replay-summary", summary), csvButton("replay-turns", turns)),
     summary, turns);
 }
 
@@ -858,7 +860,8 @@ async function clusterView(clusterId, params) {
       h("div", {class: "filters"},
         h("label", {class: "field"}, h("span", {}, t("cluster.meant")), intent), labelButton),
       labelOut),
-    h("section", {class: "panel flush"}, items, snippet),
+    h("section", {class: "panel flush"}, h("div", {class: "table-tools"}, csvButton("cluster", items)),
+      items, snippet),
     options.dialects.length ? synonymPanel(cluster, options, post) : "");
 }
 
@@ -1095,7 +1098,8 @@ async function modelView(params) {
     }));
 
   view.replaceChildren(
-    h("section", {class: "panel"}, h("div", {class: "panel-head"}, h("h1", {}, t("model.title"))), live),
+    h("section", {class: "panel"}, h("div", {class: "panel-head"}, h("h1", {}, t("model.title")),
+      csvButton("models", live)), live),
     h("section", {class: "panel", id: "training"},
       h("div", {class: "panel-head"}, h("h2", {}, t("model.train")),
         h("span", {class: "muted"}, t("model.train_intro"))),
@@ -1131,7 +1135,8 @@ function comparisonTables(result) {
         row(named("intent", k), v, v.n)))));
   return h("div", {id: "comparison"},
     h("p", {class: "muted"}, t("compare.live"), " ", h("span", {class: "mono"}, result.live), " · ",
-      t("compare.candidate"), " ", h("span", {class: "mono"}, result.candidate), " · ", t("compare.unchanged")),
+      t("compare.candidate"), " ", h("span", {class: "mono"}, result.candidate), " · ", t("compare.unchanged"),
+      " ", sets.map((table) => csvButton(`compare-${table.dataset.set}`, table))),
     h("div", {class: "comparisons"}, sets));
 }
 
