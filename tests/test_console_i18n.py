@@ -30,6 +30,8 @@ from test_console import (
     OPS_PASSWORD,
     OPS_USER,
     SHOTS,
+    TRAINER_PASSWORD,
+    TRAINER_USER,
     http_client,
     in_browser,
     login,
@@ -240,6 +242,7 @@ async def staff(project: Project, tmp_path_factory: pytest.TempPathFactory
         context = app[CONSOLE]
         context.replayer = StubReplayer()  # type: ignore[assignment]
         context.store.set_user(OPS_USER, "ops", hash_password(OPS_PASSWORD))
+        context.store.set_user(TRAINER_USER, "trainer", hash_password(TRAINER_PASSWORD))
         now = time.time()
         day_of_calls(context.store, now)
         yield Staff(url, context, now)
@@ -371,6 +374,25 @@ async def test_the_console_in_chinese_and_in_english(staff: Staff) -> None:
         assert await page.inner_text("#login-submit") == "Sign in"
         cookies = {c["name"]: c["value"] for c in await context.cookies()}
         assert cookies[i18n.COOKIE] == "en"
+        assert errors == []
+        await context.close()
+
+        # The trainers' pages in Chinese too.
+        context = await browser.new_context(locale="zh-CN", viewport={"width": 1360,
+                                                                      "height": 900})
+        page = await context.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        await sign_in(page, staff.url, TRAINER_USER, TRAINER_PASSWORD)
+        await page.wait_for_selector('a[data-view="review"]:not([hidden])')
+        await page.click('a[data-view="review"]')
+        await page.wait_for_selector("#clusters")
+        assert await page.inner_text("#view h1") == "复核"
+        await page.click('a[data-view="model"]')
+        await page.wait_for_selector("#live-models")
+        assert await page.inner_text("#view h1") == "模型"
+        assert await page.inner_text("#train") == "训练"
+        await page.screenshot(path=SHOTS / "model-zh.png", full_page=True)
+        assert await page.evaluate("() => [...missingMessages]") == []
         assert errors == []
         await context.close()
 
