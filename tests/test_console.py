@@ -355,7 +355,8 @@ async def test_ops_console_in_a_real_browser(console: Console) -> None:
     store = console.context.store
 
     async def script(browser: Any) -> None:
-        page = await browser.new_page(viewport={"width": 1360, "height": 900})
+        # English: these checks read the English texts (whatever the machine's locale).
+        page = await browser.new_page(viewport={"width": 1360, "height": 900}, locale="en-US")
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -450,7 +451,7 @@ async def test_ops_console_in_a_real_browser(console: Console) -> None:
 
 async def test_trainers_see_the_review_tab(console: Console) -> None:
     async def script(browser: Any) -> None:
-        page = await browser.new_page()
+        page = await browser.new_page(locale="en-US")
         await sign_in(page, console.url, TRAINER_USER, TRAINER_PASSWORD)
         await page.wait_for_selector('a[data-view="review"]:not([hidden])')
         await page.click('a[data-view="review"]')
