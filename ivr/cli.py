@@ -883,6 +883,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--since", help="from (2026-11-24, 2026-11-24T09:00, or an age: 12h, 7d)")
     q.add_argument("--until", help="until (same forms)")
     q.add_argument("--outcome", choices=OUTCOMES, help="only calls that ended so")
+    q.add_argument("--locale", default=argparse.SUPPRESS,  # (also `ivr --locale ko calls`)
+                   help="only calls in this locale (zh, ko; default: every locale)")
     for name in ("queue", "intent", "caller", "status"):
         q.add_argument(f"--{name}", help=f"only calls with this {name}")
     q.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")

@@ -295,6 +295,8 @@ def test_calls_list_has_a_header_honours_locale_and_refuses_unknown_outcomes(
     assert header.split()[:2] == ["call", "id"] and "outcome" in header
     assert [r.split()[0] for r in rows[:-1]] == ["kocall000001"]
     assert rows[-1].startswith("(1 call,")
+    after = ivr("calls", "list", "--locale", "zh").stdout.strip().splitlines()
+    assert [r.split()[0] for r in after[1:-1]] == ["zhcall000001"]
     assert_one_line_error(ivr("calls", "list", "--outcome", "lost"), "invalid choice: 'lost'")
 
 
