@@ -28,6 +28,7 @@ CN = {c: str(i % 10) for i, c in enumerate("零一二三四五六七八九〇壹
     "幺": "1", "两": "2", "貳": "2", "參": "3", "陸": "6"}
 KO = {c: str(i) for i, c in enumerate("영일이삼사오육칠팔구")} | {"공": "0", "륙": "6"}
 PLACES = "十拾百佰千仟万萬亿億십백천만억"
+KO_PLACES = "십백천만억"  # a Korean run: Korean digits and places only
 ZEROS = dict(zip(PLACES, [1, 1, 2, 2, 3, 3, 4, 4, 8, 8, 1, 2, 3, 4, 8], strict=True))
 # Money in figures with a currency beside it, which the masker keeps at any length.
 MONEY = re.compile(r"(?<!\d)(?:\d{1,3}(?:[,，]\d{3})+(?:[.．]\d{1,2})?|\d+[.．]\d{1,2})"
@@ -70,9 +71,9 @@ def digit_stream(text: str, places: bool = False) -> str:
     for i, c in enumerate(text):
         if c in KO or (places and c in PLACES):
             j, k = i, i
-            while j > 0 and (text[j - 1] in KO or text[j - 1] in PLACES):
+            while j > 0 and (text[j - 1] in KO or text[j - 1] in KO_PLACES):
                 j -= 1
-            while k < len(text) and (text[k] in KO or text[k] in PLACES):
+            while k < len(text) and (text[k] in KO or text[k] in KO_PLACES):
                 k += 1
             glued = hangul(text, j - 1) or hangul(text, k)
             out.append("|" if glued and k - j < 3 and c in KO else

@@ -39,7 +39,7 @@ _KO_UNIT = {"만": 10**4, "억": 10**8}
 _KO_NATIVE = {w: i + 1 for i, w in enumerate(
     ["하나", "둘", "셋", "넷", "다섯", "여섯", "일곱", "여덟", "아홉"])}  # as words of their own
 _KO_CHARS = "".join([*_KO_VALUE, *_KO_PLACE, *_KO_UNIT])
-# A Korean digit syllable glued to other letters counts only in a run of three or more:
+# A Korean digit syllable glued to Korean letters counts only in a run of three or more:
 # 이 ("this", a particle), 일 ("day", 금요일), 이사, 오이 are words, 일이삼사오육 is not.
 _KO_GLUED_MIN = 3
 _CURRENCY = re.compile(r"\s*(?:元|块|圆|원|美元|港元|欧元|日元)")
@@ -90,6 +90,8 @@ def _place_value(chars: str, values: dict[str, int], places: dict[str, int],
         if c in values:
             if previous_digit and (not after_zero or not values[c]):
                 return None  # only 零 then a digit (一千零八) may follow a digit
+            if not values[c] and not (total or section):
+                return None  # nor does a number begin with 零 (〇四亿 is read 0, 4)
             number, previous_digit = values[c], True
             after_zero = values[c] == 0
         elif c in places:
