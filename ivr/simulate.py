@@ -11,7 +11,7 @@ from typing import Any
 from ivr.call import DTMF_KEYS, Call
 from ivr.calllog import EventSink, emitter, end_summary
 from ivr.dialogue.engine import DialogueEngine
-from ivr.errors import ScriptError
+from ivr.errors import ScriptError, shown
 from ivr.handoff import AcdWebhook
 from ivr.yamlfile import read_mapping
 
@@ -37,19 +37,20 @@ def parse_script(data: dict[str, Any], path: Path) -> Script:
     """Check a call script already read from ``path``."""
     caller = str(data.get("caller", "") or "")
     if caller and not _PHONE.fullmatch(caller):
-        raise ScriptError(f"{path}: caller {caller!r} is not a phone number (e.g. +8613800000001)")
+        raise ScriptError(f"{shown(path)}: caller {caller!r} is not a phone number "
+                          "(e.g. +8613800000001)")
     locale = str(data.get("locale", "zh"))
     if locale not in LOCALES:
-        raise ScriptError(f"{path}: locale {locale!r} is not one of {', '.join(LOCALES)}")
+        raise ScriptError(f"{shown(path)}: locale {locale!r} is not one of {', '.join(LOCALES)}")
     raw_turns = data.get("turns")
     if not isinstance(raw_turns, list) or not raw_turns:
-        raise ScriptError(f"{path}: 'turns' must be a non-empty list")
+        raise ScriptError(f"{shown(path)}: 'turns' must be a non-empty list")
     turns = [_turn(path, i, t) for i, t in enumerate(raw_turns, start=1)]
     return Script(path, caller, locale, turns)
 
 
 def _turn(path: Path, index: int, raw: Any) -> tuple[str, Any]:
-    where = f"{path}: turn {index}"
+    where = f"{shown(path)}: turn {index}"
     if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in _KINDS:
         raise ScriptError(f"{where}: expected exactly one of {', '.join(_KINDS)}")
     kind, value = next(iter(raw.items()))
