@@ -46,7 +46,7 @@ OPS_USER, OPS_PASSWORD = "olga", "ops-密码-1"
 TRAINER_USER, TRAINER_PASSWORD = "tom", "trainer-密码-2"
 # Three callers asking to open an account: the live model has no intent for it
 # (nlu_fallback). Accounts are opened at a branch, so the trainer labels them branch_info.
-OPEN = ("我想开个户", "我想开个账户", "我要开个户")
+OPEN = ("我要开个账户", "我想开个账户", "我要开个户")
 INTENT = "branch_info"
 # Cantonese 卡数 is a credit-card debt: the live model knows no such word. One caller's
 # utterance is logged; the trainer adds the synonym 卡数 -> 信用卡账单 (yue) on it, and after

@@ -28,10 +28,10 @@ DAY = 86400
 CLEAN = {"balance_yue": [{"say": "我想睇下仲有几多钱"}], "bill": [{"say": "信用卡账单"}]}
 # Flagged: the first three are labelled below, the last is left pending.
 FLAGGED = {
-    "open": [{"say": "我想开个户"}],  # nlu_fallback; the caller meant branch_info
+    "open": [{"say": "我要开个账户"}],  # nlu_fallback; the caller meant branch_info
     "open_again": [{"say": "我要开个户"}],
     "rate": [{"say": "美元汇率多少"}, {"say": "转人工"}],  # agent_after_answer; right after all
-    "fee": [{"say": "手续费多少"}],  # nlu_fallback, nobody has looked yet
+    "fee": [{"say": "转账手续费多少"}],  # nlu_fallback, nobody has looked yet
 }
 
 
