@@ -3,47 +3,12 @@ of SPEC.md, driven by ``ivr simulate``'s code path."""
 
 import json
 import logging
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from ivr.simulate import parse_script, run_script
-from tests.conftest import KNOWN, UNKNOWN, VIP, prompts
+from tests.conftest import KNOWN, UNKNOWN, VAGUE, VIP, prompts
 
 PIN = "123456"
-VAGUE = "我想查账单"
-
-
-class HeardAsTwoTopics:
-    """The real engine, except that one wording is understood as two close topics. How sure
-    a trained model is of a given wording moves with its data (with the training data of
-    2026-12-03 我想查账单 is credit_card_bill 0.92); the dialogue's "A 还是 B？" must not."""
-
-    def __init__(self, engine: Any, text: str) -> None:
-        self._engine, self._text = engine, text
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._engine, name)
-
-    async def parse(self, text: str) -> dict[str, Any]:
-        parse = await self._engine.parse(text)
-        if text != self._text:
-            return parse
-        ranking = [{"name": "credit_card_bill", "confidence": 0.55},
-                   {"name": "recent_transactions", "confidence": 0.40}]
-        return {**parse, "intent": ranking[0], "intent_ranking": ranking}
-
-
-@pytest.fixture
-def vague_call(engine):
-    """``call``, where 我想查账单 could be a credit-card bill or recent transactions."""
-
-    async def _run(turns: list[dict[str, Any]]) -> dict[str, Any]:
-        script = parse_script({"caller": KNOWN, "turns": turns}, Path("<test>"))
-        return await run_script(script, HeardAsTwoTopics(engine, VAGUE))
-
-    return _run
 
 
 # --- self-service after verification (rule 3: nothing about the account before) --------

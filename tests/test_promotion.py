@@ -113,7 +113,7 @@ def test_evaluate_a_candidate_then_the_gate_refuses_it_unless_forced(
                          str(tmp_path / "reports"))
     assert code == 0, err
     assert f"live: {ko_model.name}   candidate: {altered_ko_model.name}" in out
-    assert "heldout (105 utterances)" in out and "labelled (1 utterances)" in out
+    assert "heldout (205 utterances)" in out and "labelled (1 utterances)" in out
     report = json.loads((tmp_path / "reports" / "comparison.json").read_text())
     heldout = report["heldout"]["comparison"]
     # complaints were taught as fraud reports: the complaint examples now fail
@@ -125,7 +125,7 @@ def test_evaluate_a_candidate_then_the_gate_refuses_it_unless_forced(
     assert code == 1 and err.count("\n") == 1, err
     assert err.startswith(f"error: {altered_ko_model.name} is worse than the live "
                           f"{ko_model.name} on the held-out set: accuracy ")
-    assert "more of 105 wrong); --force promotes it anyway" in err
+    assert "more of 205 wrong); --force promotes it anyway" in err
     assert ko_copy.live_model().name == ko_model.name
     assert not (ko_copy.models_dir / "promotions.log").exists()
 

@@ -392,14 +392,18 @@ async def test_train_compare_and_promote_swap_the_running_model(
     assert trainers.app[LIVE_MODELS].retiring == []
 
     # The one synonym fixed the class of 卡数 utterances: the live model (no synonym)
-    # understood none of them, the promoted one understands them all.
+    # understood at most one of them (with the training data of 2026-12-03 it guesses
+    # 卡数还咗未 from 卡 and 还), the promoted one understands them all.
     promoted = trainers.app[LIVE_MODELS].services.engines["zh"]
     assert promoted.model_path.name == new
+    guessed = []
     for text in CARD_DEBT:
         old, now = await engine.parse(text), await promoted.parse(text)
-        assert old["intent"]["name"] != "credit_card_bill", old
+        if old["intent"]["name"] == "credit_card_bill":
+            guessed.append(old)
         assert (now["intent"]["name"], now["dialect"]) == ("credit_card_bill", "yue"), now
         assert "信用卡账单" in now["normalized"] and now["intent"]["confidence"] > 0.8, now
+    assert len(guessed) <= 1, guessed
 
     # The logged calls, replayed through the console, are now understood.
     async with http_client() as trainer:
