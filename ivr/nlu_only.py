@@ -11,11 +11,9 @@ is the engine's own (the locale's utterance preparation included); it cannot ``h
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import tarfile
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,20 +24,11 @@ from ivr.errors import ModelNotFoundError, shown
 
 async def load_nlu_engine(model_path: Path, eager: bool = False) -> Any:
     """A ``DialogueEngine`` that can ``parse`` (only) with the model's NLU pipeline."""
-    from ivr.dialogue.engine import DialogueEngine, quiet_ml_logging
+    from ivr.dialogue.engine import DialogueEngine, load_on_dialogue_thread
 
-    quiet_ml_logging()
-    if not model_path.is_file():
-        raise ModelNotFoundError(f"no model at {shown(model_path)}: run `ivr train` first")
     # Rasa's parse runs on the engine's dialogue thread and loop, as in a full engine.
-    loop = asyncio.new_event_loop()
-    threading.Thread(target=loop.run_forever, name="dialogue", daemon=True).start()
-    try:
-        processor = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
-            _load(model_path, eager), loop))
-    except BaseException:
-        loop.call_soon_threadsafe(loop.stop)
-        raise
+    loop, processor = await load_on_dialogue_thread(model_path,
+                                                    lambda: _load(model_path, eager))
     return DialogueEngine(SimpleNamespace(processor=processor), model_path, loop)
 
 

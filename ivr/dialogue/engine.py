@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -93,17 +93,8 @@ class DialogueEngine:
         keeps the calls' Rasa trackers and their locks; None keeps them in this process.
         ``lockout``: where failed verifications count (ivr/dialogue/lockout.py); None: in
         this process's memory."""
-        quiet_ml_logging()
-        if not model_path.is_file():
-            raise ModelNotFoundError(f"no model at {shown(model_path)}: run `ivr train` first")
-        loop = asyncio.new_event_loop()
-        threading.Thread(target=loop.run_forever, name="dialogue", daemon=True).start()
-        try:
-            agent = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
-                _load_agent(model_path, bank, kb, conversations, lockout), loop))
-        except BaseException:
-            loop.call_soon_threadsafe(loop.stop)
-            raise
+        loop, agent = await load_on_dialogue_thread(
+            model_path, lambda: _load_agent(model_path, bank, kb, conversations, lockout))
         return cls(agent, model_path, loop, conversations, kb)
 
     @property
@@ -180,6 +171,23 @@ class DialogueEngine:
 
     def close(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+async def load_on_dialogue_thread(
+        model_path: Path, load: Callable[[], Coroutine[Any, Any, T]],
+) -> tuple[asyncio.AbstractEventLoop, T]:
+    """A new dialogue thread with its own loop, and what ``load`` makes of the model there
+    (Rasa's work on a model runs where it was loaded)."""
+    quiet_ml_logging()
+    if not model_path.is_file():
+        raise ModelNotFoundError(f"no model at {shown(model_path)}: run `ivr train` first")
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="dialogue", daemon=True).start()
+    try:
+        return loop, await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(load(), loop))
+    except BaseException:
+        loop.call_soon_threadsafe(loop.stop)
+        raise
 
 
 def _prompt_channel() -> Any:
