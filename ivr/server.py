@@ -1,7 +1,9 @@
 """``ivr serve``: one aiohttp process with everything in it.
 
 Routes: ``/twilio`` (Twilio Media Streams), ``/ws`` (the plain WebSocket),
-``POST /audiosocket/calls`` (register an Asterisk call's caller), ``/health``,
+``POST /audiosocket/calls`` (register an Asterisk call's caller), the telephony's next
+step once the engine is done (``/twilio/voice``, ``/twilio/after-stream``,
+``/audiosocket/result``: ivr/telephony.py), ``/health``,
 ``/metrics``, ``POST /admin/models/reload`` (swap in the promoted model); Asterisk
 AudioSocket on its own TCP port. The dialogue models, speech models and TTS load once, with
 the app (``cleanup_ctx``), and are shared by every call.
@@ -34,6 +36,7 @@ from ivr.handoff import AcdWebhook
 from ivr.live_models import LiveModels, load_engine
 from ivr.project import Project
 from ivr.routing import QUEUES
+from ivr.telephony import HANDOFF, Handoff, QueueTargets, add_handoff_routes
 from ivr.training import Trainer
 from ivr.voice.asr import SpeechModel, SpeechModelError, VoskRecognizer
 from ivr.voice.decoders import DecoderPool
@@ -65,6 +68,9 @@ class ServerSettings:
     public_url: str | None = field(default_factory=lambda: os.environ.get("IVR_PUBLIC_URL"))
     ws_token: str | None = field(default_factory=lambda: os.environ.get("IVR_WS_TOKEN"))
     acd_url: str | None = field(default_factory=lambda: os.environ.get("IVR_ACD_URL"))
+    # Where Twilio puts escalated callers through, per queue (ivr/telephony.py)
+    queue_numbers: str | None = field(
+        default_factory=lambda: os.environ.get("IVR_QUEUE_NUMBERS"))
     pointer_poll_s: float = 3.0  # how often models/live.yml is checked for a promotion
     # what the agent desktop presents on /acd/feedback (default: $IVR_WS_TOKEN)
     acd_token: str | None = field(default_factory=lambda: os.environ.get("IVR_ACD_TOKEN"))
@@ -187,6 +193,7 @@ def build_app(settings: ServerSettings, services: VoiceServices | None = None,
     app = web.Application(client_max_size=settings.limits.max_message_bytes,
                           middlewares=[request_guard(hosts)])
     app[SETTINGS] = settings
+    targets = QueueTargets.parse(settings.queue_numbers)  # a bad one stops `ivr serve` here
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         root = project_root or Project.discover().root
@@ -214,6 +221,9 @@ def build_app(settings: ServerSettings, services: VoiceServices | None = None,
         loaded.log_settled = recorder.settled
         app[GATEWAY] = gateway
         app[CALL_LOG] = recorder
+        app[HANDOFF] = Handoff(gateway, recorder.store, targets, settings.default_locale,
+                               settings.twilio_auth_token, settings.public_url,
+                               settings.ws_token)
         replayer = Replayer(recorder.store, root, loaded.locales, recorder.recordings,
                             loaded.recognizer_for)
         app[LIVE_MODELS] = live_models = LiveModels(root, gateway, owned=not services)
@@ -260,6 +270,7 @@ def build_app(settings: ServerSettings, services: VoiceServices | None = None,
     app.router.add_post("/admin/models/reload", _reload_models)
     app.router.add_get("/health", _health)
     app.router.add_get("/metrics", _metrics)
+    add_handoff_routes(app)
     add_console(app)
     app[THROTTLE] = LoginThrottle(trusted_proxies=settings.trusted_proxies or "")
     return app

@@ -38,7 +38,10 @@ log = logging.getLogger(__name__)
 
 # Programs' APIs (no console session): a browser page has no business calling them.
 MACHINE_APIS = frozenset({"/twilio", "/ws", "/audiosocket/calls", "/acd/feedback",
-                          "/admin/models/reload", "/metrics"})
+                          "/admin/models/reload", "/metrics", "/audiosocket/result",
+                          # Twilio's webhooks: forms, not JSON (ivr/telephony.py checks
+                          # their type, and their signature or a loopback source)
+                          "/twilio/voice", "/twilio/after-stream"})
 JSON_APIS = frozenset({"/audiosocket/calls", "/acd/feedback", "/admin/models/reload"})
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 _WILDCARDS = frozenset({"", "0.0.0.0", "::", "*"})

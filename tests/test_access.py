@@ -199,6 +199,10 @@ EXPECTED: dict[tuple[str, str], Cell] = {
     ("GET", "/ws"): everyone(401),  # no bearer token
     ("HEAD", "/ws"): everyone(401),
     ("POST", "/audiosocket/calls"): everyone(401, {}),
+    ("GET", "/audiosocket/result"): everyone(401),  # no bearer token
+    ("HEAD", "/audiosocket/result"): everyone(401),
+    ("POST", "/twilio/voice"): everyone(403, {}),  # no X-Twilio-Signature
+    ("POST", "/twilio/after-stream"): everyone(403, {}),
     ("POST", "/acd/feedback"): everyone(401, {}),
     ("POST", "/admin/models/reload"): everyone(401, {}),
     ("GET", "/health"): everyone(200),
