@@ -30,7 +30,7 @@ from ivr.calllog import CallEvent, Emit, EventSink, emitter, end_summary
 from ivr.calllog.recorder import BATCH, CallRecorder
 from ivr.calllog.store import CallStore, calls, events
 from ivr.dialogue.engine import DialogueEngine
-from ivr.knowledge import KnowledgeBase
+from ivr.engine_factory import load_engine, stand_in_bank
 from ivr.project import Project
 from ivr.simulate import Script, parse_script, play_turn
 
@@ -265,10 +265,9 @@ async def main() -> None:
                         "postgresql://postgres@127.0.0.1:5432/test); its rows are removed after")
     args = parser.parse_args()
     project = Project.discover()
-    bank = DemoBank()
+    bank = stand_in_bank()  # the scripted calls are the demo customers'
     started = time.perf_counter()
-    engine = await DialogueEngine.load(args.model or project.live_model(), bank,
-                                       KnowledgeBase.load(project.knowledge))
+    engine = await load_engine(project, args.model, bank=bank)
     print(f"model load: {time.perf_counter() - started:.1f} s ({engine.model_path.name})")
     scripts = [parse_script(data, Path(f"<{name}>")) for name, data in SHAPES.items()]
 

@@ -11,10 +11,8 @@ import statistics
 import time
 from pathlib import Path
 
-from ivr.bank import DemoBank
-from ivr.dialogue.engine import DialogueEngine
+from ivr.engine_factory import load_engine, stand_in_bank
 from ivr.evaluation import load_heldout
-from ivr.knowledge import KnowledgeBase
 from ivr.project import Project
 from ivr.simulate import load_script, run_script
 
@@ -42,10 +40,9 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=10, help="calls in flight at once")
     args = parser.parse_args()
     project = Project.discover()
-    bank = DemoBank()
+    bank = stand_in_bank()  # the scripted calls are the demo customers'
     started = time.perf_counter()
-    engine = await DialogueEngine.load(args.model or project.live_model(), bank,
-                                       KnowledgeBase.load(project.knowledge))
+    engine = await load_engine(project, args.model, bank=bank)
     print(f"model load: {time.perf_counter() - started:.1f} s ({engine.model_path.name})")
 
     texts = [e.text for e in load_heldout(project.heldout)]

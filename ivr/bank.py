@@ -72,8 +72,14 @@ class CustomerInfo:
     card_types: tuple[str, ...]
 
 
+class BankUnavailable(Exception):
+    """The bank did not answer as its contract says (down, too slow, refused, malformed):
+    the dialogue hands the caller to an agent instead (docs/bank-adapter.md)."""
+
+
 class BankAdapter(Protocol):
-    """The core-banking operations the engine uses. All are async: a real one is remote."""
+    """The core-banking operations the engine uses. All are async: a real one is remote.
+    Any of them may raise ``BankUnavailable``; "no such customer / card / bill" is None."""
 
     async def customer_by_phone(self, phone: str) -> CustomerInfo | None: ...
     async def customer_by_card(self, card_number: str) -> CustomerInfo | None: ...

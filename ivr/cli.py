@@ -30,14 +30,12 @@ def _print_json(obj: Any) -> None:
 
 
 async def _open_engine(project: Project, model: Path | None, bank: Any = None):
-    from ivr.bank import DemoBank
-    from ivr.dialogue.engine import DialogueEngine
-    from ivr.knowledge import KnowledgeBase
+    """The locale's engine (ivr/engine_factory.py): the configured bank unless ``bank``."""
+    from ivr.engine_factory import load_engine
 
-    kb = KnowledgeBase.load(project.knowledge)
     path = model or project.live_model()
     _loading(path)
-    return await DialogueEngine.load(path, bank or DemoBank(), kb)
+    return await load_engine(project, path, bank=bank)
 
 
 def _loading(model: Path) -> None:
@@ -593,16 +591,16 @@ async def cmd_verification(args: argparse.Namespace) -> int:
 
 
 async def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ivr.bank import DemoBank
     from ivr.calibration import save_reliability_diagram
     from ivr.dialogue.confidence import ConfidenceBands
+    from ivr.engine_factory import stand_in_bank
     from ivr.evaluation import evaluate, evaluate_calls, load_heldout, save_confusion_matrix
 
     project = args.project_obj
     if args.candidate is not None:
         return await _evaluate_candidate(args)
     examples = load_heldout(Path(args.test) if args.test else project.heldout)
-    bank = DemoBank()
+    bank = stand_in_bank()  # the held-out calls are the demo customers'
     engine = await _open_engine(project, args.model, bank)
     report = await evaluate(engine, examples, ConfidenceBands.for_locale(project.locale_file))
     scripts = sorted(project.heldout_calls.glob("*.yml")) if not args.test else []

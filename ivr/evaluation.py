@@ -168,13 +168,14 @@ async def compare_models(project: Project, live: Path, candidate: Path,
     """Both models scored on the held-out set and (``labelled``, when there are any) on
     the trainers' labelled utterances: ``{set: {"live", "candidate", "comparison"}}``."""
     from ivr.call import standard_dialect
-    from ivr.live_models import load_engine
+    from ivr.engine_factory import load_engine, stand_in_bank
 
     form = standard_dialect(project.locale)
     sets = {"heldout": load_heldout(project.heldout, form)}
     if labelled and (examples := load_labelled(project.labelled, form)):
         sets["labelled"] = examples
-    engines = await asyncio.gather(load_engine(project, live), load_engine(project, candidate))
+    engines = await asyncio.gather(load_engine(project, live, bank=stand_in_bank()),
+                                   load_engine(project, candidate, bank=stand_in_bank()))
     try:
         results = {}
         for name, examples in sets.items():

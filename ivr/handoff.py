@@ -18,12 +18,14 @@ log = logging.getLogger(__name__)
 
 # Dialects agents must speak to serve the caller well; others are served in Mandarin.
 DIALECT_SKILLS = {"yue": "yue"}
-LOCALE_SKILLS = {"ko": "ko"}
+# Every agent speaks Mandarin; a caller of any other locale needs an agent who speaks it,
+# named by the locale (so a new locale needs no code here).
+HOME_LOCALE = "zh"
 
 
 def skills_for(locale: str, dialect: str) -> list[str]:
     """Agent skills a call needs: the caller's language or dialect where it matters."""
-    skills = [LOCALE_SKILLS[locale]] if locale in LOCALE_SKILLS else []
+    skills = [locale] if locale and locale != HOME_LOCALE else []
     if dialect in DIALECT_SKILLS:
         skills.append(DIALECT_SKILLS[dialect])
     return skills

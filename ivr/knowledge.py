@@ -124,6 +124,15 @@ def _check_format(where: str, template: str, **fields: str) -> None:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """One prompt of a knowledge topic's answer: the domain response and the values it
+    says (the response names the recording and the sentence; this file, the facts)."""
+
+    response: str
+    values: dict[str, str]
+
+
+@dataclass(frozen=True)
 class KnowledgeBase:
     branches: tuple[Branch, ...]
     exchange_rates: dict[str, str]  # canonical currency -> home currency per 100 units
@@ -150,6 +159,21 @@ class KnowledgeBase:
             raise DataFileError(f"{shown(path)}: malformed knowledge base ({e})") from None
         except (KeyError, TypeError, AttributeError) as e:
             raise DataFileError(f"{shown(path)}: malformed knowledge base ({e!r})") from None
+
+    def answer(self, topic: str, said: str, currency: str | None = None) -> list[Answer]:
+        """What a knowledge topic (``Service.KNOWLEDGE`` in ivr/routing.py) says: branches
+        in the city named in ``said`` (else all), ``currency``'s rate (else the default
+        ones), the interest rates; nothing for any other topic."""
+        if topic == "branch_info":
+            return [Answer("utter_branch", {"name": b.name, "address": b.address,
+                                            "hours": b.hours}) for b in self.branches_in(said)]
+        if topic == "exchange_rate":
+            return [Answer("utter_exchange_rates", {"rates": self.exchange_answer(currency),
+                                                    "as_of": self.exchange_as_of})]
+        if topic == "interest_rate":
+            return [Answer("utter_interest_rates", {"rates": self.interest_answer(),
+                                                    "as_of": self.interest_as_of})]
+        return []
 
     def branches_in(self, text: str) -> list[Branch]:
         """Branches in a city the caller named, else all of them."""

@@ -15,24 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from ivr.dialogue.engine import DialogueEngine
+from ivr.engine_factory import load_engine
 from ivr.errors import IvrError
 from ivr.project import Project
 from ivr.voice.gateway import Gateway
 
 log = logging.getLogger(__name__)
-
-
-async def load_engine(project: Project, model: Path | None = None,
-                      conversations: str | None = None, lockout: Any = None) -> DialogueEngine:
-    """The locale's dialogue engine on ``model`` (default: the live model), its calls'
-    conversations in ``conversations`` (a Redis URL; None: in this process), failed
-    verifications counted in ``lockout`` (None: in this process)."""
-    from ivr.bank import DemoBank
-    from ivr.knowledge import KnowledgeBase
-
-    return await DialogueEngine.load(model or project.live_model(), DemoBank(),
-                                     KnowledgeBase.load(project.knowledge), conversations,
-                                     lockout)
 
 
 class LiveModels:
@@ -64,7 +52,11 @@ class LiveModels:
             path = project.live_model()
             if path.resolve() == current.model_path.resolve():
                 return {"locale": locale, "model": path.name, "swapped": False}
-            engine = await load_engine(project, path, current.conversations, current.lockout)
+            # The new engine calls the same bank, keeps conversations and counts failures
+            # where the old one did.
+            engine = await load_engine(project, path, bank=current.bank,
+                                       conversations=current.conversations,
+                                       lockout=current.lockout)
             self.services.engines[locale] = engine
             self._owned.add(engine)
             self._retiring.append(current)

@@ -13,9 +13,9 @@ from ivr.calllog import EventSink, emitter, end_summary
 from ivr.dialogue.engine import DialogueEngine
 from ivr.errors import ScriptError, shown
 from ivr.handoff import AcdWebhook
+from ivr.project import Project
 from ivr.yamlfile import read_mapping
 
-LOCALES = ("zh", "ko")  # the dialogue locales (config/<locale>.yml)
 _PHONE = re.compile(r"\+?[0-9]{3,15}")
 _KINDS = ("say", "dtmf", "silence", "hangup")
 
@@ -40,8 +40,9 @@ def parse_script(data: dict[str, Any], path: Path) -> Script:
         raise ScriptError(f"{shown(path)}: caller {caller!r} is not a phone number "
                           "(e.g. +8613800000001)")
     locale = str(data.get("locale", "zh"))
-    if locale not in LOCALES:
-        raise ScriptError(f"{shown(path)}: locale {locale!r} is not one of {', '.join(LOCALES)}")
+    locales = Project.discover().locales()  # those with a config/<locale>.yml: data, not code
+    if locale not in locales:
+        raise ScriptError(f"{shown(path)}: locale {locale!r} is not one of {', '.join(locales)}")
     raw_turns = data.get("turns")
     if not isinstance(raw_turns, list) or not raw_turns:
         raise ScriptError(f"{shown(path)}: 'turns' must be a non-empty list")

@@ -101,3 +101,31 @@ def test_a_missing_or_malformed_label_is_a_one_line_error(project, tmp_path, cha
     # Named by the file: a path outside the project is never shown whole (docs/security.md).
     assert fragment in message and message.startswith("zh.yml: ") and "\n" not in message
     assert str(tmp_path) not in message
+
+
+@pytest.mark.parametrize("locale", ["zh", "ko"])
+def test_knowledge_topics_are_answered_from_the_file_not_the_code(project, tmp_path, locale):
+    """An ops edit of knowledge/<locale>.yml is what the caller hears, with no code change;
+    every knowledge topic has an answer, said with a response the domain has."""
+    import yaml
+
+    from ivr.knowledge import Answer
+    from ivr.routing import Service
+
+    data = read_mapping(Project(project.root, locale).knowledge)
+    first = data["branches"][0]
+    first["hours"] = "00:00-24:00"
+    data["interest_rates"]["rates"] = {"X": "9.99%"}
+    edited = tmp_path / f"{locale}.yml"
+    edited.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    kb = KnowledgeBase.load(edited)
+
+    assert kb.answer("branch_info", f"{first['city']}的网点") == [Answer(
+        "utter_branch", {"name": first["name"], "address": first["address"],
+                         "hours": "00:00-24:00"})]
+    assert "9.99%" in kb.answer("interest_rate", "")[0].values["rates"]
+    responses = read_mapping(project.domain)["responses"]
+    for topic in (t for t, v in TOPICS.items() if v.service is Service.KNOWLEDGE):
+        said = kb.answer(topic, "")
+        assert said and all(a.response in responses for a in said), topic
+    assert kb.answer("check_balance", "") == []  # account topics are the bank's

@@ -22,6 +22,7 @@ from ivr.bank import BankAdapter, CustomerInfo, DemoBank
 from ivr.call import Call
 from ivr.calllog.recording import caller_audio
 from ivr.calllog.store import CallFilter, CallStore
+from ivr.engine_factory import load_engine, stand_in_bank
 from ivr.errors import IvrError, shown
 from ivr.project import Project
 from ivr.voice.asr import Hypothesis, Recognizer
@@ -86,7 +87,8 @@ class Replayer:
         self.voices = voices
         self.recordings = recordings
         self.recognizer_for = recognizer_for or (lambda locale: None)
-        self.bank = ReplayBank(bank or DemoBank())
+        # Never the configured bank: a replay must not act on a real account.
+        self.bank = ReplayBank(bank or stand_in_bank())
         self._engines: dict[Path, Any] = {}
         self._keep = keep_engines
         self._one_at_a_time = asyncio.Lock()  # the bank stand-in answers for one call
@@ -98,9 +100,7 @@ class Replayer:
                       reverse=True)
 
     async def _engine(self, locale: str, model: Path | None) -> Any:
-        from ivr.dialogue.engine import DialogueEngine
         from ivr.dialogue.lockout import NoLockout
-        from ivr.knowledge import KnowledgeBase
 
         project = Project(self.root, locale)
         path = (model or project.live_model()).resolve()
@@ -110,8 +110,8 @@ class Replayer:
             while len(self._engines) >= self._keep:
                 self._engines.pop(next(iter(self._engines))).close()
             # A replay must never count failed PINs against a real account (NoLockout).
-            self._engines[path] = await DialogueEngine.load(
-                path, self.bank, KnowledgeBase.load(project.knowledge), lockout=NoLockout())
+            self._engines[path] = await load_engine(project, path, bank=self.bank,
+                                                    lockout=NoLockout())
         return self._engines[path]
 
     def close(self) -> None:

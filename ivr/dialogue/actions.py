@@ -16,7 +16,7 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from ivr.bank import CREDIT, DEBIT, BankAdapter
+from ivr.bank import CREDIT, DEBIT, BankAdapter, BankUnavailable
 from ivr.dialogue.confidence import competing_topics
 from ivr.dialogue.lockout import Lockout, MemoryLockout, caller_key, customer_key
 from ivr.knowledge import KnowledgeBase
@@ -27,6 +27,7 @@ MAX_ATTEMPTS = 3          # wrong PINs or card numbers before escalation
 MAX_UNCLEAR_TURNS = 2     # no-match / no-input turns in a row before escalation (rule 1)
 FORM = "verification_form"
 OFFER_CARDS = "cards"
+BANK_FAILED = "engine_error"  # the routing contract's reason when a system the call needs fails
 
 
 def _intent(tracker: Tracker) -> str:
@@ -114,7 +115,10 @@ class ActionGreet(_BankAction):
     async def run(self, dispatcher, tracker, domain) -> list[EventType]:
         events: list[EventType] = []
         caller = tracker.get_slot("caller_id")
-        info = await self.bank.customer_by_phone(caller) if caller else None
+        try:
+            info = await self.bank.customer_by_phone(caller) if caller else None
+        except BankUnavailable:  # served as an unknown caller; account topics escalate
+            info = None
         if info:  # identified by caller id (not yet verified): no card number needed
             events += [
                 SlotSet("customer_id", info.customer_id),
@@ -204,7 +208,18 @@ async def serve(
     dispatcher: CollectingDispatcher, bank: BankAdapter, kb: KnowledgeBase, tracker: Tracker,
     topic: str, lost_card: str | None = None,
 ) -> list[EventType]:
-    """Serve an account topic for a verified caller."""
+    """Serve an account topic for a verified caller; a bank that fails hands the call to
+    an agent (``engine_error``: the caller is never left alone)."""
+    try:
+        return await _serve(dispatcher, bank, kb, tracker, topic, lost_card)
+    except BankUnavailable:
+        return _escalate(dispatcher, tracker, kb, BANK_FAILED, topic)
+
+
+async def _serve(
+    dispatcher: CollectingDispatcher, bank: BankAdapter, kb: KnowledgeBase, tracker: Tracker,
+    topic: str, lost_card: str | None = None,
+) -> list[EventType]:
     customer = tracker.get_slot("customer_id")
     events: list[EventType] = [SlotSet("topic_served", True)]
     if topic == "check_balance":
@@ -251,19 +266,12 @@ async def serve(
 
 def answer(dispatcher: CollectingDispatcher, kb: KnowledgeBase, topic: str,
            tracker: Tracker) -> None:
-    """Answer a knowledge topic (no verification: nothing about an account is said)."""
-    text = tracker.latest_message.get("text") or ""
-    if topic == "branch_info":
-        for b in kb.branches_in(text):
-            dispatcher.utter_message(response="utter_branch", name=b.name, address=b.address,
-                                     hours=b.hours)
-    elif topic == "exchange_rate":
-        currency = _entity(tracker, "currency") or tracker.get_slot("currency")
-        dispatcher.utter_message(response="utter_exchange_rates",
-                                 rates=kb.exchange_answer(currency), as_of=kb.exchange_as_of)
-    elif topic == "interest_rate":
-        dispatcher.utter_message(response="utter_interest_rates", rates=kb.interest_answer(),
-                                 as_of=kb.interest_as_of)
+    """Answer a knowledge topic from knowledge/<locale>.yml (no verification: nothing
+    about an account is said)."""
+    said = tracker.latest_message.get("text") or ""
+    currency = _entity(tracker, "currency") or tracker.get_slot("currency")
+    for prompt in kb.answer(topic, said, currency):
+        dispatcher.utter_message(response=prompt.response, **prompt.values)
 
 
 class ActionServe(_BankAction):
@@ -273,6 +281,9 @@ class ActionServe(_BankAction):
         return "action_serve"
 
     async def run(self, dispatcher, tracker, domain) -> list[EventType]:
+        decided = tracker.get_slot("handoff")
+        if decided:  # the bank failed during verification (ValidateVerificationForm)
+            return _escalate(dispatcher, tracker, self.kb, decided["reason"])
         if tracker.get_slot("verified") is not True:
             if await self._locked(tracker):  # locked now (by this call's failures or earlier)
                 return _escalate_locked(dispatcher, tracker, self.kb)
@@ -302,7 +313,10 @@ class ValidateVerificationForm(FormValidationAction, _BankAction):
         if caller and (await self.lockout.status(caller_key(caller))).locked:
             return {"account_ref": "failed", "verified": False}  # no card tried while locked
         digits = re.sub(r"\D", "", str(value))
-        info = await self.bank.customer_by_card(digits) if 12 <= len(digits) <= 19 else None
+        try:
+            info = await self.bank.customer_by_card(digits) if 12 <= len(digits) <= 19 else None
+        except BankUnavailable:
+            return self._bank_failed(tracker, "account_ref")
         if info:
             found = {"account_ref": mask_card(digits), "customer_id": info.customer_id,
                      "vip": info.vip, "failed_attempts": 0}
@@ -323,13 +337,28 @@ class ValidateVerificationForm(FormValidationAction, _BankAction):
         # Checked before the PIN: while locked, even the right PIN is refused unchecked.
         if account and (await self.lockout.status(account)).locked:
             return {"verified": False}
-        if re.fullmatch(r"\d{6}", pin) and customer and await self.bank.verify_pin(customer, pin):
+        try:
+            right = bool(re.fullmatch(r"\d{6}", pin) and customer
+                         and await self.bank.verify_pin(customer, pin))
+        except BankUnavailable:  # not a failure of the caller's: nothing counts against them
+            return self._bank_failed(tracker, "verified")
+        if right:
             await self.lockout.verified(account)  # past failures are forgiven
             dispatcher.utter_message(response="utter_verified")
             return {"verified": True, "failed_attempts": 0}
         if account and (await self.lockout.failed(account)).locked:
             return self._locked_out(tracker, "verified")
         return self._failed(dispatcher, tracker, "verified", "utter_wrong_pin")
+
+    @staticmethod
+    def _bank_failed(tracker, slot: str) -> dict:
+        """End the form without a verification; ``action_serve`` then says the transfer
+        this handoff decides (a form's validation may only set slots)."""
+        topic = tracker.get_slot("topic")
+        vip = bool(tracker.get_slot("vip"))
+        return {slot: "failed" if slot == "account_ref" else False, "verified": False,
+                "handoff": {"queue": queue_for(topic, vip), "reason": BANK_FAILED,
+                            "priority": priority_for(topic, vip), "topic": topic}}
 
     @staticmethod
     def _locked_out(tracker, slot: str) -> dict:

@@ -70,8 +70,10 @@ class DialogueEngine:
     """
 
     def __init__(self, agent: Any, model_path: Path, loop: asyncio.AbstractEventLoop,
-                 conversations: str | None = None, kb: KnowledgeBase | None = None) -> None:
+                 conversations: str | None = None, kb: KnowledgeBase | None = None,
+                 bank: BankAdapter | None = None) -> None:
         self._agent = agent
+        self.bank = bank  # what its custom actions call (closed with the engine)
         self.model_path = model_path
         self._loop = loop
         self.conversations = conversations  # a Redis URL, or None: this process's memory
@@ -95,7 +97,7 @@ class DialogueEngine:
         this process's memory."""
         loop, agent = await load_on_dialogue_thread(
             model_path, lambda: _load_agent(model_path, bank, kb, conversations, lockout))
-        return cls(agent, model_path, loop, conversations, kb)
+        return cls(agent, model_path, loop, conversations, kb, bank)
 
     @property
     def lockout(self) -> Lockout:
@@ -170,7 +172,20 @@ class DialogueEngine:
             tracker_store.red.delete(tracker_store.key_prefix + call_id)
 
     def close(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        """Stop the dialogue thread; a bank adapter with connections (``aclose``) closes
+        them first, on this loop, where they were opened."""
+        aclose = getattr(self.bank, "aclose", None)
+        if aclose is None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            return
+
+        async def close_then_stop() -> None:
+            try:
+                await aclose()
+            finally:
+                self._loop.stop()
+
+        asyncio.run_coroutine_threadsafe(close_then_stop(), self._loop)
 
 
 async def load_on_dialogue_thread(
