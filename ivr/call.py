@@ -11,7 +11,7 @@ import logging
 import re
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -236,6 +236,18 @@ class Call:
         masked = "*" * len(digits) if entry == "pin" else \
             mask_card(digits) if entry == "card" else mask_text(digits)
         return await self._turn(Turn({"dtmf": masked}, "dtmf", 1.0), parse, entry=entry)
+
+    async def choose(self, key: str, intent: str,
+                     entities: Sequence[tuple[str, str]] = ()) -> Turn:
+        """A key menu choice (ivr/voice/keypad.py): the request the key names, understood
+        for sure, as if said clearly; verification and routing follow as for speech."""
+        if len(key) != 1 or key == "#" or not DTMF_KEYS.fullmatch(key):
+            raise InputError("a menu choice is one key: 0-9 or *")
+        if self._entry():  # keys typed now are a PIN or card number: never a choice
+            raise InputError("no menu while a PIN or card number is keyed")
+        found = [{"entity": name, "value": value} for name, value in entities]
+        turn = Turn({"dtmf": key, "menu": intent}, intent, 1.0, entities=found)
+        return await self._turn(turn, _event(intent, f"/{intent}", found))
 
     async def unintelligible(self, heard: str = "", asr: dict[str, Any] | None = None) -> Turn:
         """Speech the recogniser could not match to anything the caller may say here."""

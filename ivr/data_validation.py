@@ -338,6 +338,7 @@ def _check_locale_file(path: Path, files: _Files, domain: _Domain) -> None:
         if _scalar(grammar) not in grammars:
             report.add(name, grammar, f"default_expects: grammar {_scalar(grammar)!r} is not "
                        "under grammars:")
+    _check_keypad(_get(root, "keypad")[1], name, report, domain)
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     loaders = {"fillers": Hesitations.from_locale, "loanwords": Loanwords.from_locale,
                "corrections": Corrections.from_locale,
@@ -361,6 +362,25 @@ def _check_locale_file(path: Path, files: _Files, domain: _Domain) -> None:
         if _scalar(intent) and _scalar(intent) not in domain.intents:
             report.add(name, intent, f"confidence: intent {_scalar(intent)!r} is not in the "
                        "domain")
+
+
+def _check_keypad(keypad: yaml.Node | None, name: str, report: Report,
+                  domain: _Domain) -> None:
+    """``keypad:`` (ivr/voice/keypad.py): every key means an intent of the domain, and
+    ``after:`` and ``instead:`` name responses (the engine's own loader checks the rest
+    when a server starts)."""
+    from ivr.call import CONFIRM_PROMPT
+
+    for _, menu in _items(_get(keypad, "menus")[1]):
+        for _, choice in _items(_get(menu, "keys")[1]):
+            intent = _scalar(choice) or _scalar(_get(choice, "intent")[1])
+            if intent and intent not in domain.intents:
+                report.add(name, choice, f"keypad: intent {intent!r} is not in the domain")
+    for block in ("after", "instead"):
+        for response, _ in _items(_get(keypad, block)[1]):
+            if response.value not in domain.responses and response.value != CONFIRM_PROMPT:
+                report.add(name, response, f"keypad: {block}: {response.value!r} is not a "
+                           "response in the domain")
 
 
 def _check_knowledge(project: Project, files: _Files, domain: _Domain) -> None:

@@ -31,6 +31,7 @@ from ivr.voice.events import (
     InboundEvent,
     PlaybackDone,
 )
+from ivr.voice.keypad import KeyMenu
 from ivr.voice.tts import PromptAudio
 from ivr.voice.voice_locale import VoiceLocale
 
@@ -116,6 +117,7 @@ class VoiceSession:
         self._deadline_kind = "no_input"
         self._marks = 0
         self._recognizers: list[Recognizer] = []
+        self._menu: KeyMenu | None = None  # the key menu the caller was just offered
         self._recording: RecordingTrack | None = None
         self._caller_ms = 0  # the caller's audio clock (the recording's too)
         self._utterance_from: int | None = None  # where the words being decoded began
@@ -173,7 +175,7 @@ class VoiceSession:
         if voice.notice:
             await self._say([voice.notice], [None], interruptible=False)
         greeting = await self._dialogue(self.call.start())
-        await self._say(greeting, self.call.prompt_names)
+        await self._say(*self._by_keys(greeting))
         keys = ""
         while not self.call.ended:
             await self._listen_for(self.call.prompt_names)
@@ -186,7 +188,11 @@ class VoiceSession:
                 await self.call.hangup(heard=event.heard)
                 return
             turn: Awaitable[Turn] | None = None
-            if isinstance(event, _Digit):
+            if isinstance(event, _Digit) and self._menu and event.digit in self._menu.keys:
+                choice = self._menu.keys[event.digit]  # a key menu's choice: a request
+                self._emit("dtmf", digit=event.digit, at_ms=self._caller_ms)
+                turn = self.call.choose(event.digit, choice.intent, choice.entities)
+            elif isinstance(event, _Digit):
                 secret = self._wants_digits() and event.digit.isdigit()
                 self._emit("dtmf", digit="*" if secret else event.digit, at_ms=self._caller_ms)
                 if self._wants_digits() and event.digit != "#":
@@ -213,7 +219,7 @@ class VoiceSession:
                 else:
                     continue  # noise: nothing said
             prompts = await self._dialogue(turn)
-            await self._say(prompts, self.call.prompt_names)
+            await self._say(*self._by_keys(prompts))
         await self._wait_for_playback()
 
     async def _turn_away(self) -> None:
@@ -223,6 +229,18 @@ class VoiceSession:
         await self._say([self.services.locales[self.locale].busy_prompt], ["busy"],
                         interruptible=False)
         await self._wait_for_playback()
+
+    def _by_keys(self, prompts: list[str]) -> tuple[list[str], list[str | None]]:
+        """The dialogue's prompts, and their names; a caller whose language has no speech
+        model here hears them worded for keys, then a key menu (docs/voice.md)."""
+        assert self.call is not None and self.locale is not None
+        names: list[str | None] = list(self.call.prompt_names)
+        keypad = self.services.locales[self.locale].keypad
+        self._menu = None
+        if self._recognizers or keypad is None or self.call.ended or self._wants_digits():
+            return prompts, names
+        prompts, names, self._menu = keypad.offer(prompts, names)
+        return prompts, names
 
     def _wants_digits(self) -> bool:
         """Keys collect into one entry (ended by # or a pause) while the dialogue asks
@@ -354,6 +372,8 @@ class VoiceSession:
 
     async def _hear(self, pcm: bytes) -> _Speech | None:
         speaking_ms = self._detector.feed(pcm)
+        if not self._recognizers:  # keys only: sound neither interrupts a menu nor waits
+            return None            # for words (the no-input timer keeps running)
         if self._pending and not all(self._pending.values()):
             return None  # a prompt that must be heard out: the caller cannot answer yet
         if speaking_ms and self._deadline_kind == "no_input":

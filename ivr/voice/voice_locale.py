@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.errors import DataFileError, shown
+from ivr.voice.keypad import Keypad
 from ivr.yamlfile import read_mapping
 
 AGENT_GRAMMAR = "agent"  # added to every grammar: an agent can be asked for in any state
@@ -34,6 +35,7 @@ class VoiceLocale:
     expects: dict[str, tuple[str, ...]]  # response name -> grammars that answer it
     default_expects: tuple[str, ...]  # grammars after any other prompt; () = free-form
     play_through: frozenset[str]  # response names that barge-in must not cut
+    keypad: Keypad | None = None  # key menus for a caller the locale cannot hear
 
     @classmethod
     def load(cls, path: Path) -> VoiceLocale:
@@ -66,6 +68,7 @@ class VoiceLocale:
                 expects=expects,
                 default_expects=default,
                 play_through=frozenset(data.get("play_through") or ()),
+                keypad=Keypad.load(data.get("keypad"), path),
             )
         except (KeyError, TypeError, AttributeError) as e:
             raise DataFileError(f"{shown(path)}: malformed voice settings ({e!r})") from None
