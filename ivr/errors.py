@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 
+@dataclass(frozen=True)
+class Remedy:
+    """How to go on after an error, where the CLI and the console say it differently (a
+    flag there, a button or tick box here): ``cli`` is appended to the CLI's message as is;
+    the console shows the message alone and ``code``'s text in the page's language
+    (``remedy.<code>`` in ivr/console/static/i18n/)."""
+
+    code: str
+    cli: str
+
+
 class IvrError(Exception):
-    """Base of every error the CLI prints as ``error: <message>`` and exits non-zero."""
+    """Base of every error the CLI prints as ``error: <message>`` and exits non-zero.
+    ``str(error)`` is the CLI's line; ``message`` and ``remedy`` are the console's parts."""
+
+    def __init__(self, message: str = "", remedy: Remedy | None = None) -> None:
+        super().__init__(message + (remedy.cli if remedy else ""))
+        self.message = message
+        self.remedy = remedy
 
 
 class DataFileError(IvrError):

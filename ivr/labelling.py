@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import yaml
 
 from ivr.calllog.store import CallStore
-from ivr.errors import DataFileError, IvrError, shown
+from ivr.errors import DataFileError, IvrError, Remedy, shown
 from ivr.masking import mask_text
 from ivr.nlu.normalizer import HOMOPHONE, MANDARIN, Normalizer
 from ivr.project import Project
@@ -35,6 +35,11 @@ from ivr.yamlfile import read_mapping
 
 _DISCUSSED = re.compile(r"([\u4e00-\u9fff]+(?:/[\u4e00-\u9fff]+)*) \(")
 ASR = "asr"  # the "dialect" of a near-homophone: it goes to lexicon.yml (see add_synonym)
+# How to go on, said by each front end (ivr/errors.py): a flag in the CLI, a control in
+# the console.
+FORCE = Remedy("synonym_force", " (add it anyway with --force)")
+SAID = Remedy("said", " (--said)")
+LOCALE = Remedy("locale", ": use --locale")
 NEW_FILE = ('# Utterances trainers labelled from calls (`ivr review label`, the console).\n'
             '# Appended to by the engine; one block per labelling, who and when in the\n'
             '# metadata. Edit or delete examples freely; the next `ivr train` uses it.\n'
@@ -199,7 +204,7 @@ def mark_asr_error(project: Project, store: CallStore, item: Item, said: str, by
     (unless it contradicts one or has masked digits)."""
     said = mask_text(" ".join(said.split()))
     if not said:
-        raise LabelError("say what the caller said (--said)")
+        raise LabelError("say what the caller said", SAID)
     _same_locale(project, [item])
     result = LabelResult(intent, None)
     if intent:
@@ -221,7 +226,7 @@ def _same_locale(project: Project, items: Iterable[Item]) -> None:
     other = {i.locale for i in items} - {project.locale}
     if other:
         raise LabelError(f"utterances of locale {', '.join(sorted(other))} cannot be labelled "
-                         f"into {project.locale}'s data: use --locale")
+                         f"into {project.locale}'s data", LOCALE)
 
 
 def _check_intent(index: _Index, intent: str) -> None:
@@ -345,7 +350,7 @@ def add_synonym(project: Project, store: CallStore, key: str, mandarin: str, dia
                                "lexicon's rule: label the utterance instead")
         if mandarin in _left_out(project.nlu_dir / "lexicon.yml") and not force:
             raise SynonymError(f"lexicon.yml leaves {mandarin!r} out on purpose (its header "
-                               "says why): add it anyway with --force")
+                               "says why)", FORCE)
         new = Normalizer(dialects, [*terms, mandarin], [tuple(p) for p in fuzzy])
     else:
         new = Normalizer({**dialects, dialect: {**dialects[dialect], key: mandarin}}, terms,
@@ -385,7 +390,7 @@ def _check_mandarin_kept(project: Project, old: Normalizer, new: Normalizer,
             hits.append(f"“{ex.text}” → “{after}” ({ex.file}, {ex.intent})")
     if hits:
         raise SynonymError(f"it would rewrite {len(hits)} Mandarin training example(s): "
-                           f"{'; '.join(hits[:3])} (add it anyway with --force)")
+                           f"{'; '.join(hits[:3])}", FORCE)
 
 
 def _left_out(path: Path) -> set[str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from ivr.errors import IvrError, ModelNotFoundError, shown
+from ivr.errors import IvrError, ModelNotFoundError, Remedy, shown
 from ivr.evaluation import compare_models
 from ivr.project import Project, read_live_pointer
 
@@ -65,7 +65,8 @@ async def promote(project: Project, candidate: Path | None = None, force: bool =
         figures = heldout_figures(compared)
         refusal = gate(figures, model.name, live.name)
         if refusal and not force:
-            raise PromotionRefused(f"{refusal}; --force promotes it anyway")
+            raise PromotionRefused(refusal, Remedy("promote_force",
+                                                   "; --force promotes it anyway"))
     return _make_live(project, model.name, live.name if live else None, force, by, figures)
 
 

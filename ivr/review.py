@@ -17,7 +17,7 @@ from difflib import SequenceMatcher
 from typing import Any
 
 from ivr.calllog.store import LIVE, CallFilter, CallStore
-from ivr.errors import IvrError
+from ivr.errors import IvrError, Remedy
 
 # Two wordings whose normalized texts (punctuation and spaces dropped) have a difflib
 # ratio of at least this are one cluster: 我想开个户 / 我想开个账户 is 0.91, while
@@ -216,7 +216,7 @@ def find_cluster(clusters: list[Cluster], cluster_id: str) -> Cluster:
     if found:
         raise ReviewError(f"cluster id {cluster_id!r} is ambiguous: give more of it")
     raise ReviewError(f"no cluster {cluster_id!r} in the review queue (labelled already, or "
-                      "out of the period: see `ivr review list`)")
+                      "out of the period)", Remedy("review_list", ": see `ivr review list`"))
 
 
 def find_item(store: CallStore, key: str) -> Item:
