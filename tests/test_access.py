@@ -230,6 +230,9 @@ EXPECTED: dict[tuple[str, str], Cell] = {
     ("POST", "/console/api/review/label"): trainers(400, body={}),
     ("POST", "/console/api/review/asr"): trainers(400, body={}),
     ("POST", "/console/api/review/synonym"): trainers(400, body={}),
+    ("GET", "/console/api/review/proposals"): trainers(query="locale=ko"),
+    ("POST", "/console/api/review/proposals"): trainers(400, body={}),
+    ("POST", "/console/api/review/proposals/{proposal_id}"): trainers(400, body={}),
     ("GET", "/console/api/models"): trainers(),
     ("GET", "/console/api/train"): trainers(),
     ("POST", "/console/api/train"): trainers(400, body={}),
@@ -250,7 +253,7 @@ def app_routes(app: web.Application) -> list[tuple[str, str]]:
 
 def concrete(path: str, call: str) -> str:
     return (path.replace("{call_id}", call).replace("{name}", "app.js")
-            .replace("{cluster_id}", "c0"))
+            .replace("{cluster_id}", "c0").replace("{proposal_id}", "p0"))
 
 
 async def test_every_route_answers_each_role_as_declared(access: Access) -> None:

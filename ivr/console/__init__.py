@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
-from ivr import labelling, review, zone
+from ivr import labelling, proposals, review, zone
 from ivr.calllog.store import CallFilter, CallLogError, CallStore, UserChangeRefused
 from ivr.calllog.timeline import turn_view
 from ivr.console import i18n, kpi
@@ -50,7 +50,7 @@ from ivr.console.auth import (
     hash_password,
 )
 from ivr.console.throttle import LoginThrottle
-from ivr.errors import IvrError, ModelNotFoundError
+from ivr.errors import IvrError, ModelNotFoundError, Remedy
 from ivr.project import Project
 from ivr.trends import trends
 
@@ -109,8 +109,10 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=_dumps)
 
 
-def _error(status: int, message: str) -> web.Response:
-    return _json({"error": message}, status)
+def _error(status: int, message: str, remedy: Remedy | None = None) -> web.Response:
+    """``{"error"}``, and the ``remedy`` code the page says in its language: never the
+    CLI's flags (ivr/errors.py)."""
+    return _json({"error": message, **({"remedy": remedy.code} if remedy else {})}, status)
 
 
 async def _blocking(fn: Callable[..., T], *args: Any) -> T:
@@ -121,9 +123,10 @@ async def _blocking(fn: Callable[..., T], *args: Any) -> T:
 class _Refused(Exception):
     """A request the console answers with an error (status and a JSON message)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, remedy: Remedy | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.remedy = remedy
 
 
 def _context(request: web.Request) -> ConsoleContext:
@@ -430,9 +433,9 @@ async def _labelling(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         return await _blocking(functools.partial(fn, *args, **kwargs))
     except CallLogError as e:
-        raise _Refused(404, str(e)) from None
+        raise _Refused(404, e.message, e.remedy) from None
     except IvrError as e:
-        raise _Refused(400, str(e)) from None
+        raise _Refused(400, e.message, e.remedy) from None
 
 
 def _shown(project: Project, result: labelling.LabelResult) -> dict[str, Any]:
@@ -460,7 +463,7 @@ async def _review_options(request: web.Request) -> web.StreamResponse:
     dialects = await _labelling(labelling.dialect_codes, project) if (
         project.normalizer_files()) else []
     return _json({"locale": project.locale, "intents": sorted({e.intent for e in examples}),
-                  "dialects": dialects})
+                  "dialects": dialects, "routes": list(proposals.ROUTES)})
 
 
 async def _cluster(request: web.Request) -> web.StreamResponse:
@@ -471,7 +474,7 @@ async def _cluster(request: web.Request) -> web.StreamResponse:
     try:
         cluster = review.find_cluster(clusters, request.match_info["cluster_id"])
     except review.ReviewError as e:
-        return _error(404, str(e))
+        return _error(404, e.message, e.remedy)
     return _json(cluster.as_dict())
 
 
@@ -520,6 +523,52 @@ async def _synonym(request: web.Request) -> web.StreamResponse:
                   "dialect": result.dialect, "key": result.key, "mandarin": result.mandarin})
 
 
+async def _proposals(request: web.Request) -> web.StreamResponse:
+    """The locale's proposed intents (query ``locale``), newest first."""
+    project = _project(request, request.query.get("locale"))
+    found = await _labelling(proposals.read_proposals, project)
+    return _json({"locale": project.locale,
+                  "proposals": [p.as_dict() for p in reversed(found)]})
+
+
+async def _propose(request: web.Request) -> web.StreamResponse:
+    """JSON ``{"locale", "target": CLUSTER or CALL_ID:TURN, "intent", "label", "route",
+    "hours"?}``: propose a new intent for the utterances (ivr/proposals.py), pending review;
+    the live domain and training data are not touched."""
+    body = await _body(request, "locale", "target", "intent", "label", "route")
+    project = _project(request, body["locale"])
+    store = _context(request).store
+    items, cluster = await _labelling(review.resolve, store, body["target"].strip(),
+                                      project.locale, _since(request, body.get("hours")))
+    proposal, outcomes = await _labelling(
+        proposals.propose, project, store, items, body["intent"], body["label"],
+        body["route"].strip(), _session(request).user, cluster)
+    return _json({"proposal": proposal.as_dict(), "cluster": cluster,
+                  "outcomes": [o.__dict__ for o in outcomes]}, 201)
+
+
+async def _decide(request: web.Request) -> web.StreamResponse:
+    """JSON ``{"locale", "decision": "accept" or "reject", "note"?}`` on a pending proposal,
+    by someone other than its author."""
+    body = await _body(request, "locale", "decision")
+    if body["decision"] not in ("accept", "reject"):
+        return _error(400, "decision must be accept or reject")
+    project = _project(request, body["locale"])
+    note = body.get("note") if isinstance(body.get("note"), str) else ""
+    try:
+        proposal = await _blocking(functools.partial(
+            proposals.decide, project, _context(request).store,
+            request.match_info["proposal_id"], body["decision"] == "accept",
+            _session(request).user, note))
+    except proposals.NoSuchProposal as e:
+        return _error(404, e.message)
+    except proposals.ProposalError as e:  # decided already, or the author's own
+        return _error(409, e.message)
+    except IvrError as e:
+        return _error(400, e.message, e.remedy)
+    return _json({"proposal": proposal.as_dict()})
+
+
 # --- trainers: training, comparing, promoting -----------------------------------------------
 def _model_names(project: Project) -> dict[str, Any]:
     """The locale's model files (newest first), the live one and the newest (candidate)."""
@@ -564,7 +613,7 @@ async def _train(request: web.Request) -> web.StreamResponse:
     try:
         status = _trainer(request).start(project.locale, finetune=body.get("finetune") is True)
     except IvrError as e:
-        return _error(409, str(e))
+        return _error(409, e.message, e.remedy)
     await _blocking(_context(request).store.audit, _session(request).user, "train", None)
     return _json(status.as_dict())
 
@@ -599,7 +648,7 @@ async def _compare(request: web.Request) -> web.StreamResponse:
 
         results = await compare_models(project, live, candidate)
     except IvrError as e:
-        return _error(400, str(e))
+        return _error(400, e.message, e.remedy)
     return _json({"locale": project.locale, "live": live.name, "candidate": candidate.name,
                   "sets": {name: r["comparison"] for name, r in results.items()}})
 
@@ -617,9 +666,10 @@ async def _promote(request: web.Request) -> web.StreamResponse:
     try:
         promotion = await promote(project, candidate, force=body.get("force") is True, by=user)
     except PromotionRefused as e:
-        return _json({"error": str(e), "refused": True}, 409)
+        return _json({"error": e.message, "remedy": e.remedy and e.remedy.code,
+                      "refused": True}, 409)
     except IvrError as e:
-        return _error(400, str(e))
+        return _error(400, e.message, e.remedy)
     await _blocking(_context(request).store.audit, user, "promote", None)
     live_models = _context(request).live_models
     swap = None
@@ -736,6 +786,9 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/console/api/review/label", _label, TRAINERS),
     Route("POST", "/console/api/review/asr", _asr_error, TRAINERS),
     Route("POST", "/console/api/review/synonym", _synonym, TRAINERS),
+    Route("GET", "/console/api/review/proposals", _proposals, TRAINERS),
+    Route("POST", "/console/api/review/proposals", _propose, TRAINERS),
+    Route("POST", "/console/api/review/proposals/{proposal_id}", _decide, TRAINERS),
     Route("GET", "/console/api/models", _model_state, TRAINERS),
     Route("GET", "/console/api/train", _training, TRAINERS),
     Route("POST", "/console/api/train", _train, TRAINERS),
@@ -757,7 +810,7 @@ def _guarded(route: Route) -> Handler:
             refused = await _check(request, route)
             response = refused if refused is not None else await route.handler(request)
         except _Refused as e:
-            response = _error(e.status, str(e))
+            response = _error(e.status, str(e), e.remedy)
         if not response.prepared:
             response.headers.update({k: v for k, v in _HEADERS.items()
                                      if k not in response.headers})

@@ -87,8 +87,14 @@ function toast(message) {
   toast.timer = setTimeout(() => { el.hidden = true; }, 6000);
 }
 
+// A refusal from the server: its message, then how to go on in the page's words (the
+// remedy's code, never the CLI's flags).
 class ApiError extends Error {
-  constructor(status, message) { super(message); this.status = status; }
+  constructor(status, message, remedy) {
+    super(remedy ? `${message} ${t(`remedy.${remedy}`)}` : message);
+    this.status = status;
+    this.remedy = remedy;
+  }
 }
 
 async function api(path, options = {}) {
@@ -104,7 +110,7 @@ async function api(path, options = {}) {
     throw new ApiError(401, t("error.signed_out"));
   }
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new ApiError(response.status, body.error || response.statusText);
+  if (!response.ok) throw new ApiError(response.status, body.error || response.statusText, body.remedy);
   return body;
 }
 
@@ -774,6 +780,15 @@ async function trendsView(params) {
 // --- view: review queue (trainers) -------------------------------------------------------
 const REVIEW_PERIODS = [["24", "period.day"], ["168", "period.week"], ["720", "period.month"]];
 const OUTCOME_TONES = {added: "ok", exists: "muted", masked: "warn", conflict: "bad"};
+const PROPOSAL_TONES = {pending: "warn", accepted: "ok", rejected: "muted"};
+// What a cluster page did before it went back to the queue (its cluster has left it).
+let reviewFlash = null;
+
+// Back to the queue, saying what was done there.
+function leaveCluster(at, flash) {
+  reviewFlash = flash;
+  window.location.hash = `#/review?${reviewQuery(at)}`;
+}
 
 function reviewParams(params) {
   return {locale: params.get("locale") || "zh", hours: params.get("hours") || "168"};
@@ -785,7 +800,10 @@ function reviewQuery({locale, hours}) {
 async function reviewView(params) {
   const view = document.getElementById("view");
   const at = reviewParams(params);
-  const data = await api(`review?${reviewQuery(at)}`);
+  const [data, proposed] = await Promise.all([api(`review?${reviewQuery(at)}`),
+    api(`review/proposals?locale=${encodeURIComponent(at.locale)}`)]);
+  const flash = reviewFlash;
+  reviewFlash = null;
   const form = h("form", {class: "filters", id: "review-filters"},
     select("locale", t("field.locale"), data.locales.map((l) => [l, l]), at.locale),
     select("hours", t("field.period"), periods(REVIEW_PERIODS), at.hours));
@@ -810,10 +828,62 @@ async function reviewView(params) {
     h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", {colspan: 5, class: "empty muted"},
       t("review.none")))));
   view.replaceChildren(
+    flash ? h("section", {class: "panel", id: "review-flash"}, flash) : "",
     h("section", {class: "panel"}, h("div", {class: "panel-head"}, h("h1", {}, t("review.title")),
       h("span", {class: "muted", id: "review-count"}, t("review.count", {n: data.clusters.length})),
       csvButton("review", clusters)), form),
-    h("section", {class: "panel flush"}, clusters));
+    h("section", {class: "panel flush"}, clusters),
+    proposalsPanel(proposed.proposals, at));
+}
+
+// Proposed intents of the locale: a pending one is accepted or rejected by another trainer
+// or an admin (never its author); a developer then adds an accepted one to the domain.
+function proposalsPanel(proposals, at) {
+  const rows = proposals.map((p) => {
+    const out = h("span", {class: "decide-result"});
+    const decide = (decision) => async (event) => {
+      event.target.disabled = true;
+      try {
+        const r = await api(`review/proposals/${encodeURIComponent(p.id)}`, {method: "POST",
+          body: {locale: at.locale, decision}});
+        status.replaceChildren(badge(t(`proposal.${r.proposal.status}`),
+          PROPOSAL_TONES[r.proposal.status], r.proposal.status), " ",
+        h("span", {class: "muted small"}, t("proposal.reviewed_by", {by: r.proposal.reviewed_by})));
+        actions.replaceChildren();
+      } catch (e) {
+        out.replaceChildren(h("span", {class: "form-error"}, e.message));
+        event.target.disabled = false;
+      }
+    };
+    const status = h("td", {class: "status"}, badge(t(`proposal.${p.status}`), PROPOSAL_TONES[p.status],
+      p.status), p.reviewed_by ? h("span", {class: "muted small"}, " ",
+      t("proposal.reviewed_by", {by: p.reviewed_by})) : "");
+    const actions = h("span", {class: "actions"});
+    if (p.status === "pending" && p.proposed_by !== me.name) {
+      actions.append(
+        h("button", {class: "button small primary", "data-action": "accept", onclick: decide("accept")},
+          t("proposal.accept")), " ",
+        h("button", {class: "button small", "data-action": "reject", onclick: decide("reject")},
+          t("proposal.reject")));
+    } else if (p.status === "pending") {
+      actions.append(h("span", {class: "muted small"}, t("proposal.awaiting")));
+    }
+    return h("tr", {"data-proposal": p.id, "data-intent": p.intent},
+      h("td", {}, h("span", {class: "mono strong"}, p.intent), h("div", {}, p.label)),
+      h("td", {}, p.route === "answer" ? t("proposal.answer")
+        : t("proposal.to_queue", {queue: labelText("queue", p.route)})),
+      h("td", {class: "wordings"}, p.examples.map((x) => h("q", {class: "wording"}, x.text))),
+      h("td", {}, p.proposed_by, h("div", {class: "muted small"}, when(Date.parse(p.proposed_at) / 1000))),
+      status, h("td", {}, actions, out));
+  });
+  return h("section", {class: "panel flush", id: "proposals"},
+    h("div", {class: "panel-head"}, h("h2", {}, t("proposal.title")),
+      h("span", {class: "muted"}, t("proposal.intro"))),
+    h("table", {class: "grid"},
+      h("thead", {}, h("tr", {}, ["proposal.intent", "proposal.route", "proposal.examples",
+        "proposal.by", "proposal.status", ""].map((c) => h("th", {}, c ? t(c) : "")))),
+      h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", {colspan: 6, class: "empty muted"},
+        t("proposal.none"))))));
 }
 
 async function clusterView(clusterId, params) {
@@ -826,20 +896,31 @@ async function clusterView(clusterId, params) {
   const post = (path, body) => api(path, {method: "POST",
     body: {locale: at.locale, hours: Number(at.hours), ...body}});
 
-  // Label the whole cluster with an intent.
-  const intent = intentSelect("label-intent", options.intents, cluster.intent);
-  const labelButton = h("button", {class: "button primary", id: "label-cluster"}, t("cluster.label"));
+  // Label the whole cluster with an intent. The model's intent is offered only when a
+  // label may name it: a cluster it did not understand (nlu_fallback) starts with no
+  // choice, so nobody labels it with the first intent of the list by accident.
+  const understood = options.intents.includes(cluster.intent);
+  const intent = intentSelect("label-intent", options.intents, understood ? cluster.intent : null,
+    understood ? null : t("cluster.choose"));
+  const labelButton = h("button", {class: "button primary", id: "label-cluster",
+    disabled: !understood}, t("cluster.label"));
+  intent.addEventListener("change", () => { labelButton.disabled = !intent.value; });
   const labelOut = h("div", {id: "label-result"});
   labelButton.addEventListener("click", async () => {
+    if (!intent.value) return;
     labelButton.disabled = true;
     try {
       const result = await post("review/label", {target: cluster.id, intent: intent.value});
+      // Labelled utterances leave the queue: back to it, unless none was (all conflicts).
+      if (result.outcomes.some((o) => o.status !== "conflict")) {
+        leaveCluster(at, h("div", {id: "label-result"}, outcomeList(result)));
+        return;
+      }
       labelOut.replaceChildren(outcomeList(result));
     } catch (e) {
       labelOut.replaceChildren(h("p", {class: "form-error"}, e.message));
-    } finally {
-      labelButton.disabled = false;
     }
+    labelButton.disabled = false;
   });
 
   const snippet = h("audio", {id: "snippet", preload: "none"});
@@ -862,7 +943,45 @@ async function clusterView(clusterId, params) {
       labelOut),
     h("section", {class: "panel flush"}, h("div", {class: "table-tools"}, csvButton("cluster", items)),
       items, snippet),
-    options.dialects.length ? synonymPanel(cluster, options, post) : "");
+    options.dialects.length ? synonymPanel(cluster, options, post, at) : "",
+    proposePanel(cluster, options, post, at));
+}
+
+// A new intent for the cluster (name, Chinese label, route): a candidate change that
+// another trainer or an admin reviews; the live domain is not touched.
+function proposePanel(cluster, options, post, at) {
+  const name = h("input", {id: "propose-name", placeholder: "open_account", maxlength: 64,
+    pattern: "[a-z][a-z0-9_]*", autocomplete: "off"});
+  const label = h("input", {id: "propose-label", placeholder: t("proposal.label_hint"), maxlength: 40});
+  const route = h("select", {id: "propose-route"}, options.routes.map((r) =>
+    h("option", {value: r, title: r}, r === "answer" ? t("proposal.answer")
+      : t("proposal.to_queue", {queue: labelText("queue", r)}))));
+  const submit = h("button", {class: "button primary", id: "propose-submit"}, t("proposal.submit"));
+  const out = h("div", {id: "propose-result"});
+  submit.addEventListener("click", async () => {
+    submit.disabled = true;
+    try {
+      const r = await post("review/proposals", {target: cluster.id, intent: name.value,
+        label: label.value, route: route.value});
+      leaveCluster(at, h("div", {id: "propose-result"}, h("p", {},
+        badge(t("proposal.pending"), "warn"), " ", h("span", {class: "mono strong"}, r.proposal.intent),
+        " ", r.proposal.label, h("span", {class: "muted"},
+          ` ${t("proposal.proposed", {n: r.proposal.examples.length})}`)),
+        outcomeList({outcomes: r.outcomes}, t("proposal.attached"))));
+    } catch (e) {
+      out.replaceChildren(h("p", {class: "form-error"}, e.message));
+      submit.disabled = false;
+    }
+  });
+  return h("section", {class: "panel", id: "propose"},
+    h("div", {class: "panel-head"}, h("h2", {}, t("proposal.new_title")),
+      h("span", {class: "muted"}, t("proposal.new_intro"))),
+    h("div", {class: "filters"},
+      h("label", {class: "field"}, h("span", {}, t("proposal.name")), name),
+      h("label", {class: "field"}, h("span", {}, t("proposal.label")), label),
+      h("label", {class: "field"}, h("span", {}, t("proposal.route")), route),
+      submit),
+    out);
 }
 
 function intentSelect(id, intents, current, blank) {
@@ -870,11 +989,12 @@ function intentSelect(id, intents, current, blank) {
     intents.map((i) => h("option", {value: i, selected: i === current, title: i}, labelText("intent", i))));
 }
 
-function outcomeList(result) {
+function outcomeList(result, heading) {
   const counts = {};
   for (const o of result.outcomes) counts[o.status] = (counts[o.status] || 0) + 1;
   return h("div", {class: "outcomes"},
-    h("p", {}, t("cluster.labelled_as"), " ", result.intent ? named("intent", result.intent, "strong") : "–", ": ",
+    h("p", {}, heading || [t("cluster.labelled_as"), " ",
+      result.intent ? named("intent", result.intent, "strong") : "–"], ": ",
       h("span", {class: "badges"}, Object.entries(counts).map(([k, n]) =>
         badge(`${n} ${t(`label.${k}`)}`, OUTCOME_TONES[k], k))),
       result.file ? h("span", {class: "muted"}, ` → ${result.file}`) : ""),
@@ -949,7 +1069,7 @@ function itemRows(item, snippet, options, post) {
   return [row, form];
 }
 
-function synonymPanel(cluster, options, post) {
+function synonymPanel(cluster, options, post, at) {
   const key = h("input", {id: "synonym-key", placeholder: t("synonym.key_hint")});
   const mandarin = h("input", {id: "synonym-mandarin", placeholder: t("synonym.mandarin_hint")});
   const dialect = h("select", {id: "synonym-dialect"}, options.dialects.map((d) =>
@@ -964,9 +1084,12 @@ function synonymPanel(cluster, options, post) {
     try {
       const r = await post("review/synonym", {key: key.value, mandarin: mandarin.value,
         dialect: dialect.value, target: label.checked ? cluster.id : null, force: force.checked});
-      out.replaceChildren(h("p", {}, badge(t("label.added"), "ok"), " ", h("q", {}, r.key), " → ",
+      const added = h("p", {}, badge(t("label.added"), "ok"), " ", h("q", {}, r.key), " → ",
         h("q", {}, r.mandarin), h("span", {class: "muted"},
-          t("synonym.added", {dialect: r.dialect, file: r.file}))));
+          t("synonym.added", {dialect: r.dialect, file: r.file})));
+      // Labelled with it, the cluster has left the queue: back to it.
+      if (label.checked) leaveCluster(at, h("div", {id: "synonym-result"}, added));
+      else out.replaceChildren(added);
     } catch (e) {
       out.replaceChildren(h("p", {class: "form-error"}, e.message));
     } finally {
