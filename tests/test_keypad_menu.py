@@ -22,6 +22,7 @@ from conftest import KNOWN, copy_project
 from phones import PlainPhone, TwilioPhone, serving, tone
 
 from ivr.calllog.recorder import CallLogSettings, CallRecorder
+from ivr.calllog.replay import Replayer
 from ivr.data_validation import validate
 from ivr.errors import DataFileError
 from ivr.project import Project
@@ -29,15 +30,19 @@ from ivr.server import CALL_LOG, GATEWAY, ServerSettings, build_app, load_speech
 from ivr.voice.keypad import Keypad
 from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.tts import EspeakTts, PromptAudio
-from ivr.voice.voice_locale import load_voice_locales
+from ivr.voice.voice_locale import VoiceLocale, load_voice_locales
 
 TOKEN = "keypad-test-token"
 ROOT = Path(__file__).resolve().parent.parent
 
 
 # --- the menus as data ---------------------------------------------------------------------
+def zh_locale() -> VoiceLocale:
+    return load_voice_locales(ROOT / "locales")["zh"]
+
+
 def zh_keypad() -> Keypad:
-    keypad = load_voice_locales(ROOT / "locales")["zh"].keypad
+    keypad = zh_locale().keypad
     assert keypad is not None
     return keypad
 
@@ -209,3 +214,44 @@ async def test_speech_to_a_line_that_cannot_hear_it_still_times_out_to_the_menu(
     call, events = await server.logged(phone.end["call_id"])
     route = next(e["data"] for e in events if e["kind"] == "route")
     assert (call["outcome"], route["reason"]) == ("escalated", "no_match")
+
+
+async def until_heard(phone: Any, name: str, timeout: float = 30) -> None:
+    """Wait until the last prompt the phone heard is ``name`` (a menu ends each turn)."""
+    async def heard_it() -> None:
+        while not (phone.prompts and heard(phone)[-1][0] == name):
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(heard_it(), timeout)
+
+
+async def test_a_lost_credit_card_by_keys_and_its_replay(server: Server, project: Any) -> None:
+    """A key that carries a value (信用卡请按2) fills it as the word would; ``ivr replay``
+    re-enters each choice as the request it named, so the route is reproduced."""
+    phone = await server.plain()
+    await until_heard(phone, "keypad_main")
+    await phone.dtmf("4")  # 挂失银行卡
+    await until_heard(phone, "keypad_card_type")
+    await phone.dtmf("2")  # 信用卡
+    await until_heard(phone, "utter_ask_verified")
+    await phone.dtmf("123456#")
+    await until_heard(phone, "keypad_yes_no")  # "…需要为您转接卡务专员办理补卡吗？"
+    assert "尾号5678的信用卡" in phone.prompts[-2].text
+    await phone.dtmf("2")  # 不需要
+    await until_heard(phone, "keypad_more")
+    await phone.dtmf("2")  # 结束通话
+    await phone.wait_closed(30)
+    call, events = await server.logged(phone.end["call_id"])
+    assert (call["outcome"], call["intent"]) == ("self_service", "report_lost_card")
+    card = next(e["data"] for e in events if e["kind"] == "turn" and e["data"]["n"] == 2)
+    assert card["input"] == {"dtmf": "2", "menu": "inform"}
+    assert card["entities"] == [{"entity": "card_type", "value": "信用卡"}]
+
+    replayer = Replayer(server.recorder.store, project.root, {"zh": zh_locale()})
+    try:
+        replay = await replayer.replay(call["call_id"])
+    finally:
+        replayer.close()
+    assert replay["source"] == "transcript" and not replay["route_changed"]
+    assert [t["input"] for t in replay["turns"]] == ["menu", "menu", "dtmf", "menu", "menu"]
+    assert not any(t["differs"] for t in replay["turns"]), replay["turns"]

@@ -58,10 +58,11 @@ class ReplayBank:
 
 @dataclass
 class _Input:
-    kind: str  # say | unmatched | dtmf | silence | hangup
+    kind: str  # say | unmatched | dtmf | menu | silence | hangup
     value: str = ""
     audio_ms: tuple[int, int] | None = None
     recorded: dict[str, Any] = field(default_factory=dict)
+    choice: tuple[str, tuple[tuple[str, str], ...]] = ("", ())  # menu: intent, entities
 
 
 def route_of(summary: dict[str, Any]) -> str:
@@ -202,6 +203,8 @@ class Replayer:
             turn = await call.unintelligible(item.value)
         elif item.kind == "dtmf":
             turn = await call.press(item.value)
+        elif item.kind == "menu":
+            turn = await call.choose(item.value, *item.choice)
         elif item.kind == "silence":
             turn = await call.silence()
         else:
@@ -304,6 +307,10 @@ def _inputs(events: list[dict[str, Any]]) -> list[_Input]:
         if "say" in said:
             kind = "unmatched" if said.get("unmatched") else "say"
             inputs.append(_Input(kind, said["say"], span, recorded))  # type: ignore[arg-type]
+        elif said.get("menu"):  # a key menu's choice: the request the key named then
+            entities = tuple((str(e["entity"]), str(e["value"]))
+                             for e in data.get("entities") or [])
+            inputs.append(_Input("menu", said["dtmf"], None, recorded, (said["menu"], entities)))
         elif "dtmf" in said:
             inputs.append(_Input("dtmf", _keys(said["dtmf"], data.get("entry")), None, recorded))
         elif said.get("silence"):
