@@ -155,15 +155,20 @@ class Project:
                 return self.models_dir / name
         return None
 
+    def models(self) -> list[Path]:
+        """This locale's trained models in ``models/``, newest first (the one listing of
+        them: replay and ``latest_model`` read it)."""
+        return sorted(self.models_dir.glob(f"{self.locale}-*.tar.gz"),
+                      key=lambda p: p.stat().st_mtime, reverse=True)
+
     def latest_model(self) -> Path:
         """The newest trained model of this locale (a promotion candidate)."""
-        models = sorted(self.models_dir.glob(f"{self.locale}-*.tar.gz"),
-                        key=lambda p: p.stat().st_mtime)
+        models = self.models()
         if not models:
             raise ModelNotFoundError(
                 f"no {self.locale} model in {self.models_dir}: run `ivr train` first"
             )
-        return models[-1]
+        return models[0]
 
 
 def read_live_pointer(path: Path) -> dict[str, str]:

@@ -104,3 +104,19 @@ def test_a_new_locale_needs_no_code(tmp_path, monkeypatch):
     script = parse_script({"locale": "xx", "turns": [{"say": "hi"}]}, Path("<t>"))
     assert script.locale == "xx"
     assert skills_for("xx", "mandarin") == ["xx"] and skills_for("zh", "mandarin") == []
+
+
+def test_a_locales_models_are_listed_in_one_place_newest_first(tmp_path):
+    import os
+
+    from ivr.project import Project
+
+    (tmp_path / "models").mkdir()
+    for age, name in enumerate(["zh-new.tar.gz", "zh-old.tar.gz", "ko-any.tar.gz"]):
+        path = tmp_path / "models" / name
+        path.write_bytes(b"")
+        os.utime(path, (1_000_000 - age * 100, 1_000_000 - age * 100))
+    project = Project(tmp_path, "zh")
+    assert [p.name for p in project.models()] == ["zh-new.tar.gz", "zh-old.tar.gz"]
+    assert project.latest_model().name == "zh-new.tar.gz"
+    assert Project(tmp_path, "xx").models() == []

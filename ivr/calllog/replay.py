@@ -96,9 +96,7 @@ class Replayer:
 
     def models(self, locale: str) -> list[Path]:
         """The models a call of this locale can be replayed with, newest first."""
-        folder = Project(self.root, locale).models_dir
-        return sorted(folder.glob(f"{locale}-*.tar.gz"), key=lambda p: p.stat().st_mtime,
-                      reverse=True)
+        return Project(self.root, locale).models()
 
     async def _engine(self, locale: str, model: Path | None) -> Any:
         from ivr.dialogue.lockout import NoLockout
