@@ -443,35 +443,37 @@ async def cmd_review(args: argparse.Namespace) -> int:
     store, _ = _open_store(project)
     since = parse_when(args.since) if getattr(args, "since", None) else None
     until = parse_when(args.until) if getattr(args, "until", None) else None
+    words = project.locale_file  # how its callers correct themselves (review_signals.py)
     if args.action == "list":
-        clusters = review_queue(store, project.locale, since, until)
+        clusters = review_queue(store, project.locale, since, until, words)
         for cluster in clusters:
             s = cluster.summary()
             if args.json:
                 _print_json(s)
                 continue
-            print(f"{s['id']}  {s['intent']:20s} {s['calls']:4d} call(s) {s['items']:4d} "
-                  f"utterance(s)  {' | '.join(s['texts'][:3])}  "
+            print(f"{s['id']}  {s['score']:5.1f}  {s['intent']:20s} {s['calls']:4d} call(s) "
+                  f"{s['items']:4d} utterance(s)  {' | '.join(s['texts'][:3])}  "
                   f"[{', '.join(f'{k} {v}' for k, v in s['signals'].items())}]")
         if not args.json:
-            print(f"({len(clusters)} cluster(s), most calls first; `ivr review show ID`)")
+            print(f"({len(clusters)} cluster(s), weightiest first; why: `ivr review show ID`)")
     elif args.action == "show":
-        cluster = find_cluster(review_queue(store, project.locale, since, until), args.cluster)
+        cluster = find_cluster(review_queue(store, project.locale, since, until, words),
+                               args.cluster)
         _print_json(cluster.as_dict()) if args.json else _print_cluster(cluster)
     elif args.action == "label":
-        items, cluster_id = resolve(store, args.target, project.locale, since, until)
+        items, cluster_id = resolve(store, args.target, project.locale, since, until, words)
         result = labelling.label_intent(project.with_locale(items[0].locale), store, items,
                                         args.intent, args.by, cluster=cluster_id)
         return _print_label(result, args.json)
     elif args.action == "asr":
-        item = find_item(store, args.target)
+        item = find_item(store, args.target, words)
         result = labelling.mark_asr_error(project.with_locale(item.locale), store, item,
                                           args.said, args.by, intent=args.intent)
         if not args.json:
             print(f"ASR error recorded for {item.key} (heard “{item.text}”)")
         return _print_label(result, args.json)
     elif args.action == "synonym":
-        items, cluster_id = (resolve(store, args.item, project.locale, since, until)
+        items, cluster_id = (resolve(store, args.item, project.locale, since, until, words)
                              if args.item else ([], None))
         done = labelling.add_synonym(project, store, args.key, args.mandarin, args.dialect,
                                      args.by, items, cluster=cluster_id, force=args.force)
@@ -483,7 +485,7 @@ async def cmd_review(args: argparse.Namespace) -> int:
 def _print_cluster(cluster: Any) -> None:
     s = cluster.summary()
     print(f"cluster {s['id']}: predicted {s['intent']}, {s['calls']} call(s), "
-          f"{s['items']} utterance(s)")
+          f"{s['items']} utterance(s), weight {s['score']:g}")
     for item in cluster.items:
         when = stamp(item.started_at, seconds=False)
         print(f"  {item.key}  {when}  “{item.text}”"
@@ -491,7 +493,14 @@ def _print_cluster(cluster: Any) -> None:
               + (f"  [{item.dialect}]" if item.dialect else ""))
         ranking = ", ".join(f"{r['name']} {r['confidence']:.2f}" for r in item.ranking)
         print(f"      NLU  {item.intent} {item.confidence or 0:.2f}"
-              + (f"  [{ranking}]" if ranking else "") + f"  signals: {', '.join(item.signals)}")
+              + (f"  [{ranking}]" if ranking else ""))
+        for why in item.why:  # what queued it, and where it shows
+            said = f" “{why['text']}”" if why["text"] and why["turn"] != item.n else ""
+            meant = f" → {why['intent']}" if said and why["intent"] else ""
+            print(f"      why  {why['weight']:g} {why['signal']} ({why['en']}), turn "
+                  f"{why['turn']}{said}{meant}")
+        if item.likely_intent:
+            print(f"      meant probably {item.likely_intent}")
         asr = item.asr or {}
         if asr.get("alternatives"):
             print("      ASR  " + " | ".join(f"{a['text']} ({a['score']})"

@@ -1,35 +1,38 @@
 """The review queue: the utterances of logged calls worth a trainer's look, grouped by what
 the model made of them and by wording, so a trainer labels a cluster, not a line.
 
-An item is a ``say`` turn that carries a misroute signal, or the turn a later correction or
-request for an agent says was answered wrong, or the routing turn of a call the agent
-desktop sent back. docs/review.md has the rules and thresholds. Every function here is
-synchronous (the console runs them in a thread).
+An item is a ``say`` turn whose misroute signals (ivr/review_signals.py: the dialogue's,
+the caller's next words, how the call ended, the agent desktop's feedback) weigh enough;
+it carries them as ``why``. docs/review.md has the rules, weights and thresholds. Every
+function here is synchronous (the console runs them in a thread).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
-from difflib import SequenceMatcher
+from pathlib import Path
 from typing import Any
 
 from ivr.calllog.store import LIVE, CallFilter, CallStore
 from ivr.errors import IvrError, Remedy
+from ivr.review_signals import (
+    EVENT_KINDS,
+    FEEDBACK,
+    QUEUE_AT,
+    SIMILARITY,
+    Evidence,
+    canonical,
+    corrections_for,
+    evidence,
+    likely_intent,
+    score,
+    similarity,
+)
 
-# Two wordings whose normalized texts (punctuation and spaces dropped) have a difflib
-# ratio of at least this are one cluster: 我想开个户 / 我想开个账户 is 0.91, while
-# 手续费多少 / 转账限额是多少 is 0.33.
-SIMILARITY = 0.6
-# These signals say the turn *before* the one carrying them was understood wrong: the caller
-# corrected it, or asked for an agent after it was answered.
-BLAME_PREVIOUS = ("correction", "agent_after_answer")
-# The agent desktop's feedback on a call (``feedback`` events, kind requeued | wrong_queue)
-# is the signal ``acd_<kind>`` on the turn that decided the route.
-FEEDBACK = "feedback"
-_NOT_WORDS = re.compile(r"[\W_]+")
+# Wordings at least SIMILARITY close are one cluster: 我想开个户 / 我想开个账户 is 0.91,
+# 手续费多少 / 转账限额是多少 0.33.
 _MAX_CALLS = 10_000_000  # the period bounds the calls read, not a page size
 
 
@@ -51,13 +54,22 @@ class Item:
     intent: str | None
     confidence: float | None
     ranking: list[dict[str, Any]]  # the top three
-    signals: list[str]
+    signals: list[str]  # the names of ``why``'s signals
     asr: dict[str, Any] | None  # raw, alternatives, audio_ms (+ recording of the call)
     next: dict[str, Any]  # the next turn, the call's outcome, the agent desktop's feedback
+    # Why it is queued: each signal with its weight and evidence turn (Evidence.as_dict).
+    why: list[dict[str, Any]] = field(default_factory=list)
+    score: float = 0.0  # what the signals weigh together
+    likely_intent: str | None = None  # what a correction or repeat says was meant
 
     @property
     def key(self) -> str:
         return f"{self.call_id}:{self.n}"
+
+    @property
+    def flagged(self) -> bool:
+        """Whether its signals weigh enough for the queue (a weak one alone does not)."""
+        return self.score >= QUEUE_AT
 
     def as_dict(self) -> dict[str, Any]:
         return {"key": self.key, **asdict(self)}
@@ -80,83 +92,62 @@ class Cluster:
         """Its distinct wordings, most frequent first."""
         return [t for t, _ in Counter(i.text for i in self.items).most_common(limit)]
 
+    @property
+    def score(self) -> float:
+        return round(sum(i.score for i in self.items), 2)
+
     def summary(self) -> dict[str, Any]:
         signals = Counter(s for i in self.items for s in i.signals)
+        likely = Counter(i.likely_intent for i in self.items if i.likely_intent)
         return {"id": self.id, "intent": self.intent, "calls": self.calls,
                 "items": len(self.items), "representative": self.representative,
-                "texts": self.texts(), "signals": dict(signals.most_common())}
+                "texts": self.texts(), "signals": dict(signals.most_common()),
+                "score": self.score, "likely_intents": dict(likely.most_common())}
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.summary(), "items_detail": [i.as_dict() for i in self.items]}
 
 
-def canonical(text: str) -> str:
-    """Text as wordings are compared: punctuation and spaces dropped."""
-    return _NOT_WORDS.sub("", text)
-
-
-def similarity(a: str, b: str) -> float:
-    return SequenceMatcher(None, canonical(a), canonical(b), autojunk=False).ratio()
-
-
 def review_queue(store: CallStore, locale: str, since: float | None,
-                 until: float | None = None) -> list[Cluster]:
+                 until: float | None = None, locale_file: Path | None = None) -> list[Cluster]:
     """The locale's unlabelled items of calls started in the period, clustered, the
-    clusters affecting most calls first."""
-    return cluster_items(review_items(store, locale, since, until))
+    clusters whose signals weigh most first. ``locale_file``: the project's
+    ``locales/<locale>.yml`` (how callers correct themselves; default the engine's)."""
+    return cluster_items(review_items(store, locale, since, until, locale_file))
 
 
 def review_items(store: CallStore, locale: str, since: float | None,
-                 until: float | None = None) -> list[Item]:
-    """Every item of the period not yet labelled (a label of one of its turns)."""
-    flagged = {e["call_id"] for kind in ("signal", FEEDBACK)
-               for e in store.events_of_kind(kind, since)}
+                 until: float | None = None, locale_file: Path | None = None) -> list[Item]:
+    """Every flagged item of the period not yet labelled (a label of one of its turns)."""
     calls = [c for c in store.list_calls(CallFilter(since=since, until=until, limit=_MAX_CALLS))
-             if c["call_id"] in flagged and c.get("locale") == locale and c["status"] != LIVE]
+             if c.get("locale") == locale and c["status"] != LIVE]
+    events = store.events_by_call(EVENT_KINDS, since, until)  # one query for the period
     labelled = {(lb["call_id"], lb["turn"]) for lb in store.list_labels(since)
                 if lb.get("turn") is not None}
     items = []
     for call in calls:
-        items += [item for item in call_items(call, store.events(call["call_id"])).values()
-                  if item.signals and (item.call_id, item.n) not in labelled]
+        found = call_items(call, events.get(call["call_id"], []), locale_file)
+        items += [item for item in found.values()
+                  if item.flagged and (item.call_id, item.n) not in labelled]
     return items
 
 
-def call_items(call: dict[str, Any], events: list[dict[str, Any]]) -> dict[int, Item]:
+def call_items(call: dict[str, Any], events: list[dict[str, Any]],
+               locale_file: Path | None = None) -> dict[int, Item]:
     """Every caller utterance of a call as an item, by turn, with its signals (none for
-    most)."""
-    turns: dict[int, dict[str, Any]] = {}
-    signals: dict[int, list[str]] = defaultdict(list)
-    feedback: list[dict[str, Any]] = []
-    route_turn = None
-    for e in events:
-        kind, data = e["kind"], e["data"]
-        if kind == "turn":
-            turns[data["n"]] = data
-        elif kind == "signal" and data.get("turn") is not None:
-            signals[data["turn"]].append(data["signal"])
-        elif kind == "route" and route_turn is None:
-            route_turn = max(turns, default=None)  # the route follows the turn deciding it
-        elif kind == FEEDBACK:
-            feedback.append(data)
+    most; ``Item.flagged`` says whether they weigh enough for the queue)."""
+    turns = {e["data"]["n"]: e["data"] for e in events if e["kind"] == "turn"}
+    feedback = [e["data"] for e in events if e["kind"] == FEEDBACK]
+    found = evidence(events, corrections_for(call.get("locale") or "zh", locale_file),
+                     call.get("outcome"))
     says = sorted(n for n, t in turns.items() if "say" in t.get("input", {}))
-    flags: dict[int, list[str]] = defaultdict(list)
-    for n, names in sorted(signals.items()):
-        for name in names:
-            target = max((m for m in says if m < n), default=None) if (
-                name in BLAME_PREVIOUS) else n
-            if target is not None:
-                flags[target].append(name)
-    if feedback and says:
-        target = route_turn if route_turn in says else says[0]
-        flags[target] += [f"acd_{f.get('kind')}" for f in feedback]
     outcome = {k: call.get(k) for k in ("outcome", "queue", "reason", "intent")}
-    return {n: _item(call, turns[n], turns.get(n + 1), flags[n], outcome, feedback)
+    return {n: _item(call, turns[n], turns.get(n + 1), found.get(n, []), outcome, feedback)
             for n in says}
 
 
 def _item(call: dict[str, Any], turn: dict[str, Any], following: dict[str, Any] | None,
-          signals: list[str], outcome: dict[str, Any],
+          found: list[Evidence], outcome: dict[str, Any],
           feedback: list[dict[str, Any]]) -> Item:
     asr = dict(turn.get("asr") or {})
     if call.get("recording"):  # relative to IVR_RECORDINGS; asr.audio_ms is the snippet
@@ -167,12 +158,14 @@ def _item(call: dict[str, Any], turn: dict[str, Any], following: dict[str, Any] 
         locale=call.get("locale") or "", text=text, normalized=turn.get("normalized") or text,
         dialect=turn.get("dialect"), intent=turn.get("intent"),
         confidence=turn.get("confidence"), ranking=(turn.get("intent_ranking") or [])[:3],
-        signals=list(dict.fromkeys(signals)), asr=asr or None,
+        signals=[ev.signal for ev in found], asr=asr or None,
         next={"turn": {"n": following["n"], "input": following.get("input"),
                        "intent": following.get("intent")} if following else None,
               "call": outcome,
               "feedback": [{k: f.get(k) for k in ("kind", "from_queue", "to_queue")}
-                           | {"by": f.get("by") or f.get("agent")} for f in feedback]})
+                           | {"by": f.get("by") or f.get("agent")} for f in feedback]},
+        why=[ev.as_dict() for ev in found], score=score(found),
+        likely_intent=likely_intent(turn.get("intent"), found))
 
 
 def cluster_items(items: list[Item]) -> list[Cluster]:
@@ -198,8 +191,8 @@ def cluster_items(items: list[Item]) -> list[Cluster]:
             home.items.append(item)
         clusters += own
     for c in clusters:
-        c.items.sort(key=lambda i: (i.started_at, i.call_id, i.n))
-    return sorted(clusters, key=lambda c: (-c.calls, -len(c.items), c.id))
+        c.items.sort(key=lambda i: (-i.score, i.started_at, i.call_id, i.n))
+    return sorted(clusters, key=lambda c: (-c.score, -c.calls, -len(c.items), c.id))
 
 
 def _cluster_id(intent: str, representative: str) -> str:
@@ -219,24 +212,25 @@ def find_cluster(clusters: list[Cluster], cluster_id: str) -> Cluster:
                       "out of the period)", Remedy("review_list", ": see `ivr review list`"))
 
 
-def find_item(store: CallStore, key: str) -> Item:
+def find_item(store: CallStore, key: str, locale_file: Path | None = None) -> Item:
     """The utterance ``CALL_ID:TURN`` (a call id prefix of 6+ characters will do), whether
     or not it is in the queue."""
     call_id, _, n = key.rpartition(":")
     if not call_id or not n.isdigit():
         raise ReviewError(f"{key!r}: name an utterance as CALL_ID:TURN, e.g. 3f2a9c:2")
     call = store.find_call(call_id)
-    item = call_items(call, store.events(call["call_id"])).get(int(n))
+    item = call_items(call, store.events(call["call_id"]), locale_file).get(int(n))
     if item is None:
         raise ReviewError(f"call {call['call_id']} has no caller utterance at turn {n}")
     return item
 
 
 def resolve(store: CallStore, target: str, locale: str, since: float | None,
-            until: float | None = None) -> tuple[list[Item], str | None]:
+            until: float | None = None, locale_file: Path | None = None
+            ) -> tuple[list[Item], str | None]:
     """What a label names: ``CALL_ID:TURN`` (one item), else a cluster id of the queue;
     returns the items and the cluster id (None for one item)."""
     if ":" in target:
-        return [find_item(store, target)], None
-    cluster = find_cluster(review_queue(store, locale, since, until), target)
+        return [find_item(store, target, locale_file)], None
+    cluster = find_cluster(review_queue(store, locale, since, until, locale_file), target)
     return cluster.items, cluster.id

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from ivr import zone
 from ivr.calllog.store import LIVE, CallFilter, CallStore
-from ivr.review import FEEDBACK, call_items
+from ivr.review import EVENT_KINDS, call_items
 
 Verdict = Literal["right", "wrong", "assumed", "pending"]
 # A period longer than this many days is shown by (ISO, Monday-first) week, else by day.
@@ -51,19 +51,19 @@ def judge(store: CallStore, locale: str, since: float, until: float | None = Non
     the ids of the calls with a misroute signal."""
     calls = [c for c in store.list_calls(CallFilter(since=since, until=until, limit=_MAX_CALLS))
              if c.get("locale") == locale and c["status"] != LIVE]
-    events = store.events_by_call(("turn", "signal", "route", FEEDBACK), since, until)
+    events = store.events_by_call(EVENT_KINDS, since, until)
     labels = {(lb["call_id"], lb["turn"]): lb for lb in store.list_labels()
               if lb.get("turn") is not None}  # oldest first: the latest label wins
     judged, flagged = [], set()
     for call in calls:
         for n, item in call_items(call, events.get(call["call_id"], [])).items():
-            if item.signals:
+            if item.flagged:
                 flagged.add(call["call_id"])
             label = labels.get((call["call_id"], n))
             dialect = item.dialect or "unknown"
             if label is None:
-                verdict: Verdict = "pending" if item.signals else "assumed"
-                truth = None if item.signals else item.intent
+                verdict: Verdict = "pending" if item.flagged else "assumed"
+                truth = None if item.flagged else item.intent
             elif label.get("intent"):
                 truth = label["intent"]
                 verdict = "right" if truth == item.intent else "wrong"

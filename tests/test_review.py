@@ -5,8 +5,10 @@ of the project's data (never the real nlu_data/), on both call-log stores."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +41,11 @@ CALLS = {
     # recent_transactions, then corrected right after the routing decision (during the
     # PIN entry it asks for)
     "transfer": [{"say": "我想查一下交易明细"}, {"say": "不是这个，我说的是信用卡"}],
-    # answered (exchange_rate), then the caller wants a person anyway
+    # answered (exchange_rate), then the caller wants a person anyway: a preference, not
+    # a misroute (issue 16), so not in the queue
     "rate": [{"say": "美元汇率多少"}, {"say": "转人工"}],
+    # the same answer, contradicted: a correction of it
+    "rate_wrong": [{"say": "美元汇率多少"}, {"say": "不对，转人工"}],
     # complaint 0.99 (a confident misroute): sent to complaints; the agent desktop moves it
     # to general
     "fee_complaint": [{"say": "手续费怎么收"}],
@@ -87,8 +92,9 @@ async def test_the_queue_groups_similar_wordings_and_ranks_clusters_by_calls(
     assert [c.id for c in _queue(store)] == [c.id for c in clusters]  # ids are stable
     assert review_queue(store, "ko", None) == []
 
-    item = first.items[0]
-    assert item.signals == ["no_match"] and item.next["call"]["outcome"] == "hangup"
+    item = first.items[0]  # not understood, and the caller gave up
+    assert item.signals == ["no_match", "ended_unserved"] and item.score == 2.0
+    assert item.next["call"]["outcome"] == "hangup"
     # A correction blames the turn it corrects; the correction itself is not an item.
     transfer = _item(store, logged["transfer"])
     assert (transfer.n, transfer.text, transfer.intent) == (
@@ -99,9 +105,14 @@ async def test_the_queue_groups_similar_wordings_and_ranks_clusters_by_calls(
                                               "masked": "pin"}
     assert transfer.next["call"]["intent"] == "credit_card_bill"
     assert all("不是这个" not in t for c in clusters for t in c.texts())
-    rate = _item(store, logged["rate"])
-    assert (rate.text, rate.signals) == ("美元汇率多少", ["agent_after_answer"])
-    assert rate.next["turn"]["intent"] == "human_agent"
+    # 转人工 after a right answer flags nothing; 不对，转人工 flags the answer, saying why.
+    assert logged["rate"] not in {i.call_id for c in clusters for i in c.items}
+    assert find_item(store, f"{logged['rate']}:1").signals == []
+    rate = _item(store, logged["rate_wrong"])
+    assert (rate.text, rate.signals, rate.score) == ("美元汇率多少", ["correction"], 2.0)
+    assert [(w["turn"], w["text"], w["intent"]) for w in rate.why] == [
+        (2, "不对，转人工", "human_agent")]
+    assert rate.likely_intent is None  # an agent is no topic to label it with
     # The agent desktop's feedback marks the turn that decided the route.
     sent_back = _item(store, logged["fee_complaint"])
     assert (sent_back.text, sent_back.intent) == ("手续费怎么收", "complaint")
@@ -210,7 +221,7 @@ async def test_a_dialect_synonym_lands_in_the_copy_with_its_comments(
     dialects, lexicon = copy.nlu_dir / "dialects.yml", copy.nlu_dir / "lexicon.yml"
     old = dialects.read_text(encoding="utf-8").splitlines()
     before = copy.fingerprint()
-    item = _item(store, logged["rate"])
+    item = _item(store, logged["rate_wrong"])
 
     add_synonym(copy, store, "咭", "卡", "yue", "kim", items=[item])
 
@@ -226,7 +237,7 @@ async def test_a_dialect_synonym_lands_in_the_copy_with_its_comments(
     assert (heard.text, heard.dialect) == ("我张信用卡丢了", "yue")
     assert copy.fingerprint() != before  # `ivr train` retrains with it
     assert store.list_labels(kind="synonym")[0]["note"] == "yue: 咭 → 卡"
-    assert logged["rate"] not in {i.call_id for c in _queue(store) for i in c.items}
+    assert logged["rate_wrong"] not in {i.call_id for c in _queue(store) for i in c.items}
 
     with pytest.raises(SynonymError, match=r"already in dialects\.yml under yue"):
         add_synonym(copy, store, "睇", "看", "yue", "kim")
@@ -286,3 +297,101 @@ async def test_the_cli_lists_shows_and_labels(
     assert code == 1 and err.count("\n") == 1 and "already" in err
     code, out, _ = await ivr("asr", f"{logged['fee']}:1", "--said", "转账手续费是多少")
     assert code == 0 and "ASR error recorded" in out
+
+
+# --- issue 16: confident misroutes reach the queue, saying why; right answers do not ------
+ISSUE_CALLS = {
+    # check_balance served (PIN keyed), then taken back for the credit-card bill
+    "corrected": [{"say": "查一下余额"}, {"dtmf": "123456"}, {"say": "不是，我要查信用卡账单"}],
+    # loan_inquiry 0.87, sent to loans: the agent desktop says wrong queue
+    "passbook": [{"say": "我想办个新存折"}],
+    # affirm 0.56: nothing done, the call over
+    "open": [{"say": "开户"}],
+    # answered, and asked again in other words
+    "repeat": [{"say": "美元汇率多少"}, {"say": "美元汇率是多少"}],
+    # answered; the caller hangs up at once (weak alone: not queued) or wants a person
+    "answered": [{"say": "美元汇率多少"}],
+    "agent": [{"say": "美元汇率多少"}, {"say": "转人工"}],
+}
+
+
+async def test_confident_misroutes_are_queued_with_why_in_the_cli_and_the_console(
+        engine: DialogueEngine, store: CallStore, recorder: CallRecorder, store_url: str,
+        project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    ids = await _calls(engine, recorder, ISSUE_CALLS)
+    assert recorder.flush()
+    store.append_event(ids["passbook"], "feedback", {  # as POST /acd/feedback does
+        "kind": "wrong_queue", "from_queue": "loans", "to_queue": "general", "agent": "a-3"})
+
+    clusters = _queue(store)
+    queued = {i.call_id: i for c in clusters for i in c.items}
+    assert set(queued) == {ids[n] for n in ("corrected", "passbook", "open", "repeat")}
+    assert [c.items[0].call_id for c in clusters] == [  # weightiest first
+        ids["passbook"], ids["corrected"], ids["repeat"], ids["open"]]
+    passbook = queued[ids["passbook"]]
+    assert (passbook.intent, passbook.signals, passbook.score) == (
+        "loan_inquiry", ["acd_wrong_queue"], 3.0)
+    corrected = queued[ids["corrected"]]
+    assert (corrected.n, corrected.text, corrected.intent) == (1, "查一下余额", "check_balance")
+    assert corrected.why[0] | {"zh": None} == {
+        "signal": "correction", "weight": 2.0, "turn": 3, "text": "不是，我要查信用卡账单",
+        "intent": "credit_card_bill", "zh": None, "en": "the caller corrected it"}
+    assert corrected.likely_intent == "credit_card_bill"
+    assert queued[ids["open"]].signals == ["ended_unserved"]
+    assert queued[ids["open"]].intent == "affirm"
+    assert (queued[ids["repeat"]].n, queued[ids["repeat"]].signals) == (1, ["repeat_request"])
+    answered = find_item(store, f"{ids['answered']}:1")
+    assert answered.signals == ["hangup_after_answer"] and not answered.flagged
+    assert find_item(store, f"{ids['agent']}:1").signals == []
+
+    # The CLI lists them weightiest first and shows why each is there.
+    monkeypatch.setenv("IVR_CALL_LOG", store_url)
+    copy = copy_project(project.root, tmp_path)
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["--project", str(copy.root), "review", "list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert "3.0  loan_inquiry" in listed[0] and "acd_wrong_queue 1" in listed[0]
+    assert "4 cluster(s)" in listed[-1]
+    assert await asyncio.to_thread(main, ["--project", str(copy.root), "review", "show",
+                                          clusters[1].id]) == 0
+    shown = capsys.readouterr().out
+    assert ("why  2 correction (the caller corrected it), turn 3 “不是，我要查信用卡账单” → "
+            "credit_card_bill") in shown
+    assert "meant probably credit_card_bill" in shown
+
+    # The console's review API gives the same, with each item's why.
+    async with _console(store_url, copy) as (http, url):
+        listing = await (await http.get(f"{url}/review?locale=zh&hours=1")).json()
+        assert [c["id"] for c in listing["clusters"]] == [c.id for c in clusters]
+        assert listing["clusters"][0]["score"] == 3.0
+        assert listing["clusters"][1]["likely_intents"] == {"credit_card_bill": 1}
+        one = await (await http.get(f"{url}/review/clusters/{clusters[1].id}?locale=zh&hours=1"
+                                    )).json()
+        (item,) = one["items_detail"]
+        assert (item["score"], item["likely_intent"]) == (2.0, "credit_card_bill")
+        assert [(w["signal"], w["turn"], w["text"]) for w in item["why"]] == [
+            ("correction", 3, "不是，我要查信用卡账单")]
+
+
+@contextlib.asynccontextmanager
+async def _console(store_url: str, copy: Project) -> AsyncIterator[tuple[Any, str]]:
+    """The console's routes alone on a free port, on the call log ``store_url`` and the
+    project ``copy``; yields a trainer's logged-in HTTP session and the API's base URL."""
+    from aiohttp import web
+    from phones import serving
+    from test_console import http_client, login
+
+    from ivr.console import CONSOLE, ConsoleContext, add_console
+    from ivr.console.auth import TRAINER, hash_password
+
+    store = CallStore(store_url)  # opened once the console's tables are known: it adds them
+    app = web.Application()
+    add_console(app)
+    app[CONSOLE] = ConsoleContext(store, None, None, lambda: 0,  # type: ignore[arg-type]
+                                  project_root=copy.root)
+    store.set_user("tom", TRAINER, hash_password("trainer-密码-3"))
+    async with serving(app) as url, http_client() as http:
+        await login(http, url, "tom", "trainer-密码-3")
+        yield http, f"{url}/console/api"
+    store.close()

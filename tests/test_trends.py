@@ -30,7 +30,9 @@ CLEAN = {"balance_yue": [{"say": "我想睇下仲有几多钱"}], "bill": [{"say
 FLAGGED = {
     "open": [{"say": "我要开个账户"}],  # nlu_fallback; the caller meant branch_info
     "open_again": [{"say": "我要开个户"}],
-    "rate": [{"say": "美元汇率多少"}, {"say": "转人工"}],  # agent_after_answer; right after all
+    # contradicted (不对): a correction of the answer, which was right after all; a plain
+    # 转人工 would flag nothing (issue 16)
+    "rate": [{"say": "美元汇率多少"}, {"say": "不对，转人工"}],
     "fee": [{"say": "转账手续费多少"}],  # nlu_fallback, nobody has looked yet
 }
 
@@ -68,7 +70,7 @@ async def test_each_utterance_is_judged_by_its_label_or_its_signals(
         ("wrong", "branch_info", "nlu_fallback"),
         ("wrong", "branch_info", "nlu_fallback"),
         ("right", "exchange_rate", "exchange_rate"),
-        ("assumed", "human_agent", "human_agent"),  # 转人工 after the answer
+        ("assumed", "human_agent", "human_agent"),  # 不对，转人工 after the answer
         ("pending", None, "nlu_fallback"),
     ]), judged
     assert {j.dialect for j in judged if j.intent == "check_balance"} == {"yue"}
