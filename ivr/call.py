@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -115,6 +116,7 @@ class Call:
         self._routed = False
         self._confirming: dict[str, Any] | None = None  # the parse "对吗？" asks about
         self._asked = 0  # times asked again
+        self._nlu_s: float | None = None  # the last utterance's understanding took (metrics)
 
     @property
     def ended(self) -> bool:
@@ -148,7 +150,9 @@ class Call:
         said: dict[str, Any] = {"say": mask(text), **({"masked": entry} if entry else {})}
         asr = _masked_asr(asr, mask)
         try:
+            started = time.perf_counter()
             parse = await self.engine.parse(text)
+            self._nlu_s = time.perf_counter() - started
         except Exception:
             log.exception("understanding failed on call %s; escalating", self.call_id)
             self.fail_over("nlu")
@@ -345,9 +349,13 @@ class Call:
         if outcome:
             data["actions"] = outcome.actions
             data["lock_wait_s"] = round(outcome.lock_wait_s, 4)
+            data["queue_wait_s"] = round(outcome.queue_wait_s, 4)
+            data["dialogue_s"] = round(outcome.dialogue_s, 4)
             data["prompt_names"] = outcome.prompt_names
             data["slots"] = {k: mask_value(v) for k, v in outcome.changed.items()
                              if k != "handoff"}
+        if self._nlu_s is not None:  # the stages of a turn (docs/metrics.md)
+            data["nlu_s"], self._nlu_s = round(self._nlu_s, 4), None
         self._emit("turn", **data)
         self._log_verification(before)
         heard_nothing = bool(parse and parse.get("nothing_said"))  # no utterance to review

@@ -42,6 +42,7 @@ from ivr.voice.asr import SpeechModel, SpeechModelError, VoskRecognizer
 from ivr.voice.decoders import DecoderPool
 from ivr.voice.events import CallerHangup
 from ivr.voice.gateway import Gateway
+from ivr.voice.metrics import show_call_ends
 from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.transports import Limits, audiosocket, twilio, websocket
 from ivr.voice.tts import EspeakTts, PromptAudio
@@ -437,6 +438,7 @@ async def serve(settings: ServerSettings, project_root: Path) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
+    show_call_ends()
     app = build_app(settings, project_root=project_root)
     runner, _ = await start_server(app, settings)
     where = app.get(AUDIOSOCKET_ADDRESS)

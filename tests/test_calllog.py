@@ -23,7 +23,7 @@ from ivr.calllog.replay import Replayer
 from ivr.calllog.store import CallFilter, CallLogError, CallStore
 from ivr.cli import main
 from ivr.simulate import parse_script, run_script
-from ivr.voice.gateway import Metrics
+from ivr.voice.metrics import Metrics
 from ivr.voice.voice_locale import load_voice_locales
 
 
@@ -155,10 +155,10 @@ def test_the_writers_state_is_on_the_metrics_as_it_changes() -> None:
 
     def scraped() -> tuple[float | None, ...]:
         return tuple(metrics.registry.get_sample_value(f"ivr_call_log_{name}") for name in
-                     ("failing", "pending_items", "dropped_items"))
+                     ("failing", "pending_items", "dropped_items_total"))
 
     assert scraped() == (0, 0, 0)
-    assert metrics.registry.get_sample_value("ivr_recordings_cut") == 0
+    assert metrics.registry.get_sample_value("ivr_recordings_cut_total") == 0
     recorder.record(CallEvent("c1", "start", {}))
     deadline = time.monotonic() + 5
     while recorder.failing_since is None and time.monotonic() < deadline:

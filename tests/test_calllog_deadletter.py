@@ -29,7 +29,7 @@ from ivr.calllog.store import CallStore
 from ivr.cli import main
 from ivr.server import CALL_LOG, GATEWAY, ServerSettings, build_app
 from ivr.voice.asr import ScriptedRecognizer
-from ivr.voice.gateway import Metrics
+from ivr.voice.metrics import Metrics
 from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.tts import EspeakTts, PromptAudio
 from ivr.voice.voice_locale import load_voice_locales
@@ -115,7 +115,7 @@ def test_events_the_store_refuses_are_dead_lettered_and_the_rest_written(
         assert _kinds(store, call_id) == [(1, "start"), (2, "turn"), (3, "end")]
     assert recorder.healthy and recorder.pending == 0
     assert recorder.dead_letters == len(refused) and recorder.dead_letters_unsaved == 0
-    assert metrics.registry.get_sample_value("ivr_call_log_dead_letters") == len(refused)
+    assert metrics.registry.get_sample_value("ivr_call_log_dead_letters_total") == len(refused)
 
     letters = sorted(store.dead_letters(), key=lambda row: row["seq"])
     assert [(d["call_id"], d["seq"]) for d in letters] == [("bad", n) for n in refused]

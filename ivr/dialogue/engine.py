@@ -58,6 +58,8 @@ class TurnOutcome:
     prompt_names: list[str | None] = field(default_factory=list)  # the domain response of each
     actions: list[str] = field(default_factory=list)  # the actions the dialogue ran
     lock_wait_s: float = 0.0  # how long it waited for its conversation's lock
+    queue_wait_s: float = 0.0  # how long it waited for the dialogue thread (other turns)
+    dialogue_s: float = 0.0  # how long the dialogue ran, the lock wait left out
 
 
 class DialogueEngine:
@@ -129,9 +131,13 @@ class DialogueEngine:
 
     async def handle(self, call_id: str, parse: dict[str, Any]) -> TurnOutcome:
         """Advance one call's dialogue with an already parsed input."""
-        return await self._on_dialogue_thread(self._handle(call_id, parse))
+        # perf_counter is one clock for every thread: the wait is until the thread starts it.
+        return await self._on_dialogue_thread(
+            self._handle(call_id, parse, time.perf_counter()))
 
-    async def _handle(self, call_id: str, parse: dict[str, Any]) -> TurnOutcome:
+    async def _handle(self, call_id: str, parse: dict[str, Any],
+                      submitted: float) -> TurnOutcome:
+        started = time.perf_counter()
         from rasa.core.channels.channel import UserMessage
         from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered
 
@@ -155,7 +161,8 @@ class DialogueEngine:
         said = [m for m in channel.messages if m.get("text")]
         return TurnOutcome([m["text"] for m in said], slots, changed,
                            [m.get("utter_action") for m in said], actions[::-1],
-                           _lock_wait_s.get())
+                           _lock_wait_s.get(), queue_wait_s=started - submitted,
+                           dialogue_s=time.perf_counter() - started - _lock_wait_s.get())
 
     async def end(self, call_id: str) -> None:
         """Forget a finished call: its tracker may hold the PIN it was verified with."""

@@ -71,6 +71,11 @@ class SpeechDetector:
         self.speech_ms = 0.0  # length of the current run of speech
         self._quiet_ms = 0.0
 
+    @property
+    def quiet_ms(self) -> float:
+        """How long the current run of speech has been quiet (0 while a frame is loud)."""
+        return self._quiet_ms
+
     def feed(self, pcm: bytes) -> float:
         """Take audio; return how long the caller has been speaking (0 when not)."""
         for frame in frames(pcm):

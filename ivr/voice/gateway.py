@@ -9,109 +9,16 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
-from ivr.calllog import CallEvent, clip
+from ivr.calllog import clip
 from ivr.handoff import AcdWebhook
 from ivr.voice.events import CallerHangup
+from ivr.voice.metrics import Metrics, log_call_end
 from ivr.voice.session import VoiceServices, VoiceSession
 from ivr.voice.transports import Limits, external_reference
 
 log = logging.getLogger(__name__)
-
-
-class CallLogState(Protocol):
-    """What the metrics read of the call log's writer (``CallRecorder``)."""
-
-    @property
-    def pending(self) -> int: ...
-    @property
-    def dropped(self) -> int: ...
-    @property
-    def failing_since(self) -> float | None: ...
-    @property
-    def recordings_cut(self) -> int: ...
-    @property
-    def dead_letters(self) -> int: ...
-
-
-class Metrics:
-    """Prometheus metrics, an observer of call events (it never sits in the call's path)."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
-        self.calls_active = Gauge("ivr_calls_active", "Calls in progress", ["transport"],
-                                  registry=r)
-        self.calls = Counter("ivr_calls", "Calls ended", ["transport", "outcome"], registry=r)
-        self.events = Counter("ivr_call_events", "Call events by kind", ["kind"], registry=r)
-        self.errors = Counter("ivr_errors", "Failures inside calls", ["error"], registry=r)
-        self.malformed = Counter("ivr_malformed_messages", "Frames or messages refused",
-                                 ["transport"], registry=r)
-        self.response_latency = Histogram(
-            "ivr_response_seconds", "End of caller speech (or key) to the first prompt audio",
-            buckets=(0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10), registry=r)
-        self.asr_audio = Counter("ivr_asr_audio_seconds", "Caller audio decoded", registry=r)
-        self.asr_decode = Counter("ivr_asr_decode_seconds", "Time spent decoding it",
-                                  registry=r)
-        self.turned_away = Counter("ivr_calls_turned_away", "Calls answered with the busy "
-                                   "prompt", ["reason"], registry=r)
-        self.capacity = Gauge("ivr_capacity_calls", "Calls taken at once (0: no limit)",
-                              registry=r)
-        self.draining = Gauge("ivr_draining", "1 while draining: no new calls taken",
-                              registry=r)
-        self.audio_backlog = Gauge("ivr_audio_backlog_frames", "Caller audio frames waiting "
-                                   "to be heard, all calls", registry=r)
-        self.loop_lag = Histogram(
-            "ivr_event_loop_lag_seconds", "How late the event loop runs a timer (blocking)",
-            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1), registry=r)
-        self.lock_wait = Histogram(
-            "ivr_dialogue_lock_wait_seconds", "How long a caller input (or call start) waited "
-            "for its conversation's lock before the dialogue handled it",
-            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5), registry=r)
-        self._heard_at: dict[str, float] = {}
-
-    def observe(self, event: CallEvent) -> None:
-        self.events.labels(event.kind).inc()
-        if event.kind in ("greeting", "turn") and "lock_wait_s" in event.data:
-            self.lock_wait.observe(event.data["lock_wait_s"])
-        if event.kind == "error":
-            self.errors.labels(str(event.data.get("error"))).inc()
-        elif event.kind in ("dtmf", "timer") or (
-                event.kind == "speech" and (event.data.get("text") or event.data.get("raw"))):
-            self._heard_at.setdefault(event.call_id, event.at)
-        elif event.kind == "prompt" and event.call_id in self._heard_at:
-            self.response_latency.observe(event.at - self._heard_at.pop(event.call_id))
-        elif event.kind == "end":
-            self._heard_at.pop(event.call_id, None)
-            self.asr_audio.inc(event.data.get("asr_audio_s", 0.0))
-            self.asr_decode.inc(event.data.get("asr_decode_s", 0.0))
-
-    def watch_call_log(self, call_log: CallLogState) -> None:
-        """The call log's writer state, read at each scrape (as ``/health`` shows it)."""
-        r = self.registry
-        Gauge("ivr_call_log_pending_items", "Events and audio waiting to be written",
-              registry=r).set_function(lambda: call_log.pending)
-        Gauge("ivr_call_log_failing", "1 while writes to the call log's store fail",
-              registry=r).set_function(lambda: float(call_log.failing_since is not None))
-        Gauge("ivr_call_log_dropped_items", "Events and audio dropped since start: the queue "
-              "was full while the store was down", registry=r).set_function(
-                  lambda: call_log.dropped)
-        Gauge("ivr_recordings_cut", "Recordings stopped early since start: the disk refused "
-              "their audio", registry=r).set_function(lambda: call_log.recordings_cut)
-        Gauge("ivr_call_log_dead_letters", "Events set aside since start: the store refused "
-              "them for good (ivr calls dead-letters lists them)", registry=r).set_function(
-                  lambda: call_log.dead_letters)
-
-    async def watch_event_loop(self, every_s: float = 0.1) -> None:
-        """Measure how late a timer fires: anything blocking the loop shows up here."""
-        loop = asyncio.get_running_loop()
-        while True:
-            due = loop.time() + every_s
-            await asyncio.sleep(every_s)
-            self.loop_lag.observe(max(0.0, loop.time() - due))
 
 
 class Gateway:
@@ -126,7 +33,7 @@ class Gateway:
         # The measured real-time capacity (docs/capacity.md); None: no limit.
         self.max_calls = max_calls
         self.draining = False
-        self.metrics = Metrics()
+        self.metrics = Metrics(services.engines)
         self.metrics.capacity.set(max_calls or 0)
         self.metrics.audio_backlog.set_function(
             lambda: sum(s.queued_audio for s in self.live.values()))
@@ -162,7 +69,7 @@ class Gateway:
         elif self.max_calls is not None and self.taken >= self.max_calls:
             session.turned_away = "over_capacity"
         if session.turned_away:
-            self.metrics.turned_away.labels(session.turned_away).inc()
+            self.metrics.turned_away_call(session.turned_away)
         return session
 
     async def drain(self, timeout_s: float) -> int:
@@ -190,8 +97,8 @@ class Gateway:
         pump.add_done_callback(lambda t: t.cancelled() or t.exception() is None
                                or session.push(CallerHangup("transport_error")))
         self.live[session.call_id] = session
-        gauge = self.metrics.calls_active.labels(session.transport)
-        gauge.inc()
+        started = time.monotonic()
+        gauge = self.metrics.call_started(session.transport)
         try:
             result = await session.run()
         finally:
@@ -200,7 +107,9 @@ class Gateway:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pump
-        self.metrics.calls.labels(session.transport, result["outcome"]).inc()
+        duration_s = time.monotonic() - started
+        self.metrics.call_ended(result, duration_s)
+        log_call_end(result, duration_s)
         self.results.append(result)
         for callback in self.ended:
             try:
@@ -209,7 +118,7 @@ class Gateway:
                 log.exception("call %s: end-of-call hook failed", session.call_id)
 
     def malformed(self, transport: str, reason: str) -> None:
-        self.metrics.malformed.labels(transport).inc()
+        self.metrics.malformed_message(transport)
 
     # --- AudioSocket carries no caller number: the dialplan registers it first ----------
     def register(self, call_uuid: str, info: dict[str, Any], ttl_s: float = 60.0) -> None:

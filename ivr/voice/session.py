@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -121,6 +122,7 @@ class VoiceSession:
         self._recording: RecordingTrack | None = None
         self._caller_ms = 0  # the caller's audio clock (the recording's too)
         self._utterance_from: int | None = None  # where the words being decoded began
+        self._voiced_ms: int | None = None  # the caller's last loud audio (endpoint wait)
         self._mid_utterance = False  # words heard (a partial), no final yet
         # Set by the gateway when the call cannot be taken (over_capacity, draining): the
         # caller hears the busy prompt and the call ends, no dialogue, no recogniser.
@@ -372,6 +374,8 @@ class VoiceSession:
 
     async def _hear(self, pcm: bytes) -> _Speech | None:
         speaking_ms = self._detector.feed(pcm)
+        if speaking_ms:
+            self._voiced_ms = self._caller_ms - int(self._detector.quiet_ms)
         if not self._recognizers:  # keys only: sound neither interrupts a menu nor waits
             return None            # for words (the no-input timer keeps running)
         if self._pending and not all(self._pending.values()):
@@ -384,12 +388,13 @@ class VoiceSession:
             self._utterance_from = self._caller_ms - int(duration_ms(pcm))
         for recognizer in self._recognizers:
             try:
+                started = time.perf_counter()
                 hyp = await recognizer.accept(pcm)
             except Exception:
                 await self._asr_failed()
                 return _Speech(Hypothesis("", final=True), recognizer)
             if hyp and hyp.final:
-                return self._utterance(hyp, recognizer)
+                return self._utterance(hyp, recognizer, time.perf_counter() - started)
             if hyp:
                 self._mid_utterance = self._mid_utterance or bool(hyp.raw or hyp.text)
                 self._emit("partial", text=self._mask_speech(hyp.raw))
@@ -402,19 +407,29 @@ class VoiceSession:
         self._mid_utterance = False
         for recognizer in self._recognizers:
             try:
+                started = time.perf_counter()
                 hyp = await recognizer.finish()
             except Exception:
                 await self._asr_failed()
                 return _Speech(Hypothesis("", final=True), recognizer)
             if hyp.text or hyp.raw:
-                return self._utterance(hyp, recognizer, stalled=True)
+                self._voiced_ms = None  # the stall timer ended it, not an endpoint
+                return self._utterance(hyp, recognizer, time.perf_counter() - started,
+                                       stalled=True)
         return None
 
-    def _utterance(self, hyp: Hypothesis, recognizer: Recognizer, **note: Any) -> _Speech:
-        """A final hypothesis: logged with where it lies in the call audio."""
+    def _utterance(self, hyp: Hypothesis, recognizer: Recognizer, decoded_s: float,
+                   **note: Any) -> _Speech:
+        """A final hypothesis: logged with where it lies in the call audio, how long the
+        recogniser waited after the last loud audio to end it (caller audio time) and how
+        long its final decoding took."""
         self._mid_utterance = False
+        if self._voiced_ms is not None and self._voiced_ms >= (self._utterance_from or 0):
+            note["endpoint_s"] = max(0, self._caller_ms - self._voiced_ms) / 1000
+        self._voiced_ms = None
         heard = self._heard(hyp)
-        self._emit("speech", text=self._mask_speech(hyp.text), **note, **heard)
+        self._emit("speech", text=self._mask_speech(hyp.text), **note, **heard,
+                   transcript_s=round(decoded_s, 4))
         if not hyp.text and not hyp.raw and not self._pending:
             self._start_timer(False)  # only noise: keep waiting
         return _Speech(hyp, recognizer, heard)
@@ -465,7 +480,9 @@ class VoiceSession:
         names = list(names) + [None] * (len(prompts) - len(names))
         for text, name in zip(prompts, names, strict=False):
             try:
+                started = time.perf_counter()
                 pcm = await self.services.prompts.render(text, voice.tts_voice, voice.locale, name)
+                render_s = time.perf_counter() - started  # synthesis, or the cache
             except Exception:
                 log.exception("call %s: no audio for prompt %r", self.call_id, name)
                 self._emit("error", error="tts", prompt=name)
@@ -480,7 +497,7 @@ class VoiceSession:
             start = max(loop.time(), self._play_until)
             self._play_until = start + duration_ms(pcm) / 1000 + self.settings.playback_grace_s
             self._emit("prompt", name=name, text=text, mark=mark, ms=round(duration_ms(pcm)),
-                       interruptible=self._pending[mark])
+                       interruptible=self._pending[mark], render_s=round(render_s, 4))
             if self._recording:
                 self._recording.engine(pcm)
             await self.output.play(pcm, mark, text)

@@ -1,0 +1,229 @@
+"""``/metrics`` after real calls (issue 16 item 8, issue 17 item 1): Prometheus naming,
+bounded labels, the call-duration and turn-stage histograms, the default process and
+Python collectors, one JSON log line per call end, and a Grafana dashboard whose every
+query names a series the server really exports.
+
+The calls run over the plain WebSocket against a real server and the real dialogue model;
+the caller is heard by the scripted recogniser (ends an utterance 300 ms after the sound).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from conftest import KNOWN
+from phones import PlainPhone, serving, tone
+from prometheus_client.parser import text_string_to_metric_families
+
+from ivr.calllog import CallEvent
+from ivr.server import GATEWAY, ServerSettings, build_app
+from ivr.voice.asr import ScriptedRecognizer
+from ivr.voice.gateway import Gateway
+from ivr.voice.metrics import STAGES, Metrics
+from ivr.voice.session import VoiceServices, VoiceSettings
+from ivr.voice.tts import EspeakTts, PromptAudio
+from ivr.voice.voice_locale import load_voice_locales
+
+TOKEN = "metrics-token"
+SPEECH = tone(700, hz=300)
+DASHBOARD = Path(__file__).resolve().parents[1] / "docs" / "grafana-dashboard.json"
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+class Line:
+    def __init__(self, url: str, gateway: Gateway, scripts: deque) -> None:
+        self.url, self.gateway, self.scripts = url, gateway, scripts
+
+    async def call(self, *utterances: str) -> PlainPhone:
+        self.scripts.append(list(utterances))
+        phone = await PlainPhone().connect(f"{self.url.replace('http', 'ws')}/ws", TOKEN,
+                                           caller=KNOWN, locale="zh")
+        await phone.wait_prompts(2)  # the recording notice, the greeting
+        return phone
+
+    async def ended(self, phone: PlainPhone) -> dict:
+        await phone.wait_closed(30)
+        for _ in range(100):
+            if not self.gateway.live:
+                return self.gateway.results[-1]
+            await asyncio.sleep(0.05)
+        raise AssertionError("the call did not end")
+
+    async def scrape(self) -> tuple[str, list]:
+        async with aiohttp.ClientSession() as http:
+            resp = await http.get(f"{self.url}/metrics",
+                                  headers={"Authorization": f"Bearer {TOKEN}"})
+            assert resp.status == 200
+            text = await resp.text()
+        return text, list(text_string_to_metric_families(text))
+
+
+def samples(families: list) -> Samples:
+    return {(s.name, frozenset(s.labels.items())): s.value for f in families for s in f.samples}
+
+
+def value(scraped: Samples, name: str, **labels: str) -> float:
+    return scraped.get((name, frozenset(labels.items())), 0.0)
+
+
+@pytest.fixture(scope="module")
+async def line(engine, project) -> AsyncIterator[Line]:
+    scripts: deque = deque()
+    locales = load_voice_locales(project.root / "locales")
+    services = VoiceServices(
+        engines={"zh": engine}, locales={"zh": locales["zh"]},
+        prompts=PromptAudio(EspeakTts(), cache_dir=project.root / ".cache" / "prompts"),
+        recognizer_for=lambda locale: ScriptedRecognizer(
+            scripts.popleft() if scripts else [], end_of_speech_ms=300),
+        default_locale="zh",
+        settings=VoiceSettings(no_input_ms=3000, inter_digit_ms=800, playback_grace_s=0.5))
+    app = build_app(ServerSettings(port=0, audiosocket_port=-1, ws_token=TOKEN, max_calls=0),
+                    services)
+    async with serving(app) as url:
+        yield Line(url, app[GATEWAY], scripts)
+
+
+async def test_calls_are_counted_by_bounded_labels_with_their_duration_and_stages(
+        line: Line, caplog: pytest.LogCaptureFixture) -> None:
+    _, families = await line.scrape()
+    before = samples(families)
+    caplog.set_level(logging.INFO, logger="ivr.calls")
+
+    began = time.monotonic()
+    served = await line.call("我想查余额")  # asks for the PIN, then reads the balance
+    await served.say(SPEECH)
+    await served.wait_prompts(4)
+    await served.dtmf("123456#")
+    await served.wait_prompts(7)
+    await served.hangup()
+    served_result = await line.ended(served)
+    took = time.monotonic() - began
+    escalated = await line.call()
+    await escalated.dtmf("0")  # asked what it is about first; 0 again: an agent now
+    await escalated.wait_prompts(3)
+    await escalated.dtmf("0")
+    escalated_result = await line.ended(escalated)
+    assert served_result["outcome"] == "self_service"
+    assert (escalated_result["outcome"], escalated_result["queue"],
+            escalated_result["reason"]) == ("escalated", "general", "caller_request")
+
+    text, families = await line.scrape()
+    after = samples(families)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    call = {"transport": "websocket", "locale": "zh"}
+    assert grew("ivr_calls_total", **call, outcome="self_service", queue="none",
+                reason="none") == 1
+    assert grew("ivr_calls_total", **call, outcome="escalated", queue="general",
+                reason="caller_request") == 1
+    duration = {"transport": "websocket", "outcome": "self_service"}
+    assert grew("ivr_call_duration_seconds_count", **duration) == 1
+    assert 0.1 < grew("ivr_call_duration_seconds_sum", **duration) < took
+    # Every stage of the spoken turn was timed; the two key turns skip the speech stages.
+    for stage in STAGES:
+        assert grew("ivr_turn_stage_seconds_count", stage=stage) >= 1, stage
+    assert grew("ivr_turn_stage_seconds_count", stage="endpoint") == 1
+    assert grew("ivr_turn_stage_seconds_count", stage="nlu") == 1
+    assert grew("ivr_turn_stage_seconds_count", stage="dialogue") == 4
+    # The recogniser ends an utterance 300 ms after the sound (plus a frame or two).
+    assert 0.28 <= grew("ivr_turn_stage_seconds_sum", stage="endpoint") <= 0.4
+    assert "123456" not in text and KNOWN not in text  # no caller input in a label
+
+    ends = [json.loads(r.getMessage()) for r in caplog.records if r.name == "ivr.calls"]
+    assert [(e["call_id"], e["outcome"], e["queue"]) for e in ends] == [
+        (served_result["call_id"], "self_service", None),
+        (escalated_result["call_id"], "escalated", "general")]
+    assert ends[0]["transport"] == "websocket" and ends[0]["locale"] == "zh"
+    assert ends[0]["duration_s"] == pytest.approx(
+        grew("ivr_call_duration_seconds_sum", **duration), abs=0.002)
+    assert KNOWN not in json.dumps(ends)  # the engine's call id, never the caller's number
+
+
+async def test_names_follow_prometheus_conventions_with_the_default_collectors(
+        line: Line) -> None:
+    _, families = await line.scrape()
+    by_name = {f.name: f for f in families}
+    for family in families:
+        names = {s.name for s in family.samples}
+        if family.type == "counter":
+            assert names <= {f"{family.name}_total", f"{family.name}_created"}, family.name
+        else:
+            assert not any(n.endswith("_total") for n in names), family.name
+    for counter in ("ivr_calls", "ivr_call_log_dropped_items", "ivr_recordings_cut",
+                    "ivr_call_log_dead_letters", "ivr_errors", "ivr_calls_turned_away"):
+        assert by_name[counter].type == "counter", counter
+    for gauge in ("ivr_calls_active", "ivr_call_log_pending_items", "ivr_call_log_failing",
+                  "ivr_draining", "ivr_capacity_calls", "ivr_audio_backlog_frames"):
+        assert by_name[gauge].type == "gauge", gauge
+    for histogram in ("ivr_call_duration_seconds", "ivr_turn_stage_seconds",
+                      "ivr_response_seconds", "ivr_dialogue_lock_wait_seconds"):
+        assert by_name[histogram].type == "histogram", histogram
+    # The process and Python collectors every client exports by default.
+    assert by_name["process_resident_memory_bytes"].samples[0].value > 0
+    assert by_name["process_cpu_seconds"].type == "counter"
+    assert by_name["python_info"].samples[0].labels["implementation"] == "CPython"
+    assert "python_gc_collections" in by_name
+
+
+def test_label_values_outside_their_set_count_as_other() -> None:
+    metrics = Metrics(["zh", "ko"])
+    assert metrics.call_labels({"transport": "sip", "locale": "fr", "outcome": "hacked",
+                                "queue": "../../etc", "reason": {"x": 1}}) == {
+        "transport": "other", "locale": "other", "outcome": "other", "queue": "other",
+        "reason": "other"}
+    assert metrics.call_labels({"transport": "twilio", "locale": "ko",
+                                "outcome": "hangup"}) == {
+        "transport": "twilio", "locale": "ko", "outcome": "hangup", "queue": "none",
+        "reason": "none"}
+    # A busy call's reason is why it was turned away, not an escalation's reason.
+    assert metrics.call_labels({"outcome": "busy", "reason": "draining"})["reason"] == \
+        "draining"
+    assert metrics.call_labels({"outcome": "busy", "reason": "no_match"})["reason"] == "other"
+    metrics.observe(CallEvent("c", "error", {"error": "a message from some library"}))
+    metrics.observe(CallEvent("c", "error", {"error": "asr"}))
+    get = metrics.registry.get_sample_value
+    assert get("ivr_errors_total", {"error": "other"}) == 1
+    assert get("ivr_errors_total", {"error": "asr"}) == 1
+    metrics.malformed_message("carrier-pigeon")
+    assert get("ivr_malformed_messages_total", {"transport": "other"}) == 1
+
+
+def test_each_metrics_has_its_own_registry() -> None:
+    """Several apps in one process (the tests) each count their own calls."""
+    first, second = Metrics(["zh"]), Metrics(["zh"])
+    first.call_ended({"transport": "websocket", "locale": "zh", "outcome": "hangup"}, 3.0)
+    labels = {"transport": "websocket", "locale": "zh", "outcome": "hangup",
+              "queue": "none", "reason": "none"}
+    assert first.registry.get_sample_value("ivr_calls_total", labels) == 1
+    assert second.registry.get_sample_value("ivr_calls_total", labels) is None
+    assert second.registry.get_sample_value("process_open_fds") > 0  # each has the defaults
+
+
+async def test_the_grafana_dashboard_queries_only_exported_series(line: Line) -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    exprs += [v["query"]["query"] if isinstance(v["query"], dict) else v["query"]
+              for v in dashboard["templating"]["list"] if v.get("type") == "query"]
+    assert len(exprs) >= 15
+    phone = await line.call()  # a call: the series labelled per call exist
+    await phone.hangup()
+    await line.ended(phone)
+    _, families = await line.scrape()
+    exported = {s.name for f in families for s in f.samples}
+    named = {m for e in exprs for m in re.findall(r"\b((?:ivr|process|python)_\w+)", e)}
+    assert {"ivr_calls_total", "ivr_turn_stage_seconds_bucket",
+            "ivr_call_duration_seconds_bucket"} <= named
+    assert named <= exported, sorted(named - exported)
+    stages = {m for e in exprs for m in re.findall(r'stage="(\w+)"', e)}
+    assert stages <= set(STAGES)
