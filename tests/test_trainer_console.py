@@ -62,7 +62,7 @@ class Trainers:
     project: Project  # the copy
     live: str  # the live model's file name at the start
     open_calls: list[str]  # text calls, one per OPEN wording
-    rate_call: str  # a spoken call: 美元汇率多少, answered, then 转人工
+    rate_call: str  # a spoken call: 美元汇率多少, answered, then 不对，转人工 (a correction)
     card_call: str  # a text call: CARD_DEBT[0]
     heard: list[list[str]]  # what the next spoken call's recogniser will hear
 
@@ -115,11 +115,11 @@ async def trainers(engine: DialogueEngine, model: Path, project: Project,
             open_calls.append((await run_script(script, engine, None,
                                                 recorder.record))["call_id"])
         card_call = open_calls.pop()
-        heard.append(["美元汇率多少", "转人工"])
+        heard.append(["美元汇率多少", "不对，转人工"])
         phone, rate_call = await _phone(url)
         await phone.say(speak("美元汇率多少", voice="cmn"))
         await phone.wait_prompts(4)
-        await phone.say(speak("转人工", voice="cmn"))
+        await phone.say(speak("不对，转人工", voice="cmn"))
         await phone.wait_closed(30)
         assert phone.end and phone.end["outcome"] == "escalated", phone.end
         assert recorder.flush()
@@ -221,7 +221,7 @@ async def test_a_trainer_labels_a_cluster_and_adds_a_synonym_in_the_browser(
         await page.screenshot(path=SHOTS / "review.png", full_page=True)
 
         # The page went back to the queue (issue 16 item 9): the cluster is gone; the
-        # spoken call's answered-then-agent utterance is there, with its recording to play.
+        # spoken call's answered-then-corrected utterance is there, with its recording.
         assert await page.locator("#review-flash").count() == 1
         await page.wait_for_selector("#clusters tr[data-cluster]")
         assert OPEN[1] not in await page.inner_text("#clusters")
@@ -231,7 +231,8 @@ async def test_a_trainer_labels_a_cluster_and_adds_a_synonym_in_the_browser(
         await page.wait_for_function(
             "() => { const a = document.querySelector('#snippet');"
             " return a.error === null && a.currentTime > 0.3; }", timeout=15000)
-        assert "agent_after_answer" in await page.inner_text("#items")
+        why = await page.inner_text("#items .why")  # the correction, and what was said
+        assert "correction" in why and "不对，转人工" in why
 
         # An ASR error on it; then a Cantonese word for the normaliser, on the utterance
         # the model could not understand (labelling its cluster).

@@ -450,7 +450,7 @@ async def _review(request: web.Request) -> web.StreamResponse:
     affected first."""
     project = _project(request, request.query.get("locale"))
     clusters = await _labelling(review.review_queue, _context(request).store, project.locale,
-                                _since(request))
+                                _since(request), locale_file=project.locale_file)
     return _json({"locale": project.locale, "locales": project.locales(),
                   "clusters": [c.summary() for c in clusters]})
 
@@ -470,7 +470,7 @@ async def _cluster(request: web.Request) -> web.StreamResponse:
     """One cluster with its utterances in full (query ``locale``, ``hours``)."""
     project = _project(request, request.query.get("locale"))
     clusters = await _labelling(review.review_queue, _context(request).store, project.locale,
-                                _since(request))
+                                _since(request), locale_file=project.locale_file)
     try:
         cluster = review.find_cluster(clusters, request.match_info["cluster_id"])
     except review.ReviewError as e:
@@ -486,7 +486,8 @@ async def _label(request: web.Request) -> web.StreamResponse:
     project = _project(request, body["locale"])
     store = _context(request).store
     items, cluster = await _labelling(review.resolve, store, body["target"].strip(),
-                                      project.locale, _since(request, body.get("hours")))
+                                      project.locale, _since(request, body.get("hours")),
+                                      locale_file=project.locale_file)
     result = await _labelling(labelling.label_intent, project, store, items,
                               body["intent"].strip(), _session(request).user, cluster)
     return _json({"cluster": cluster, **_shown(project, result)})
@@ -498,7 +499,7 @@ async def _asr_error(request: web.Request) -> web.StreamResponse:
     body = await _body(request, "locale", "item", "said")
     project = _project(request, body["locale"])
     store = _context(request).store
-    item = await _labelling(review.find_item, store, body["item"].strip())
+    item = await _labelling(review.find_item, store, body["item"].strip(), project.locale_file)
     result = await _labelling(labelling.mark_asr_error, project, store, item, body["said"],
                               _session(request).user, intent=body.get("intent") or None)
     return _json(_shown(project, result))
@@ -514,7 +515,8 @@ async def _synonym(request: web.Request) -> web.StreamResponse:
     items, cluster = [], None
     if isinstance(body.get("target"), str) and body["target"].strip():
         items, cluster = await _labelling(review.resolve, store, body["target"].strip(),
-                                          project.locale, _since(request, body.get("hours")))
+                                          project.locale, _since(request, body.get("hours")),
+                                          locale_file=project.locale_file)
     result = await _labelling(labelling.add_synonym, project, store, body["key"],
                               body["mandarin"], body["dialect"].strip(),
                               _session(request).user, items, cluster,
@@ -539,7 +541,8 @@ async def _propose(request: web.Request) -> web.StreamResponse:
     project = _project(request, body["locale"])
     store = _context(request).store
     items, cluster = await _labelling(review.resolve, store, body["target"].strip(),
-                                      project.locale, _since(request, body.get("hours")))
+                                      project.locale, _since(request, body.get("hours")),
+                                      locale_file=project.locale_file)
     proposal, outcomes = await _labelling(
         proposals.propose, project, store, items, body["intent"], body["label"],
         body["route"].strip(), _session(request).user, cluster)

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from ivr import zone
+from ivr.review_signals import SIGNALS
 
 STATIC = Path(__file__).parent / "static"
 CATALOGUES = STATIC / "i18n"
@@ -72,7 +73,9 @@ def _knowledge_labels(path: Path, mtime: float) -> dict[str, dict[str, str]]:
 def labels(lang: str, project_root: Path | None = None) -> dict[str, dict[str, str]]:
     """Each kind of name (intent, queue, reason, outcome, status, signal) to its label."""
     out = {kind: dict(names) for kind, names in catalogue(lang).get("labels", {}).items()}
-    if lang == "zh-CN":
+    if lang == "zh-CN":  # the review queue's signals by their table's names (English: as is)
+        for name, signal in SIGNALS.items():
+            out.setdefault("signal", {}).setdefault(name, signal.zh)
         path = (project_root / "knowledge" if project_root else _KNOWLEDGE) / "zh.yml"
         if path.is_file():  # what callers hear wins over the catalogue's stand-ins
             for kind, names in _knowledge_labels(path, path.stat().st_mtime).items():

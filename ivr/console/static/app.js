@@ -819,8 +819,8 @@ async function reviewView(params) {
     h("td", {class: "num"}, c.items),
     h("td", {}, named("intent", c.intent)),
     h("td", {class: "wordings"}, c.texts.map((w) => h("q", {class: "wording"}, w))),
-    h("td", {}, h("span", {class: "badges"}, Object.entries(c.signals).map(([k, n]) =>
-      badge(`${labelText("signal", k)} ×${n}`, "bad", k)))));
+    h("td", {}, h("span", {class: "badges"}, badge(t("review.weight", {w: c.score}), "muted", "score"),
+      Object.entries(c.signals).map(([k, n]) => badge(`${labelText("signal", k)} ×${n}`, "bad", k)))));
   });
   const clusters = h("table", {class: "grid", id: "clusters"},
     h("thead", {}, h("tr", {}, ["review.calls", "review.utterances", "review.understood_as",
@@ -1003,6 +1003,17 @@ function outcomeList(result, heading) {
       o.detail ? h("span", {class: "muted"}, ` ${o.detail}`) : ""))));
 }
 
+// Why an utterance is queued (ivr/review_signals.py): each signal with its weight, and the
+// words that show it when they are another turn's (the correction, the repeat).
+function whyFlags(item) {
+  return h("div", {class: "flags why"}, (item.why || []).map((w) => h("div", {"data-signal": w.signal},
+    badge(`${labelText("signal", w.signal)} · ${t("review.weight", {w: w.weight})}`, "bad", w.signal),
+    w.turn !== item.n ? h("span", {class: "muted small"}, " ", t("turn.n", {n: w.turn}), " ",
+      w.text ? h("q", {}, w.text) : "", w.intent ? [" → ", named("intent", w.intent)] : "") : "")),
+    item.likely_intent ? h("div", {class: "muted small likely"},
+      t("review.probably", {intent: labelText("intent", item.likely_intent)})) : "");
+}
+
 function itemRows(item, snippet, options, post) {
   const asr = item.asr || {};
   const span = asr.audio_ms;
@@ -1043,7 +1054,7 @@ function itemRows(item, snippet, options, post) {
       h("span", {class: "rank", title: `${r.name} ${conf(r.confidence)}`},
         h("span", {class: "rank-bar", style: {"--w": `${Math.round(r.confidence * 100)}%`}}),
         h("span", {}, labelText("intent", r.name)), h("span", {class: "num muted"}, conf(r.confidence))))),
-    h("div", {class: "flags"}, item.signals.map((x) => badge(labelText("signal", x), "bad", x)))),
+    whyFlags(item)),
     h("td", {}, then),
     h("td", {}, asrButton));
   // The ASR-error form: what the caller really said (and, optionally, what they meant).
