@@ -146,3 +146,25 @@ async def test_the_language_menu_takes_keys_and_defaults_to_mandarin(server: Ser
     await silent.hangup()
     await silent.wait_closed(10)
     assert (await server.result(silent.end["call_id"]))["locale"] == "zh"
+
+
+async def test_two_korean_hesitations_on_a_voice_call_escalate_as_no_match(
+        server: Server) -> None:
+    """SPEC rule 1 on the Korean voice path, decoded by the real Vosk model in grammar mode:
+    a voice that matches no menu phrase (음…) is a no-match, not silence, and no dead air
+    follows it; twice, and a Korean-speaking agent takes the call."""
+    phone = await PlainPhone().connect(f"{server.ws_url}/ws", TOKEN, caller=KNOWN,
+                                       locale="ko")
+    await phone.wait_prompts(2)
+    await phone.say(speak("음"))
+    await phone.wait_prompts(3)
+    assert phone.prompts[2].text.startswith("죄송합니다")  # asked again, in Korean
+    await phone.say(speak("음"))
+    await phone.wait_closed(30)
+    assert phone.end
+    result = await server.result(phone.end["call_id"])
+    assert (result["outcome"], result["queue"], result["reason"]) == (
+        "escalated", "general", "no_match")
+    assert result["skills"] == ["ko"]
+    assert [t["intent"] for t in result["turns"]] == ["nlu_fallback", "nlu_fallback"]
+    assert all(t["input"].get("unmatched") for t in result["turns"])

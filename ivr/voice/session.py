@@ -74,6 +74,7 @@ class _Speech:
     hypothesis: Hypothesis
     recognizer: Recognizer
     heard: dict[str, Any] = field(default_factory=dict)
+    spoke: bool = False  # the caller's voice was there (as long as a barge-in needs)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class VoiceSession:
         self._utterance_from: int | None = None  # where the words being decoded began
         self._voiced_ms: int | None = None  # the caller's last loud audio (endpoint wait)
         self._mid_utterance = False  # words heard (a partial), no final yet
+        self._spoke_ms = 0.0  # the longest run of the caller's voice in this utterance
         # Set by the gateway when the call cannot be taken (over_capacity, draining): the
         # caller hears the busy prompt and the call ends, no dialogue, no recogniser.
         self.turned_away: str | None = None
@@ -216,7 +218,7 @@ class VoiceSession:
                 hyp, asr = event.hypothesis, event.heard
                 if hyp.text:
                     turn = self.call.say(hyp.text, asr)
-                elif hyp.raw:
+                elif hyp.raw or event.spoke:  # words the grammar has none of: a no-match
                     turn = self.call.unintelligible(hyp.raw, asr)
                 else:
                     continue  # noise: nothing said
@@ -328,7 +330,11 @@ class VoiceSession:
             timers: list[tuple[float, str]] = []  # (seconds left, which)
             if self._pending:
                 timers.append((max(0.0, self._play_until - loop.time()), "playback"))
-            elif self._deadline is not None:
+            elif self._deadline is None and not self._mid_utterance:
+                # A barge-in, or sound that never became words ("음" then nothing): the
+                # caller is not speaking now, so no-input runs again (never dead air).
+                self._start_timer(collecting)
+            if not self._pending and self._deadline is not None:
                 timers.append((max(0.0, self._deadline - loop.time()), "deadline"))
             if self._mid_utterance:  # the caller's audio may stop mid-word: never wait forever
                 timers.append((self.settings.audio_stall_ms / 1000, "stalled"))
@@ -380,6 +386,9 @@ class VoiceSession:
             return None            # for words (the no-input timer keeps running)
         if self._pending and not all(self._pending.values()):
             return None  # a prompt that must be heard out: the caller cannot answer yet
+        self._spoke_ms = max(self._spoke_ms, speaking_ms)
+        if self._spoke_ms >= self.settings.barge_in_min_speech_ms:
+            self._mid_utterance = True  # a voice, even with no partial yet: await its end
         if speaking_ms and self._deadline_kind == "no_input":
             self._deadline = None  # the caller is talking: no-input is off
         if self._pending and speaking_ms >= self.settings.barge_in_min_speech_ms:
@@ -412,7 +421,7 @@ class VoiceSession:
             except Exception:
                 await self._asr_failed()
                 return _Speech(Hypothesis("", final=True), recognizer)
-            if hyp.text or hyp.raw:
+            if hyp.text or hyp.raw or self._spoke():
                 self._voiced_ms = None  # the stall timer ended it, not an endpoint
                 return self._utterance(hyp, recognizer, time.perf_counter() - started,
                                        stalled=True)
@@ -427,12 +436,19 @@ class VoiceSession:
         if self._voiced_ms is not None and self._voiced_ms >= (self._utterance_from or 0):
             note["endpoint_s"] = max(0, self._caller_ms - self._voiced_ms) / 1000
         self._voiced_ms = None
-        heard = self._heard(hyp)
+        heard, spoke = self._heard(hyp), self._spoke()
+        self._spoke_ms = 0.0
         self._emit("speech", text=self._mask_speech(hyp.text), **note, **heard,
                    transcript_s=round(decoded_s, 4))
-        if not hyp.text and not hyp.raw and not self._pending:
+        if not hyp.text and not hyp.raw and not spoke and not self._pending:
             self._start_timer(False)  # only noise: keep waiting
-        return _Speech(hyp, recognizer, heard)
+        return _Speech(hyp, recognizer, heard, spoke)
+
+    def _spoke(self) -> bool:
+        """The caller spoke, whatever the recogniser made of it: a voice as long as one that
+        cuts a prompt is speech, and speech no grammar matched is a no-match, not silence
+        (two of them reach an agent as ``no_match``, SPEC rule 1)."""
+        return self._spoke_ms >= self.settings.barge_in_min_speech_ms
 
     def _mask_speech(self, text: str) -> str:
         """Spoken numbers are masked; while a card number or PIN is asked for, the whole
