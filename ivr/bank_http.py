@@ -102,10 +102,23 @@ class HttpBank:
         return _field(reply, "last4", str), _field(reply, "card_type", str)
 
     async def aclose(self) -> None:
-        """Close the running loop's session (the engine does, before its loop stops)."""
+        """Close the running loop's session (an engine does, before its loop stops; the
+        other engines calling this adapter keep theirs)."""
         session = self._sessions.pop(asyncio.get_running_loop(), None)
         if session is not None:
             await session.close()
+
+    async def aclose_all(self) -> None:
+        """Close every loop's session, each on its own loop: at the end of a program
+        (``ivr simulate``, ``ivr chat``), when no engine calls this adapter any more."""
+        here = asyncio.get_running_loop()
+        for loop, session in list(self._sessions.items()):
+            del self._sessions[loop]
+            if loop is here:
+                await session.close()
+            elif loop.is_running():
+                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(session.close(),
+                                                                           loop))
 
     # --- one request, retried ---------------------------------------------------------------
     def _session(self) -> aiohttp.ClientSession:

@@ -38,6 +38,13 @@ async def _open_engine(project: Project, model: Path | None, bank: Any = None):
     return await load_engine(project, path, bank=bank)
 
 
+async def _close_engines(engines: Any) -> None:
+    """A bank adapter's connections closed before the program ends (ivr/engine_factory.py)."""
+    from ivr.engine_factory import close_engines
+
+    await close_engines(engines)
+
+
 def _loading(model: Path) -> None:
     """Say why nothing happens for a few seconds (stderr: stdout stays the results)."""
     if model.is_file():  # (a missing one is the one error line)
@@ -165,6 +172,7 @@ async def cmd_simulate(args: argparse.Namespace) -> int:
         return await _simulate(args, scripts, engines, acd, recorder)
     finally:
         await asyncio.get_running_loop().run_in_executor(None, recorder.close)
+        await _close_engines(engines.values())
 
 
 async def _simulate(args: argparse.Namespace, scripts: list, engines: dict, acd: Any,
@@ -227,6 +235,7 @@ async def cmd_chat(args: argparse.Namespace) -> int:
         result = call.result()
         emit("end", **end_summary({**result, "transport": "chat"}))
         await asyncio.get_running_loop().run_in_executor(None, recorder.close)
+        await _close_engines([engine])
     print(f"== {result['outcome']}" + (f" -> {result['queue']} ({result['reason']})"
                                       if result["outcome"] == "escalated" else ""))
     print(f"call log: ivr calls show {call_id}")

@@ -13,7 +13,7 @@ adding one needs no code here.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,3 +95,16 @@ async def load_engine(project: Project, model: Path | None = None, *,
     kb = KnowledgeBase.load(project.knowledge)  # a malformed file fails before the model loads
     return await DialogueEngine.load(model or project.live_model(), bank or open_bank(), kb,
                                      conversations, lockout)
+
+
+async def close_engines(engines: Iterable[DialogueEngine]) -> None:
+    """Close engines at the end of a program, their bank adapters' connections first and
+    waited for (closed later, at exit, they would be reported as leaked)."""
+    engines = list(engines)
+    banks = {id(e.bank): e.bank for e in engines}
+    for bank in banks.values():
+        aclose_all = getattr(bank, "aclose_all", None)
+        if aclose_all is not None:
+            await aclose_all()
+    for engine in engines:
+        engine.close()

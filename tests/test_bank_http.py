@@ -164,12 +164,17 @@ async def test_the_session_belongs_to_the_loop_that_awaits_the_adapter():
             there = asyncio.run_coroutine_threadsafe(bank.balance("C0009"), other)
             assert (await asyncio.wrap_future(there))[1] == Decimal("2860000.00")
             assert len(bank._sessions) == 2
+            sessions = list(bank._sessions.values())
             await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(bank.aclose(), other))
+            assert list(bank._sessions.values()) == sessions[:1]  # this loop's is left open
+            assert sessions[1].closed and not sessions[0].closed
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(bank.balance("C0009"),
+                                                                       other))
+            await bank.aclose_all()  # at a program's end: every loop's, each on its loop
+            assert bank._sessions == {} and all(s.closed for s in sessions)
         finally:
             other.call_soon_threadsafe(other.stop)
             thread.join(2)
-        await bank.aclose()
-        assert bank._sessions == {}
 
 
 def test_the_configuration_picks_the_adapter():
