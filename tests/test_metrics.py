@@ -28,7 +28,7 @@ from ivr.calllog import CallEvent
 from ivr.server import GATEWAY, ServerSettings, build_app
 from ivr.voice.asr import ScriptedRecognizer
 from ivr.voice.gateway import Gateway
-from ivr.voice.metrics import STAGES, Metrics
+from ivr.voice.metrics import STAGES, Metrics, log_call_end, show_call_ends
 from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.tts import EspeakTts, PromptAudio
 from ivr.voice.voice_locale import load_voice_locales
@@ -208,6 +208,29 @@ def test_each_metrics_has_its_own_registry() -> None:
     assert first.registry.get_sample_value("ivr_calls_total", labels) == 1
     assert second.registry.get_sample_value("ivr_calls_total", labels) is None
     assert second.registry.get_sample_value("process_open_fds") > 0  # each has the defaults
+
+
+def test_ivr_serve_writes_each_call_end_as_one_json_line(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    logger = logging.getLogger("ivr.calls")
+    saved = logger.handlers[:], logger.level, logger.propagate
+    try:
+        show_call_ends()
+        show_call_ends()  # once is enough: never two lines per call
+        log_call_end({"call_id": "c1", "transport": "twilio", "locale": "zh",
+                      "outcome": "escalated", "queue": "cards", "reason": "intent",
+                      "intent": "password_reset", "turns": [{}, {}],
+                      "caller": KNOWN}, 42.12345)
+        lines = capsys.readouterr().err.splitlines()
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = saved
+    assert len(lines) == 1
+    line = json.loads(lines[0])
+    assert {k: line[k] for k in ("event", "call_id", "outcome", "queue", "reason", "turns",
+                                 "duration_s")} == {
+        "event": "call_end", "call_id": "c1", "outcome": "escalated", "queue": "cards",
+        "reason": "intent", "turns": 2, "duration_s": 42.123}
+    assert KNOWN not in lines[0]
 
 
 async def test_the_grafana_dashboard_queries_only_exported_series(line: Line) -> None:
