@@ -69,6 +69,17 @@ async def test_a_bank_down_during_verification_hands_the_caller_to_an_agent(http
     assert sum(r["path"].endswith("/verify-pin") for r in core_bank.requests) == 1
 
 
+async def test_a_bank_down_at_the_card_lookup_hands_the_caller_to_an_agent(http_engine,
+                                                                          core_bank):
+    core_bank.down = ("/by-card",)
+    result = await _call(http_engine, [{"say": "查一下信用卡账单"}, {"dtmf": "6258880000005678#"}],
+                         caller=UNKNOWN)
+    assert (result["outcome"], result["queue"], result["reason"]) == (
+        "escalated", "cards", "engine_error")
+    assert "没有找到这张卡" not in prompts(result) and "3210.00" not in prompts(result)
+    assert result["handoff"]["verification"]["failed_attempts"] == 0
+
+
 async def test_a_bank_too_slow_on_the_account_query_escalates(http_engine, core_bank):
     core_bank.slow, core_bank.delay_s = ("/balance",), 2.0  # verified, then the bank stalls
     result = await _call(http_engine, [{"say": "帮我查一下余额"}, {"dtmf": PIN + "#"}])
