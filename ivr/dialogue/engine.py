@@ -66,9 +66,10 @@ class DialogueEngine:
     """One loaded model serving many concurrent calls, each a Rasa conversation.
 
     All Rasa work (TensorFlow inference, policy prediction, Rasa's JSON-schema check of
-    every action result: tens of milliseconds a turn) runs on a dedicated dialogue thread
-    with its own event loop, so the caller's loop (audio, sockets) never blocks. The
-    custom actions, and the bank adapter they call, run on that loop too.
+    every action result, its schema compiled once: ivr/dialogue/action_results.py) runs
+    on a dedicated dialogue thread with its own event loop, so the caller's loop (audio,
+    sockets) never blocks. The custom actions, and the bank adapter they call, run on that
+    loop too.
     """
 
     def __init__(self, agent: Any, model_path: Path, loop: asyncio.AbstractEventLoop,
@@ -239,9 +240,12 @@ async def _load_agent(model_path: Path, bank: BankAdapter, kb: KnowledgeBase,
     from rasa.core.agent import Agent
 
     from ivr.dialogue.action_endpoint import InProcessActionEndpoint
+    from ivr.dialogue.action_results import validate_results_with_compiled_schema
     from ivr.dialogue.model_loading import serve_without_training_step
 
     serve_without_training_step()
+    if os.environ.get("IVR_RASA_ACTION_VALIDATION") != "1":  # 1: Rasa's own (the bench's A/B)
+        validate_results_with_compiled_schema()
     stores = _redis_stores(conversations) if conversations else {}
     agent = Agent.load(str(model_path),
                        action_endpoint=InProcessActionEndpoint(bank, kb, lockout), **stores)
