@@ -790,15 +790,16 @@ async def cmd_models(args: argparse.Namespace) -> int:
         except ModelNotFoundError as e:
             missing += 1
             print(f"  dialogue model  MISSING: {e}")
+        keys = "callers get its key menu" if voice.keypad else "calls take keys only"
         if not voice.asr_model:
-            print("  speech model    none configured: calls take keys only")
+            print(f"  speech model    none configured: {keys}")
         else:
             loop = asyncio.get_running_loop()
             try:
                 model = await loop.run_in_executor(None, SpeechModel.load, name, voice.asr_model)
             except SpeechModelError as e:
                 missing += 1
-                print(f"  speech model    MISSING: {e}; calls take keys only (docs/voice.md)")
+                print(f"  speech model    MISSING: {e}; {keys} (docs/voice.md)")
             else:
                 print(f"  speech model    {model.path} ({len(model.vocabulary)} words, "
                       f"unknown word {model.unknown_word or 'none'})")
