@@ -19,6 +19,7 @@ from ivr.engine_factory import load_engine
 from ivr.errors import IvrError
 from ivr.project import Project
 from ivr.voice.gateway import Gateway
+from ivr.voice.warmup import warm_dialogue
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,10 @@ class LiveModels:
             engine = await load_engine(project, path, bank=current.bank,
                                        conversations=current.conversations,
                                        lockout=current.lockout)
+            try:  # its first calls must not pay for its first predictions (issue 17)
+                await warm_dialogue(engine, self.services.locales.get(locale))
+            except Exception:
+                log.exception("%s: warming %s failed; it serves cold", locale, path.name)
             self.services.engines[locale] = engine
             self._owned.add(engine)
             self._retiring.append(current)

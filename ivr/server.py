@@ -47,6 +47,7 @@ from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.transports import Limits, audiosocket, twilio, websocket
 from ivr.voice.tts import EspeakTts, PromptAudio
 from ivr.voice.voice_locale import VoiceLocale, load_voice_locales
+from ivr.voice.warmup import warm_up
 from ivr.webguard import ConnectionGuard, GuardedSite, HostPolicy, request_guard
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ GATEWAY = web.AppKey("gateway", Gateway)
 CALL_LOG = web.AppKey("call_log", CallRecorder)
 LIVE_MODELS = web.AppKey("live_models", LiveModels)
 AUDIOSOCKET_ADDRESS = web.AppKey("audiosocket_address", tuple)
+WARM_UP = web.AppKey("warm_up", dict)  # what was warmed before serving (ivr/voice/warmup.py)
 
 
 @dataclass
@@ -142,6 +144,13 @@ class SpeechModels:
         return VoskRecognizer(model, decoder=self.decoders.decoder(locale))
 
 
+def asr_workers() -> int:
+    """Decoder worker processes: one per core by default (decoding is CPU-bound, and a
+    crash costs 1/N of the calls); each holds its own copy of the models
+    ($IVR_ASR_WORKERS trades them)."""
+    return _env_int("IVR_ASR_WORKERS") or os.cpu_count() or 2
+
+
 async def load_speech_models(locales: dict[str, VoiceLocale],
                              end_of_speech_ms: int) -> SpeechModels:
     """Load every configured model; a missing one is a warning (that locale takes keys
@@ -162,10 +171,7 @@ async def load_speech_models(locales: dict[str, VoiceLocale],
             raise IvrError(f"locales/{name}.yml: the {name} speech model has no word for "
                            f"{', '.join(missing)}; grammar phrases must use its vocabulary")
         models[name] = model
-    # A worker per core by default: decoding is CPU-bound, and a crash costs 1/N of the
-    # calls; each worker holds its own copy of the models ($IVR_ASR_WORKERS trades them).
-    workers = _env_int("IVR_ASR_WORKERS") or os.cpu_count() or 2
-    pool = DecoderPool(models, workers) if models else None
+    pool = DecoderPool(models, asr_workers()) if models else None
     return SpeechModels(models, pool)
 
 
@@ -187,8 +193,11 @@ async def load_services(project_root: Path, settings: ServerSettings) -> VoiceSe
 
 
 def build_app(settings: ServerSettings, services: VoiceServices | None = None,
-              project_root: Path | None = None) -> web.Application:
-    """The app; ``services`` may be given ready-made (tests share loaded models)."""
+              project_root: Path | None = None, warm: bool | None = None) -> web.Application:
+    """The app; ``services`` may be given ready-made (tests share loaded models). ``warm``
+    (default: when the app loads its own services) warms dialogue, prompts and decoders
+    before the app starts, so the server listens, and ``/health`` answers, only once warm
+    (ivr/voice/warmup.py)."""
     # Host, Origin and Content-Type are checked before any route (ivr/webguard.py).
     hosts = HostPolicy.for_server(settings.host, settings.public_url, settings.allowed_hosts)
     app = web.Application(client_max_size=settings.limits.max_message_bytes,
@@ -232,6 +241,9 @@ def build_app(settings: ServerSettings, services: VoiceServices | None = None,
         app[CONSOLE] = ConsoleContext(recorder.store, recorder.recordings, replayer,
                                       lambda: len(gateway.live), project_root=root,
                                       trainer=trainer, live_models=live_models)
+        if services is None if warm is None else warm:  # before any port takes a call
+            app[WARM_UP] = await warm_up(loaded, asr_workers())
+            log.info("warmed up: %s", app[WARM_UP])
         watcher = asyncio.create_task(gateway.metrics.watch_event_loop())
         pointer_watcher = asyncio.create_task(live_models.watch(settings.pointer_poll_s))
         server = None
@@ -377,7 +389,8 @@ async def _health(request: web.Request) -> web.Response:
     status = "draining" if gateway.draining else "ok" if recorder.healthy else "degraded"
     return web.json_response({"status": status, "calls_live": len(gateway.live),
                               "calls_taken": gateway.taken, "max_calls": gateway.max_calls,
-                              "locales": locales, "call_log": call_log},
+                              "locales": locales, "call_log": call_log,
+                              "warm_up": request.app.get(WARM_UP)},
                              status=503 if gateway.draining else 200)
 
 
