@@ -5,15 +5,26 @@ streams espeak-ng speech in real time (20 ms frames), is decoded by the real Vos
 model, understood by the Korean Rasa model, and answered with prompt audio. Prints, per N:
 ASR real-time factor, end-of-speech -> first prompt audio latency p50/p95 (as the caller
 measures it: from the last frame of speech to the first frame of the answer, so it
-includes the end-of-speech silence Vosk waits for), event-loop lag p99 (server side), and
-server CPU and RSS per call.
+includes the end-of-speech silence Vosk waits for), event-loop lag p99 (server side),
+server CPU and RSS per call, and the load generator's own CPU (this process: if it nears a
+core, the figures are the generator's, not the server's). Then, for every turn, where its
+time went, p50/p95/p99 per stage (endpoint wait, final transcript, NLU, dialogue queue,
+dialogue, prompt synthesis or cache, and the server's whole part up to the first prompt
+audio), read from the call log's events, where the engine timed them (bench/turn_stages.py).
+
+Warm-up: the server warms itself before it listens (ivr/voice/warmup.py; the bench
+prints what /health says it warmed); then ``--warmup-calls`` whole calls (default 1) run
+unmeasured and their latencies are printed apart, so a cold path left shows up there.
+Each step runs ``--runs`` times (default 3), and a summary gives min/median/max of the
+latency percentiles over the runs: on a shared machine one run proves little.
 
 With ``--capacity`` it finds the real-time capacity instead: the most calls at once for
 which every call ends as expected, latency p95 stays within 1.5 s and event-loop lag p99
 within 100 ms (N doubles until one fails, then a bisection); ``--write`` stores it in
 ``var/capacity.json``, which ``ivr serve`` takes as its call limit (docs/capacity.md).
 
-Run: .venv/bin/python bench/bench_gateway.py [--calls 1 5 10 20] [--capacity [--write]]
+Run: .venv/bin/python bench/bench_gateway.py [--calls 1 5 10 20] [--runs 3] [--stagger-s 0]
+                                            [--capacity [--write]]
 """
 
 from __future__ import annotations
@@ -25,8 +36,10 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +49,9 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from phones import TwilioPhone, silence, speak  # noqa: E402
+from turn_stages import stage_table, turn_stages  # noqa: E402
+
+from ivr.calllog.store import CallStore  # noqa: E402
 
 CALLER = "+8613800000001"
 UTTERANCES = ["환율", "아니요"]  # exchange rates, then "nothing else": a whole short call
@@ -43,6 +59,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # What "real time" means for a caller (docs/capacity.md).
 MAX_P95_S = 1.5
 MAX_LAG_P99_S = 0.1
+STAGGER_S = 0.0  # --stagger-s
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -150,9 +167,11 @@ async def _open_line(phone: Any) -> None:
         await asyncio.sleep(0.02)
 
 
-async def one_call(url: str, speech: list[bytes]) -> tuple[list[float], bool]:
+async def one_call(url: str, speech: list[bytes], delay_s: float = 0.0
+                   ) -> tuple[list[float], bool]:
     """A whole call in real time: end-of-speech -> first answer audio latencies, and
     whether the call ended as it should (goodbye after 아니요) within a minute."""
+    await asyncio.sleep(delay_s)
     phone = await TwilioPhone().connect(f"{url}/twilio", caller=CALLER, locale="ko")
     await phone.wait_prompts(2, timeout=120)
     latencies = [await say_and_time(phone, pcm) for pcm in speech]
@@ -164,17 +183,47 @@ async def one_call(url: str, speech: list[bytes]) -> tuple[list[float], bool]:
     return latencies, True
 
 
+async def settled(http: aiohttp.ClientSession, http_url: str) -> None:
+    """Until the server's call log has written every event (its stages are read there)."""
+    for _ in range(200):
+        health = await (await http.get(f"{http_url}/health")).json()
+        if not health["call_log"]["pending"]:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def stages_since(http: aiohttp.ClientSession, http_url: str, log_url: str,
+                       since: float) -> list[dict[str, float]]:
+    """Every spoken turn of the calls started since ``since``: seconds per stage."""
+    await settled(http, http_url)
+
+    def read() -> dict[str, list[dict[str, Any]]]:
+        store = CallStore(log_url)
+        try:
+            return store.events_by_call(["speech", "turn", "prompt"], since=since)
+        finally:
+            store.close()
+
+    by_call = await asyncio.to_thread(read)
+    return [t for events in by_call.values() for t in turn_stages(events)]
+
+
 async def step(http: aiohttp.ClientSession, url: str, server: subprocess.Popen[str],
-               speech: list[bytes], n: int) -> dict[str, float]:
-    """N calls at once; prints and returns the row."""
+               speech: list[bytes], n: int, log_url: str | None = None) -> dict[str, float]:
+    """N calls at once; prints and returns the row (and, with ``log_url``, the stages)."""
     http_url = url.replace("ws://", "http://")
     idle_rss = rss_mb(server.pid)
+    since, own_cpu0 = time.time(), time.process_time()
     before, cpu0, t0 = await scrape(http, http_url), cpu_seconds(server.pid), time.perf_counter()
     peak = [idle_rss]
     watcher = asyncio.create_task(watch_rss(server.pid, peak))
-    results = await asyncio.gather(*(one_call(url, speech) for _ in range(n)))
+    # --stagger-s: calls start spread over that many seconds. At 0 they start, and speak,
+    # in lockstep: every turn reaches the serial dialogue stage at once, the worst case.
+    results = await asyncio.gather(*(one_call(url, speech, i * STAGGER_S / n)
+                                     for i in range(n)))
     watcher.cancel()
     wall, cpu = time.perf_counter() - t0, cpu_seconds(server.pid) - cpu0
+    own_cpu = time.process_time() - own_cpu0
     after = await scrape(http, http_url)
     audio = after["ivr_asr_audio_seconds_total"] - before.get("ivr_asr_audio_seconds_total", 0)
     decode = after["ivr_asr_decode_seconds_total"] - before.get(
@@ -183,11 +232,29 @@ async def step(http: aiohttp.ClientSession, url: str, server: subprocess.Popen[s
     row = {"calls": n, "ended_ok": sum(ok for _, ok in results),
            "asr_rtf": decode / audio if audio else 0.0, "p50_s": percentile(lat, 0.5),
            "p95_s": percentile(lat, 0.95), "lag_p99_s": lag_p99(before, after),
-           "cpu_per_call": cpu / wall / n, "rss_mb_per_call": (peak[0] - idle_rss) / n}
+           "cpu_per_call": cpu / wall / n, "rss_mb_per_call": (peak[0] - idle_rss) / n,
+           "generator_cpu": own_cpu / wall}
     print(f"{n:>5} {row['ended_ok']:>8} {row['asr_rtf']:>8.3f} {row['p50_s'] * 1000:>9.0f} ms "
           f"{row['p95_s'] * 1000:>4.0f} ms {'<= %g ms' % (row['lag_p99_s'] * 1000):>13} "
-          f"{100 * row['cpu_per_call']:>8.1f}% {row['rss_mb_per_call']:>6.1f} MB", flush=True)
+          f"{100 * row['cpu_per_call']:>8.1f}% {row['rss_mb_per_call']:>6.1f} MB "
+          f"{100 * row['generator_cpu']:>8.1f}%", flush=True)
+    if log_url:
+        print("\n".join(stage_table(await stages_since(http, http_url, log_url, since))),
+              flush=True)
     return row
+
+
+def summary(rows: list[dict[str, float]]) -> None:
+    """min / median / max over the runs of each step."""
+    print("over the runs (min / median / max):")
+    for n in dict.fromkeys(int(r["calls"]) for r in rows):
+        mine = [r for r in rows if r["calls"] == n]
+        cells = []
+        for key in ("p50_s", "p95_s"):
+            values = [r[key] * 1000 for r in mine]
+            cells.append(f"{key[:3]} {min(values):.0f} / {statistics.median(values):.0f} / "
+                         f"{max(values):.0f} ms")
+        print(f"{n:>5} calls, {len(mine)} runs: {', '.join(cells)}", flush=True)
 
 
 def real_time(row: dict[str, float]) -> bool:
@@ -218,24 +285,45 @@ async def main() -> None:
                         help="find the real-time capacity instead of running --calls")
     parser.add_argument("--write", action="store_true",
                         help="with --capacity: store it in var/capacity.json for ivr serve")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each --calls step")
+    parser.add_argument("--warmup-calls", type=int, default=1,
+                        help="whole calls run first, not measured")
+    parser.add_argument("--stagger-s", type=float, default=0.0,
+                        help="start a step's calls spread over this many seconds (default: "
+                             "all at once, in lockstep)")
     args = parser.parse_args()
+    global STAGGER_S
+    STAGGER_S = args.stagger_s
     port = free_port()
     url = f"ws://127.0.0.1:{port}"
+    scratch = tempfile.TemporaryDirectory(prefix="ivr-bench-")
+    log_url = f"sqlite:///{scratch.name}/calls.sqlite3"  # its own log: the stages are read there
+    env = {**os.environ, "IVR_CALL_LOG": log_url, "IVR_RECORDINGS": "",
+           "IVR_INSTANCE": "bench"}
+    server_log = Path(scratch.name) / "serve.log"  # its log (a JSON line per call end)
     server = subprocess.Popen(  # no call limit: the benchmark finds it
         [str(ROOT / ".venv" / "bin" / "ivr"), "serve", "--port", str(port),
          "--audiosocket-port", "-1", "--max-calls", "0"], cwd=ROOT, stdout=subprocess.PIPE,
-        text=True)
+        stderr=server_log.open("w"), text=True, env=env)
     try:
-        line = server.stdout.readline()  # printed once the models are loaded
+        line = server.stdout.readline()  # printed once the models are loaded and warm
         if "ivr serve" not in line:
-            raise SystemExit(f"server did not start: {line!r}")
+            raise SystemExit(f"server did not start: {line!r}\n"
+                             + server_log.read_text(errors="replace")[-2000:])
         speech = [speak(u) for u in UTTERANCES]
-        print(f"{'calls':>5} {'ended ok':>8} {'ASR RTF':>8} {'latency p50':>12} {'p95':>7} "
-              f"{'loop lag p99':>13} {'CPU/call':>9} {'RSS/call':>9}")
         async with aiohttp.ClientSession() as http:
+            health = await (await http.get(url.replace("ws://", "http://") + "/health")).json()
+            print(f"server warm-up: {health.get('warm_up')}")
+            for _ in range(args.warmup_calls):
+                lat, ok = await one_call(url, speech)
+                print(f"warm-up call (not measured): latencies "
+                      f"{', '.join(f'{x * 1000:.0f} ms' for x in lat)}, ended ok: {ok}")
+            print(f"{'calls':>5} {'ended ok':>8} {'ASR RTF':>8} {'latency p50':>12} {'p95':>7} "
+                  f"{'loop lag p99':>13} {'CPU/call':>9} {'RSS/call':>9} {'bench CPU':>9}")
             if not args.capacity:
-                for n in args.calls:
-                    await step(http, url, server, speech, n)
+                rows = [await step(http, url, server, speech, n, log_url)
+                        for _ in range(args.runs) for n in args.calls]
+                summary(rows)
                 return
             capacity, rows = await find_capacity(http, url, server, speech)
         print(f"real-time capacity: {capacity} calls at once (p95 <= {MAX_P95_S:g} s, "
@@ -252,6 +340,7 @@ async def main() -> None:
             print(f"written to {path}: ivr serve takes {capacity} calls at once")
     finally:
         stop(server, signal.SIGINT, 20)
+        scratch.cleanup()
 
 
 if __name__ == "__main__":
