@@ -146,8 +146,13 @@ class DialogueEngine:
         message = UserMessage(
             parse.get("text") or "", channel, sender_id=call_id, parse_data=parse
         )
+        _saved_tracker.set(None)
         await self._agent.handle_message(message)  # sets _lock_wait_s in this task
-        tracker = await self._agent.tracker_store.retrieve(call_id)
+        # The tracker Rasa has just saved, not read back: reading it deserialises every
+        # event of the call again, a few ms a turn on the serial dialogue thread (issue 17).
+        tracker = _saved_tracker.get()
+        if tracker is None or tracker.sender_id != call_id:
+            tracker = await self._agent.tracker_store.retrieve(call_id)
         slots = tracker.current_slot_values()
         slots["active_loop"] = tracker.active_loop_name
         changed: dict[str, Any] = {}
@@ -250,12 +255,25 @@ async def _load_agent(model_path: Path, bank: BankAdapter, kb: KnowledgeBase,
     agent = Agent.load(str(model_path),
                        action_endpoint=InProcessActionEndpoint(bank, kb, lockout), **stores)
     agent.lock_store = _TimedLockStore(agent.lock_store)  # handle_message locks through it
+    _keep_saved_tracker(agent.processor)
     return agent
+
+
+def _keep_saved_tracker(processor: Any) -> None:
+    """Note in the running task each tracker the processor saves (``_saved_tracker``)."""
+    save = processor.save_tracker
+
+    async def save_tracker(tracker: Any) -> None:
+        await save(tracker)
+        _saved_tracker.set(tracker)
+
+    processor.save_tracker = save_tracker
 
 
 # Each engine.handle runs as its own task on the dialogue loop, and a task keeps its own
 # copy of this: concurrent turns never see each other's wait.
 _lock_wait_s: ContextVar[float] = ContextVar("lock_wait_s", default=0.0)
+_saved_tracker: ContextVar[Any] = ContextVar("saved_tracker", default=None)
 
 
 class _TimedLockStore:
