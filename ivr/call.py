@@ -41,14 +41,6 @@ LOW_CONFIDENCE = 0.5  # below it, or top two this close, an understanding is wor
 CLOSE_TOP_TWO = 0.1
 AGENT_KEY = "0"  # DTMF 0 asks for an agent in every state (SPEC rule 2)
 DTMF_KEYS = re.compile(r"[0-9*#]+")
-# A PIN or card number said aloud is refused: secrets are keyed (docs/dialogue.md). Said
-# instead of "not understood"; here, not in the domain, so no model needs retraining.
-KEYPAD_PROMPTS = {
-    "zh": {"pin": "为了您的安全，请用电话按键输入密码。",
-           "card": "为了您的安全，请用电话按键输入卡号。"},
-    "ko": {"pin": "고객님의 안전을 위해 비밀번호는 전화 버튼으로 눌러 주세요.",
-           "card": "고객님의 안전을 위해 카드 번호는 전화 버튼으로 눌러 주세요."},
-}
 SPOKEN_SECRET_DIGITS = 3  # digits said during an entry that make it a secret said aloud
 CONFIRM_PROMPT = "ivr_confirm"  # the prompt name of "您是要…，对吗？" (locales: what follows)
 
@@ -305,7 +297,12 @@ class Call:
 
     def _ask_for_keys(self, outcome: TurnOutcome, entry: str) -> TurnOutcome:
         """"Not understood" becomes "key it in, for your safety" (the form asks again)."""
-        prompt = KEYPAD_PROMPTS.get(self.locale, KEYPAD_PROMPTS["zh"])[entry]
+        # A PIN or card number said aloud is refused: secrets are keyed (docs/dialogue.md).
+        # The words are the locale's knowledge labels, not the domain: no retraining.
+        kb = self.engine.kb
+        if kb is None:
+            return outcome
+        prompt = kb.labels.keyed_secrets[entry]
         said = [(prompt, None) if name == "utter_not_understood" else (text, name)
                 for text, name in zip(outcome.prompts, outcome.prompt_names, strict=False)]
         self.prompt_names = [name for _, name in said]

@@ -5,8 +5,10 @@ currencies)."""
 from __future__ import annotations
 
 import datetime
+import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,14 @@ class Labels:
     # Said instead of utter_transfer when phone verification is locked: {queue} (not a domain
     # response, so that adding it needed no retraining).
     verification_locked: str = ""
+    # An amount said with the locale's word for the bank's currency: {amount}.
+    money: str = "{amount}"
+    # A core-banking memo is said as recorded only when its letters are in scripts the
+    # locale's voice reads (Unicode name prefixes: HANGUL, LATIN, CJK); else `otherwise`.
+    memo_scripts: tuple[str, ...] = ()
+    memo_otherwise: str = ""
+    # Said instead of "not understood" when a PIN or card number is said aloud: by entry.
+    keyed_secrets: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, data: Any, exchange_rates: Mapping[str, str]) -> Labels:
@@ -51,6 +61,9 @@ class Labels:
         if not isinstance(data, dict):
             raise ValueError("labels must be a mapping")
         rates = _mapping(data, "rates")
+        memo = data.get("memo") or {}
+        if not isinstance(memo, dict):
+            raise ValueError("labels.memo must be a mapping")
         labels = cls(
             topics=_names(data, "topics", TOPICS),
             queues=_names(data, "queues", QUEUES),
@@ -62,6 +75,10 @@ class Labels:
             interest_rate=str(rates.get("interest_rate", "")),
             date_format=str(data.get("date", "")),
             verification_locked=str(data.get("verification_locked", "")),
+            money=str(data.get("money", "")),
+            memo_scripts=tuple(str(s).upper() for s in memo.get("scripts") or ()),
+            memo_otherwise=str(memo.get("otherwise", "")),
+            keyed_secrets=_names(data, "keyed_secrets", ("pin", "card")),
         )
         if not labels.default_currencies:
             raise ValueError("labels.rates.default_currencies must list currencies")
@@ -75,6 +92,9 @@ class Labels:
         _check_format("labels.rates.interest_rate", labels.interest_rate, name="", rate="")
         _check_format("labels.date", labels.date_format, month="", day="")
         _check_format("labels.verification_locked", labels.verification_locked, queue="")
+        _check_format("labels.money", labels.money, amount="")
+        if labels.memo_scripts and not labels.memo_otherwise:
+            raise ValueError("labels.memo.otherwise is missing (said for an unreadable memo)")
         return labels
 
     def topic(self, intent: str) -> str:
@@ -82,6 +102,20 @@ class Labels:
 
     def queue(self, queue: str) -> str:
         return self.queues[queue]
+
+    def amount(self, value: Decimal) -> str:
+        """An amount of the bank's currency as said in this locale (12345.67元, 12345.67위안)."""
+        return self.money.format(amount=f"{value:.2f}")
+
+    def memo(self, description: str) -> str:
+        """A transaction's memo as the bank recorded it, when this locale's voice can read
+        it; a Korean voice cannot say 超市消费, so it hears `memo.otherwise` instead."""
+        if not self.memo_scripts:
+            return description
+        letters = [unicodedata.name(ch, "") for ch in description if ch.isalpha()]
+        if all(name.startswith(self.memo_scripts) for name in letters):
+            return description
+        return self.memo_otherwise
 
     def card_type(self, card_type: str) -> str:
         """A canonical card type as said; anything else (never expected) as it is."""

@@ -75,6 +75,12 @@ def _edit_labels(data: dict, change: str) -> None:
         labels["rates"]["interest_rate"] = "{name}{rate"
     elif change == "date":
         labels["date"] = "{month}月"
+    elif change == "money":
+        labels["money"] = "元"
+    elif change == "memo":
+        labels["memo"] = {"scripts": ["HANGUL"]}
+    elif change == "keyed":
+        del labels["keyed_secrets"]["pin"]
 
 
 @pytest.mark.parametrize(("change", "fragment"), [
@@ -87,6 +93,9 @@ def _edit_labels(data: dict, change: str) -> None:
     ("template", "lacks {rate}"),
     ("broken template", "labels.rates.interest_rate: bad template"),
     ("date", "labels.date: template '{month}月' lacks {day}"),
+    ("money", "labels.money: template '元' lacks {amount}"),
+    ("memo", "labels.memo.otherwise is missing"),
+    ("keyed", "labels.keyed_secrets has no label for 'pin'"),
 ])
 def test_a_missing_or_malformed_label_is_a_one_line_error(project, tmp_path, change, fragment):
     import yaml
@@ -129,3 +138,21 @@ def test_knowledge_topics_are_answered_from_the_file_not_the_code(project, tmp_p
         said = kb.answer(topic, "")
         assert said and all(a.response in responses for a in said), topic
     assert kb.answer("check_balance", "") == []  # account topics are the bank's
+
+
+def test_amounts_are_said_in_the_locales_currency_words(project):
+    from decimal import Decimal
+
+    zh = KnowledgeBase.load(project.knowledge).labels
+    ko = KnowledgeBase.load(Project(project.root, "ko").knowledge).labels
+    assert zh.amount(Decimal("12345.6")) == "12345.60元"
+    assert ko.amount(Decimal("-268.5")) == "-268.50위안"
+
+
+def test_a_memo_is_said_as_recorded_only_where_the_locales_voice_can_read_it(project):
+    zh = KnowledgeBase.load(project.knowledge).labels
+    ko = KnowledgeBase.load(Project(project.root, "ko").knowledge).labels
+    assert zh.memo("超市消费") == "超市消费"
+    assert ko.memo("超市消费") == ko.memo("ATM取款") == "가맹점 거래"
+    assert ko.memo("Starbucks 강남점") == "Starbucks 강남점"
+    assert ko.memo("이마트 2024") == "이마트 2024"  # digits and spaces are no script

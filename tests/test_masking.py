@@ -23,11 +23,11 @@ from phones import PlainPhone, serving, tone
 from test_console import OPS_PASSWORD, OPS_USER, http_client, login
 from test_fuzz_properties import Secret, revealed, secrets
 
-from ivr.call import KEYPAD_PROMPTS
 from ivr.calllog import CallEvent
 from ivr.calllog.recorder import CallLogSettings, CallRecorder
 from ivr.console import CONSOLE
 from ivr.console.auth import hash_password
+from ivr.knowledge import KnowledgeBase
 from ivr.masking import longest_number, mask_card, mask_entry, mask_text
 from ivr.server import CALL_LOG, GATEWAY, ServerSettings, build_app
 from ivr.simulate import parse_script, run_script
@@ -35,6 +35,10 @@ from ivr.voice.asr import Hypothesis, ScriptedRecognizer
 from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.tts import EspeakTts, PromptAudio
 from ivr.voice.voice_locale import load_voice_locales
+
+# What the engine says when a PIN is said aloud, by locale (knowledge labels).
+KEYED = {locale: KnowledgeBase.load(Path(__file__).parents[1] / "knowledge" / f"{locale}.yml")
+         .labels.keyed_secrets for locale in ("zh", "ko")}
 
 
 def test_card_keeps_only_its_last_four():
@@ -114,13 +118,13 @@ async def test_a_pin_said_while_it_is_asked_for_is_refused_and_never_kept(call, 
     result = await call([{"say": "查余额"}, {"say": "幺二三 四五六"}, {"dtmf": "123456#"}])
     turns = result["turns"]
     assert turns[1]["input"] == {"say": "*** ***", "masked": "pin"}
-    assert turns[1]["prompts"][0] == KEYPAD_PROMPTS["zh"]["pin"]
+    assert turns[1]["prompts"][0] == KEYED["zh"]["pin"]
     assert result["outcome"] == "self_service"  # keyed, it verifies
     replayed = await call([{"say": "查余额"}, {"say": "*** ***"}])  # as ivr replay says it
-    assert replayed["turns"][1]["prompts"][0] == KEYPAD_PROMPTS["zh"]["pin"]
+    assert replayed["turns"][1]["prompts"][0] == KEYED["zh"]["pin"]
     ko = await ko_call([{"say": "잔액 조회"}, {"say": "일이삼사오육"},
                         {"say": "일 이 삼 사 오 육"}])
-    assert ko["turns"][1]["prompts"][0] == KEYPAD_PROMPTS["ko"]["pin"]
+    assert ko["turns"][1]["prompts"][0] == KEYED["ko"]["pin"]
     assert ko["reason"] == "no_match"  # twice: not a dead end (SPEC rule 1)
     for said in (result, ko):
         assert_hidden("result", said, Secret("123456", "", digits="123456"))
@@ -269,7 +273,7 @@ async def test_a_voice_call_keeps_nothing_heard_while_a_pin_is_asked_for(
     await phone.say(SPEECH)
     await heard(phone, "密码")
     await phone.say(SPEECH)
-    await heard(phone, KEYPAD_PROMPTS["zh"]["pin"])
+    await heard(phone, KEYED["zh"]["pin"])
     await phone.dtmf("123456#")
     await heard(phone, "余额为")
     count = len(phone.prompts)

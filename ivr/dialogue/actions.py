@@ -224,7 +224,8 @@ async def _serve(
     events: list[EventType] = [SlotSet("topic_served", True)]
     if topic == "check_balance":
         last4, amount = await bank.balance(customer)
-        dispatcher.utter_message(response="utter_balance", last4=last4, amount=f"{amount:.2f}")
+        dispatcher.utter_message(response="utter_balance", last4=last4,
+                                 amount=kb.labels.amount(amount))
     elif topic == "recent_transactions":
         last4, items = await bank.recent_transactions(customer, limit=3)
         if not items:
@@ -234,14 +235,16 @@ async def _serve(
                                      count=len(items))
             for t in items:
                 dispatcher.utter_message(response="utter_transaction", date=kb.labels.date(t.date),
-                                         description=t.description, amount=f"{t.amount:.2f}")
+                                         description=kb.labels.memo(t.description),
+                                         amount=kb.labels.amount(t.amount))
     elif topic == "credit_card_bill":
         bill = await bank.credit_card_bill(customer)
         if bill is None:
             dispatcher.utter_message(response="utter_no_credit_card")
         else:
             dispatcher.utter_message(response="utter_bill", last4=bill.last4,
-                                     amount=f"{bill.amount:.2f}", minimum=f"{bill.minimum:.2f}",
+                                     amount=kb.labels.amount(bill.amount),
+                                     minimum=kb.labels.amount(bill.minimum),
                                      due_day=bill.due_day)
     elif topic == "report_lost_card":
         card_type = lost_card or tracker.get_slot("lost_card") or DEBIT
