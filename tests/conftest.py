@@ -28,6 +28,10 @@ from ivr.training import train
 _CALL_LOG_DIR = Path(tempfile.mkdtemp(prefix="ivr-test-calllog-"))
 os.environ["IVR_CALL_LOG"] = f"sqlite:///{_CALL_LOG_DIR / 'calls.sqlite3'}"
 os.environ["IVR_RECORDINGS"] = str(_CALL_LOG_DIR / "recordings")
+# The commands the tests run inherit this process's environment, where importing jax (as
+# something in the suite does) sets TF_CPP_MIN_LOG_LEVEL=1, and TensorFlow then warns on
+# stderr that TensorRT is missing: the tests' children get the level a user's shell gives.
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 
 KNOWN = "+8613800000001"   # SPEC demo customer: PIN 123456, debit 1234, credit 5678
 VIP = "+8613900000009"     # SPEC demo customer: PIN 888888, private banking
