@@ -9,6 +9,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -361,3 +362,22 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(fault)
         for nodeid, outcome in sorted(by_test.items()):
             terminalreporter.write_line(f"    {outcome:8} {nodeid}")
+
+
+def scripted_zh_services(engine: DialogueEngine, project: Project, scripts: deque,
+                         **settings: Any) -> Any:
+    """Voice services for Mandarin calls whose recogniser hears the next script of
+    ``scripts`` (a list of utterances per call), the prompts spoken by espeak-ng;
+    ``settings``: the VoiceSettings the test needs (timers, playback grace)."""
+    from ivr.voice.asr import ScriptedRecognizer
+    from ivr.voice.session import VoiceServices, VoiceSettings
+    from ivr.voice.tts import EspeakTts, PromptAudio
+    from ivr.voice.voice_locale import load_voice_locales
+
+    locales = load_voice_locales(project.root / "locales")
+    return VoiceServices(
+        engines={"zh": engine}, locales={"zh": locales["zh"]},
+        prompts=PromptAudio(EspeakTts(), cache_dir=project.root / ".cache" / "prompts"),
+        recognizer_for=lambda locale: ScriptedRecognizer(
+            scripts.popleft() if scripts else [], end_of_speech_ms=300),
+        default_locale="zh", settings=VoiceSettings(**settings))

@@ -20,18 +20,14 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import KNOWN
+from conftest import KNOWN, scripted_zh_services
 from phones import PlainPhone, serving, tone
 from prometheus_client.parser import text_string_to_metric_families
 
 from ivr.calllog import CallEvent
 from ivr.server import GATEWAY, ServerSettings, build_app
-from ivr.voice.asr import ScriptedRecognizer
 from ivr.voice.gateway import Gateway
 from ivr.voice.metrics import STAGES, Metrics, log_call_end, show_call_ends
-from ivr.voice.session import VoiceServices, VoiceSettings
-from ivr.voice.tts import EspeakTts, PromptAudio
-from ivr.voice.voice_locale import load_voice_locales
 
 TOKEN = "metrics-token"
 SPEECH = tone(700, hz=300)
@@ -78,14 +74,8 @@ def value(scraped: Samples, name: str, **labels: str) -> float:
 @pytest.fixture(scope="module")
 async def line(engine, project) -> AsyncIterator[Line]:
     scripts: deque = deque()
-    locales = load_voice_locales(project.root / "locales")
-    services = VoiceServices(
-        engines={"zh": engine}, locales={"zh": locales["zh"]},
-        prompts=PromptAudio(EspeakTts(), cache_dir=project.root / ".cache" / "prompts"),
-        recognizer_for=lambda locale: ScriptedRecognizer(
-            scripts.popleft() if scripts else [], end_of_speech_ms=300),
-        default_locale="zh",
-        settings=VoiceSettings(no_input_ms=3000, inter_digit_ms=800, playback_grace_s=0.5))
+    services = scripted_zh_services(engine, project, scripts, no_input_ms=3000,
+                                    inter_digit_ms=800, playback_grace_s=0.5)
     app = build_app(ServerSettings(port=0, audiosocket_port=-1, ws_token=TOKEN, max_calls=0),
                     services)
     async with serving(app) as url:

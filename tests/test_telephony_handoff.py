@@ -24,7 +24,7 @@ from urllib.parse import unquote
 
 import aiohttp
 import pytest
-from conftest import KNOWN
+from conftest import KNOWN, scripted_zh_services
 from phones import AsteriskPhone, TwilioPhone, register_asterisk_call, serving
 from test_gateway import SPEECH, TOKEN, TWILIO_TOKEN, Server
 
@@ -38,11 +38,7 @@ from ivr.telephony import (
     route_twiml,
     summarize_result,
 )
-from ivr.voice.asr import ScriptedRecognizer
-from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.transports.twilio import twilio_signature
-from ivr.voice.tts import EspeakTts, PromptAudio
-from ivr.voice.voice_locale import load_voice_locales
 
 PUBLIC = "wss://ivr.bank.example"  # IVR_PUBLIC_URL: the engine behind a TLS proxy
 WORKFLOW = "WW" + "0123456789abcdef" * 2
@@ -182,16 +178,8 @@ def test_an_engine_with_a_bad_queue_target_does_not_start() -> None:
 @pytest.fixture(scope="module")
 async def server(engine, project) -> AsyncIterator[Server]:
     scripts: deque = deque()
-
-    def recognizer_for(locale: str) -> ScriptedRecognizer:
-        return ScriptedRecognizer(scripts.popleft() if scripts else [], end_of_speech_ms=300)
-
-    locales = load_voice_locales(project.root / "locales")
-    services = VoiceServices(
-        engines={"zh": engine}, locales={"zh": locales["zh"]},
-        prompts=PromptAudio(EspeakTts(), cache_dir=project.root / ".cache" / "prompts"),
-        recognizer_for=recognizer_for, default_locale="zh",
-        settings=VoiceSettings(no_input_ms=1500, inter_digit_ms=800, playback_grace_s=0.5))
+    services = scripted_zh_services(engine, project, scripts, no_input_ms=1500,
+                                    inter_digit_ms=800, playback_grace_s=0.5)
     settings = ServerSettings(port=0, audiosocket_port=0, ws_token=TOKEN,
                               twilio_auth_token=TWILIO_TOKEN, public_url=PUBLIC,
                               queue_numbers=NUMBERS)
