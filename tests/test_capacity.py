@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import KNOWN
+from conftest import KNOWN, scripted_zh_services
 from phones import AsteriskPhone, PlainPhone, TwilioPhone, register_asterisk_call, serving
 from test_gateway import SPEECH
 
@@ -31,11 +31,7 @@ from ivr.server import (
     build_app,
     measured_capacity,
 )
-from ivr.voice.asr import ScriptedRecognizer
 from ivr.voice.gateway import Gateway
-from ivr.voice.session import VoiceServices, VoiceSettings
-from ivr.voice.tts import EspeakTts, PromptAudio
-from ivr.voice.voice_locale import load_voice_locales
 
 TOKEN = "capacity-token"
 BUSY = "您好，现在线路繁忙，请您稍后再拨，感谢您的来电。"
@@ -61,14 +57,8 @@ class Line:
 async def line(engine, project, tmp_path_factory) -> AsyncIterator[Line]:
     """An engine that takes one call at a time."""
     scripts: deque[list[str]] = deque()
-    locales = load_voice_locales(project.root / "locales")
-    services = VoiceServices(
-        engines={"zh": engine}, locales={"zh": locales["zh"]},
-        prompts=PromptAudio(EspeakTts(), cache_dir=project.root / ".cache" / "prompts"),
-        recognizer_for=lambda locale: ScriptedRecognizer(
-            scripts.popleft() if scripts else [], end_of_speech_ms=300),
-        default_locale="zh",
-        settings=VoiceSettings(no_input_ms=20_000, playback_grace_s=0.5))
+    services = scripted_zh_services(engine, project, scripts, no_input_ms=20_000,
+                                    playback_grace_s=0.5)
     tmp = tmp_path_factory.mktemp("capacity")
     settings = ServerSettings(
         port=0, audiosocket_port=0, ws_token=TOKEN, max_calls=1,
