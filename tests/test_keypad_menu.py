@@ -20,13 +20,14 @@ import aiohttp
 import pytest
 from conftest import KNOWN, copy_project
 from phones import PlainPhone, TwilioPhone, serving, tone
+from test_calllog_voice import Server as LoggingServer
 
-from ivr.calllog.recorder import CallLogSettings, CallRecorder
+from ivr.calllog.recorder import CallLogSettings
 from ivr.calllog.replay import Replayer
 from ivr.data_validation import validate
 from ivr.errors import DataFileError
 from ivr.project import Project
-from ivr.server import CALL_LOG, GATEWAY, ServerSettings, build_app, load_speech_models
+from ivr.server import ServerSettings, build_app, load_speech_models
 from ivr.voice.keypad import Keypad
 from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.tts import EspeakTts, PromptAudio
@@ -100,27 +101,15 @@ def test_data_validate_names_a_key_with_no_such_intent_and_an_unknown_prompt(
 
 
 # --- calls over a real socket ---------------------------------------------------------------
-class Server:
-    def __init__(self, app: Any, url: str) -> None:
-        self.url = url
-        self.ws_url = url.replace("http", "ws")
-        self.gateway = app[GATEWAY]
-        self.recorder: CallRecorder = app[CALL_LOG]
-
+class Server(LoggingServer):
     async def plain(self) -> PlainPhone:
         return await PlainPhone().connect(f"{self.ws_url}/ws", TOKEN, caller=KNOWN,
                                           locale="zh")
 
     async def logged(self, call_id: str, timeout: float = 30) -> tuple[dict, list[dict]]:
         """The call's row and events once it has ended and everything is written."""
-        for _ in range(int(timeout / 0.05)):
-            if any(call_id in (r["call_id"], r.get("external_id"))
-                   for r in self.gateway.results):
-                assert self.recorder.flush()
-                call = self.recorder.store.find_call(call_id)
-                return call, self.recorder.store.events(call["call_id"])
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"call {call_id} did not end")
+        call = await super().logged(call_id, timeout)
+        return call, self.recorder.store.events(call["call_id"])
 
 
 @pytest.fixture(scope="module")
