@@ -118,6 +118,12 @@ class Call:
     def handoff(self) -> dict[str, Any] | None:
         return self._engine_failure or self.slots.get("handoff")
 
+    @property
+    def awaiting_secret_entry(self) -> bool:
+        """The dialogue is asking for a card number or PIN: keys collect into one entry,
+        and the caller's words and audio are kept out of the records (the voice layer)."""
+        return self.slots.get("active_loop") == "verification_form"
+
     async def start(self) -> list[str]:
         self._emit("start", transport=self.transport, caller=self.caller_id,
                    locale=self.locale, model=self.engine.model_path.name,

@@ -1,9 +1,12 @@
 """One phone call on the voice path: caller audio and keys in, prompt audio out.
 
-The session hears the caller (a recogniser per call), talks (prompt audio through the
-transport), stops talking when interrupted (barge-in), collects keys, runs the no-input
-timer, and drives ``ivr.call.Call`` (the dialogue). It knows nothing of sockets: a
-transport pushes inbound events and implements ``CallOutput``.
+The session drives ``ivr.call.Call`` (the dialogue) with the caller's inputs, asks which
+language at call start, offers key menus to a caller whose language cannot be heard, and
+ends the call (the handoff delivered to the ACD). The work of the line is done by its
+processors, each testable alone: ``Inbox`` (turn-taking), ``Listener`` (VAD, recognisers,
+endpointing, barge-in), ``DigitEntry`` and ``InputTimer`` (keys, timers) and ``Playback``
+(prompts, marks, the recording). It knows nothing of sockets: a transport pushes inbound
+events and implements ``CallOutput``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,18 +23,12 @@ from ivr.call import Call, Turn
 from ivr.calllog import CallEvent, EventSink, end_summary
 from ivr.calllog.recording import RecordingTrack
 from ivr.dialogue.engine import DialogueEngine
-from ivr.masking import mask_entry, mask_text
-from ivr.voice.asr import Hypothesis, Recognizer
-from ivr.voice.audio import SpeechDetector, duration_ms
-from ivr.voice.events import (
-    AudioIn,
-    CallerHangup,
-    CallOutput,
-    DigitIn,
-    InboundEvent,
-    PlaybackDone,
-)
-from ivr.voice.keypad import KeyMenu
+from ivr.voice.asr import Recognizer
+from ivr.voice.caller_input import Hangup, Inbox, Key, Timeout
+from ivr.voice.digit_entry import DigitEntry, InputTimer
+from ivr.voice.events import CallOutput, InboundEvent
+from ivr.voice.listening import Listener, Speech
+from ivr.voice.playback import Playback
 from ivr.voice.tts import PromptAudio
 from ivr.voice.voice_locale import VoiceLocale
 
@@ -69,30 +65,11 @@ class VoiceServices:
     log_settled: Callable[[], Awaitable[object]] = lambda: asyncio.sleep(0)  # log committed
 
 
-@dataclass(frozen=True)
-class _Speech:
-    hypothesis: Hypothesis
-    recognizer: Recognizer
-    heard: dict[str, Any] = field(default_factory=dict)
-    spoke: bool = False  # the caller's voice was there (as long as a barge-in needs)
-
-
-@dataclass(frozen=True)
-class _Digit:
-    digit: str
-
-
-@dataclass(frozen=True)
-class _Timeout:
-    kind: str  # no_input | digits
-
-
-@dataclass(frozen=True)
-class _Hangup:
-    heard: str
-
-
 class VoiceSession:
+    """One call: the processors (module docstring) share its state through the session,
+    which turns each input the ``Inbox`` hands it into a dialogue step, and the dialogue's
+    answer into prompts."""
+
     def __init__(self, services: VoiceServices, output: CallOutput | None, caller_id: str = "",
                  locale: str | None = None, external_id: str | None = None,
                  transport: str = "",
@@ -100,8 +77,7 @@ class VoiceSession:
                  | None = None) -> None:
         self.services = services
         self.deliver_handoff = deliver_handoff  # to the ACD, before the transport transfers
-        self.settings = services.settings
-        self.output: CallOutput = output  # type: ignore[assignment]  # a transport sets it
+        self.settings = settings = services.settings
         self.caller_id = caller_id
         self.locale = locale if locale in services.engines else None
         self.call_id = uuid.uuid4().hex  # the engine names every call (never the wire)
@@ -109,44 +85,36 @@ class VoiceSession:
         self.transport = transport
         self.call: Call | None = None
         self.events: list[CallEvent] = []
-        self._inbox: asyncio.Queue[InboundEvent] = asyncio.Queue()
-        self._queued_audio = 0
-        self._dropped_audio = 0
-        self._detector = SpeechDetector(services.settings.vad_threshold)
-        self._pending: dict[str, bool] = {}  # prompt marks not yet heard -> interruptible
-        self._play_until = 0.0
-        self._deadline: float | None = None
-        self._deadline_kind = "no_input"
-        self._marks = 0
-        self._recognizers: list[Recognizer] = []
-        self._menu: KeyMenu | None = None  # the key menu the caller was just offered
-        self._recording: RecordingTrack | None = None
-        self._caller_ms = 0  # the caller's audio clock (the recording's too)
-        self._utterance_from: int | None = None  # where the words being decoded began
-        self._voiced_ms: int | None = None  # the caller's last loud audio (endpoint wait)
-        self._mid_utterance = False  # words heard (a partial), no final yet
-        self._spoke_ms = 0.0  # the longest run of the caller's voice in this utterance
+        self._playback = Playback(services.prompts, settings.playback_grace_s, self._emit,
+                                  self.call_id)
+        self._playback.output = output  # type: ignore[assignment]  # a transport sets it
+        self._timer = InputTimer(settings.no_input_ms, settings.inter_digit_ms)
+        self._keys = DigitEntry(settings.max_digits)
+        self._listener = Listener(self._playback, self._timer, self._emit,
+                                  settings.vad_threshold, settings.barge_in_min_speech_ms,
+                                  self._secret_entry, self._asr_failed, self.call_id)
+        self._inbox = Inbox(self._playback, self._timer, self._listener,
+                            settings.audio_stall_ms, settings.max_queued_audio, self.call_id)
         # Set by the gateway when the call cannot be taken (over_capacity, draining): the
         # caller hears the busy prompt and the call ends, no dialogue, no recogniser.
         self.turned_away: str | None = None
 
     @property
+    def output(self) -> CallOutput:
+        return self._playback.output
+
+    @output.setter
+    def output(self, output: CallOutput) -> None:
+        self._playback.output = output
+
+    @property
     def queued_audio(self) -> int:
         """Caller audio frames received and not yet heard."""
-        return self._queued_audio
+        return self._inbox.queued_audio
 
-    # --- from the transport --------------------------------------------------------------
     def push(self, event: InboundEvent) -> None:
-        """Take an inbound event; never blocks. Audio beyond the cap is dropped (the call is
-        far behind real time) so a flood cannot grow memory; keys and hangups never are."""
-        if isinstance(event, AudioIn):
-            if self._queued_audio >= self.settings.max_queued_audio:
-                if not self._dropped_audio:
-                    log.warning("call %s: audio backlog full, dropping frames", self.call_id)
-                self._dropped_audio += 1
-                return
-            self._queued_audio += 1
-        self._inbox.put_nowait(event)
+        """From the transport: never blocks (``Inbox.push``)."""
+        self._inbox.push(event)
 
     # --- the call ------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
@@ -155,7 +123,7 @@ class VoiceSession:
             if self.turned_away:
                 await self._turn_away()
             else:
-                self._recording = self.services.open_recording(self.call_id)
+                self._playback.recording = self.services.open_recording(self.call_id)
                 await self._run()
         except _CallerGone:
             pass
@@ -174,57 +142,54 @@ class VoiceSession:
         self.call = Call(self.services.engines[locale], self.caller_id, locale, self.call_id,
                          failure_prompt=voice.failure_prompt, transport=self.transport,
                          emit=self._emit, external_id=self.external_id)
+        self._playback.call = self.call
         recognizer = self.services.recognizer_for(locale)
-        self._recognizers = [recognizer] if recognizer else []
+        self._listener.recognizers = [recognizer] if recognizer else []
         if voice.notice:
             await self._say([voice.notice], [None], interruptible=False)
         greeting = await self._dialogue(self.call.start())
         await self._say(*self._by_keys(greeting))
-        keys = ""
         while not self.call.ended:
-            await self._listen_for(self.call.prompt_names)
+            await self._listener.expect(self._phrases_after(self.call.prompt_names))
             if self.call.ended:  # the recogniser failed: the caller is going to an agent
                 break
-            event = await self._next_input(collecting=bool(keys))
+            event = await self._inbox.next_input(collecting=self._keys.collecting)
             if self.call.ended:  # a failure while listening already sent the caller on
                 break
-            if isinstance(event, _Hangup):
+            if isinstance(event, Hangup):
                 await self.call.hangup(heard=event.heard)
                 return
             turn: Awaitable[Turn] | None = None
-            if isinstance(event, _Digit) and self._menu and event.digit in self._menu.keys:
-                choice = self._menu.keys[event.digit]  # a key menu's choice: a request
-                self._emit("dtmf", digit=event.digit, at_ms=self._caller_ms)
-                turn = self.call.choose(event.digit, choice.intent, choice.entities)
-            elif isinstance(event, _Digit):
-                secret = self._wants_digits() and event.digit.isdigit()
-                self._emit("dtmf", digit="*" if secret else event.digit, at_ms=self._caller_ms)
-                if self._wants_digits() and event.digit != "#":
-                    keys += event.digit
-                    if len(keys) < self.settings.max_digits:
-                        continue
-                elif event.digit != "#":
-                    keys = event.digit
-                if not keys:
-                    continue
-                turn, keys = self.call.press(keys + "#"), ""
-            elif isinstance(event, _Timeout):
+            if isinstance(event, Key):
+                turn = self._keyed(event.digit)
+            elif isinstance(event, Timeout):
                 self._emit("timer", timer=event.kind)
-                if event.kind == "digits" and keys:
-                    turn, keys = self.call.press(keys + "#"), ""
-                else:
-                    turn = self.call.silence()
+                entry = self._keys.timed_out(event.kind)
+                turn = self.call.press(entry) if entry else self.call.silence()
             else:
                 hyp, asr = event.hypothesis, event.heard
                 if hyp.text:
                     turn = self.call.say(hyp.text, asr)
                 elif hyp.raw or event.spoke:  # words the grammar has none of: a no-match
                     turn = self.call.unintelligible(hyp.raw, asr)
-                else:
-                    continue  # noise: nothing said
+            if turn is None:
+                continue  # an entry still collecting, or noise: nothing said
             prompts = await self._dialogue(turn)
             await self._say(*self._by_keys(prompts))
-        await self._wait_for_playback()
+        await self._inbox.wait_for_playback()
+
+    def _keyed(self, digit: str) -> Awaitable[Turn] | None:
+        """A key: a menu's choice, the end of an entry, or None while an entry collects."""
+        assert self.call is not None
+        at_ms = self._listener.caller_ms
+        choice = self._keys.choice(digit)
+        if choice:  # a key menu's choice: a request
+            self._emit("dtmf", digit=digit, at_ms=at_ms)
+            return self.call.choose(digit, choice.intent, choice.entities)
+        secret = self.call.awaiting_secret_entry
+        self._emit("dtmf", digit="*" if secret and digit.isdigit() else digit, at_ms=at_ms)
+        entry = self._keys.key(digit, secret)
+        return self.call.press(entry) if entry else None
 
     async def _turn_away(self) -> None:
         self.locale = self.locale or self.services.default_locale
@@ -232,7 +197,7 @@ class VoiceSession:
                    locale=self.locale, model=None, external_id=self.external_id)
         await self._say([self.services.locales[self.locale].busy_prompt], ["busy"],
                         interruptible=False)
-        await self._wait_for_playback()
+        await self._inbox.wait_for_playback()
 
     def _by_keys(self, prompts: list[str]) -> tuple[list[str], list[str | None]]:
         """The dialogue's prompts, and their names; a caller whose language has no speech
@@ -240,23 +205,23 @@ class VoiceSession:
         assert self.call is not None and self.locale is not None
         names: list[str | None] = list(self.call.prompt_names)
         keypad = self.services.locales[self.locale].keypad
-        self._menu = None
-        if self._recognizers or keypad is None or self.call.ended or self._wants_digits():
+        self._keys.menu = None
+        if self._listener.recognizers or keypad is None or self.call.ended \
+                or self._secret_entry():
             return prompts, names
-        prompts, names, self._menu = keypad.offer(prompts, names)
+        prompts, names, self._keys.menu = keypad.offer(prompts, names)
         return prompts, names
 
-    def _wants_digits(self) -> bool:
-        """Keys collect into one entry (ended by # or a pause) while the dialogue asks
-        for a card number or PIN; elsewhere every key counts on its own."""
-        slots = self.call.slots if self.call else {}
-        return slots.get("active_loop") == "verification_form"
+    def _secret_entry(self) -> bool:
+        """The dialogue asks for a card number or PIN: keys collect into one entry (ended
+        by # or a pause), and the caller's words and audio are kept out of the records."""
+        return self.call is not None and self.call.awaiting_secret_entry
 
     async def _dialogue(self, step: Awaitable[Any]) -> list[str]:
         """One dialogue request (never two at once on a call), bounded in time: a stuck
         dialogue layer sends the caller to an agent instead of leaving them in silence."""
         assert self.call is not None
-        self._deadline = None
+        self._timer.stop()
         try:
             outcome = await asyncio.wait_for(step, self.settings.dialogue_timeout_s)
         except asyncio.TimeoutError:
@@ -268,21 +233,11 @@ class VoiceSession:
             return outcome.prompts
         return list(outcome)
 
-    async def _listen_for(self, prompt_names: Sequence[str | None]) -> None:
+    def _phrases_after(self, prompt_names: Sequence[str | None]) -> list[str] | None:
         assert self.locale is not None
-        phrases = self.services.locales[self.locale].phrases_after(prompt_names)
-        try:
-            for recognizer in self._recognizers:
-                await recognizer.expect(phrases)
-        except Exception:
-            await self._asr_failed()
+        return self.services.locales[self.locale].phrases_after(prompt_names)
 
     async def _asr_failed(self) -> None:
-        """The recogniser died (its worker crashed, say): the caller goes to an agent."""
-        log.exception("call %s: speech recognition failed", self.call_id)
-        for recognizer in self._recognizers:
-            recognizer.close()
-        self._recognizers = []
         await self._fail_over("asr")
 
     async def _choose_language(self) -> str:
@@ -297,226 +252,36 @@ class VoiceSession:
             recognizer = self.services.recognizer_for(voice.locale)
             if recognizer:
                 await recognizer.expect(voice.language_phrases)
-                self._recognizers.append(recognizer)
+                self._listener.recognizers.append(recognizer)
                 by_recognizer[id(recognizer)] = voice.locale
         for _ in range(LANGUAGE_ATTEMPTS):
             for voice in offered:
                 await self._say([voice.language_prompt], [None], voice=voice)
             while True:
-                event = await self._next_input()
-                if isinstance(event, _Hangup):
+                event = await self._inbox.next_input()
+                if isinstance(event, Hangup):
                     raise _CallerGone
-                if isinstance(event, _Digit):
+                if isinstance(event, Key):
                     self._emit("dtmf", digit=event.digit)
                     chosen = next((v.locale for v in offered if v.language_key == event.digit),
                                   None)
-                elif isinstance(event, _Speech):
+                elif isinstance(event, Speech):
                     chosen = by_recognizer.get(id(event.recognizer)) if event.hypothesis.text \
                         else None
                 else:
                     break  # no input: ask again
                 if chosen:
-                    by = "keys" if isinstance(event, _Digit) else "speech"
+                    by = "keys" if isinstance(event, Key) else "speech"
                     self._emit("language", locale=chosen, by=by)
                     return chosen
         self._emit("language", locale=self.services.default_locale, by="default")
         return self.services.default_locale
 
-    # --- listening -----------------------------------------------------------------------
-    async def _next_input(self, collecting: bool = False) -> _Speech | _Digit | _Timeout | _Hangup:
-        """Wait for the caller's next input, handling playback, barge-in and timers."""
-        loop = asyncio.get_running_loop()
-        while True:
-            timers: list[tuple[float, str]] = []  # (seconds left, which)
-            if self._pending:
-                timers.append((max(0.0, self._play_until - loop.time()), "playback"))
-            elif self._deadline is None and not self._mid_utterance:
-                # A barge-in, or sound that never became words ("음" then nothing): the
-                # caller is not speaking now, so no-input runs again (never dead air).
-                self._start_timer(collecting)
-            if not self._pending and self._deadline is not None:
-                timers.append((max(0.0, self._deadline - loop.time()), "deadline"))
-            if self._mid_utterance:  # the caller's audio may stop mid-word: never wait forever
-                timers.append((self.settings.audio_stall_ms / 1000, "stalled"))
-            timeout, timer = min(timers) if timers else (None, "")
-            try:  # input already waiting wins over a timer that has run out meanwhile
-                event = self._inbox.get_nowait() if not self._inbox.empty() else \
-                    await asyncio.wait_for(self._inbox.get(), timeout)
-            except asyncio.TimeoutError:
-                if timer == "stalled":
-                    speech = await self._end_stalled_utterance()
-                    if speech:
-                        return speech
-                    continue
-                if timer == "playback":  # the transport never confirmed playback: heard
-                    self._pending.clear()
-                    self._start_timer(collecting)
-                    continue
-                self._deadline = None
-                return _Timeout(self._deadline_kind)
-            if isinstance(event, PlaybackDone):
-                if self._pending.pop(event.mark, None) is not None and not self._pending:
-                    self._start_timer(collecting)
-            elif isinstance(event, CallerHangup):
-                return _Hangup(await self._heard_so_far())
-            elif isinstance(event, DigitIn):
-                await self._barge_in()
-                self._deadline = loop.time() + self.settings.inter_digit_ms / 1000
-                self._deadline_kind = "digits" if collecting or event.digit != "#" else "no_input"
-                return _Digit(event.digit)
-            elif isinstance(event, AudioIn):
-                self._take_audio(event)
-                speech = await self._hear(event.pcm)
-                if speech:
-                    return speech
-
-    def _take_audio(self, event: AudioIn) -> None:
-        """Inbound audio leaves the queue: it is on the call's clock and in the recording
-        (as silence while a card number or PIN is being collected)."""
-        self._queued_audio -= 1
-        self._caller_ms += int(duration_ms(event.pcm))
-        if self._recording:
-            self._recording.caller(event.pcm, muted=self._wants_digits())
-
-    async def _hear(self, pcm: bytes) -> _Speech | None:
-        speaking_ms = self._detector.feed(pcm)
-        if speaking_ms:
-            self._voiced_ms = self._caller_ms - int(self._detector.quiet_ms)
-        if not self._recognizers:  # keys only: sound neither interrupts a menu nor waits
-            return None            # for words (the no-input timer keeps running)
-        if self._pending and not all(self._pending.values()):
-            return None  # a prompt that must be heard out: the caller cannot answer yet
-        self._spoke_ms = max(self._spoke_ms, speaking_ms)
-        if self._spoke_ms >= self.settings.barge_in_min_speech_ms:
-            self._mid_utterance = True  # a voice, even with no partial yet: await its end
-        if speaking_ms and self._deadline_kind == "no_input":
-            self._deadline = None  # the caller is talking: no-input is off
-        if self._pending and speaking_ms >= self.settings.barge_in_min_speech_ms:
-            await self._barge_in()
-        if self._utterance_from is None:
-            self._utterance_from = self._caller_ms - int(duration_ms(pcm))
-        for recognizer in self._recognizers:
-            try:
-                started = time.perf_counter()
-                hyp = await recognizer.accept(pcm)
-            except Exception:
-                await self._asr_failed()
-                return _Speech(Hypothesis("", final=True), recognizer)
-            if hyp and hyp.final:
-                return self._utterance(hyp, recognizer, time.perf_counter() - started)
-            if hyp:
-                self._mid_utterance = self._mid_utterance or bool(hyp.raw or hyp.text)
-                self._emit("partial", text=self._mask_speech(hyp.raw))
-        return None
-
-    async def _end_stalled_utterance(self) -> _Speech | None:
-        """The caller's audio stopped mid-utterance (a stalled stream, a client that stops
-        sending): what was heard so far is the utterance; the silence that would end it
-        is never coming."""
-        self._mid_utterance = False
-        for recognizer in self._recognizers:
-            try:
-                started = time.perf_counter()
-                hyp = await recognizer.finish()
-            except Exception:
-                await self._asr_failed()
-                return _Speech(Hypothesis("", final=True), recognizer)
-            if hyp.text or hyp.raw or self._spoke():
-                self._voiced_ms = None  # the stall timer ended it, not an endpoint
-                return self._utterance(hyp, recognizer, time.perf_counter() - started,
-                                       stalled=True)
-        return None
-
-    def _utterance(self, hyp: Hypothesis, recognizer: Recognizer, decoded_s: float,
-                   **note: Any) -> _Speech:
-        """A final hypothesis: logged with where it lies in the call audio, how long the
-        recogniser waited after the last loud audio to end it (caller audio time) and how
-        long its final decoding took."""
-        self._mid_utterance = False
-        if self._voiced_ms is not None and self._voiced_ms >= (self._utterance_from or 0):
-            note["endpoint_s"] = max(0, self._caller_ms - self._voiced_ms) / 1000
-        self._voiced_ms = None
-        heard, spoke = self._heard(hyp), self._spoke()
-        self._spoke_ms = 0.0
-        self._emit("speech", text=self._mask_speech(hyp.text), **note, **heard,
-                   transcript_s=round(decoded_s, 4))
-        if not hyp.text and not hyp.raw and not spoke and not self._pending:
-            self._start_timer(False)  # only noise: keep waiting
-        return _Speech(hyp, recognizer, heard, spoke)
-
-    def _spoke(self) -> bool:
-        """The caller spoke, whatever the recogniser made of it: a voice as long as one that
-        cuts a prompt is speech, and speech no grammar matched is a no-match, not silence
-        (two of them reach an agent as ``no_match``, SPEC rule 1)."""
-        return self._spoke_ms >= self.settings.barge_in_min_speech_ms
-
-    def _mask_speech(self, text: str) -> str:
-        """Spoken numbers are masked; while a card number or PIN is asked for, the whole
-        utterance (a partial may hold the first digits, the recogniser may have made other
-        words of them)."""
-        return mask_entry(text) if self._wants_digits() else mask_text(text)
-
-    def _heard(self, hyp: Hypothesis) -> dict[str, Any]:
-        """How an utterance was heard, for the log: raw words, n-best, where in the call
-        audio it lies (``ivr replay`` decodes that span again)."""
-        start, self._utterance_from = self._utterance_from or 0, None
-        heard: dict[str, Any] = {"raw": self._mask_speech(hyp.raw),
-                                 "audio_ms": [start, self._caller_ms]}
-        if hyp.alternatives:
-            heard["alternatives"] = [{**a, "text": self._mask_speech(a["text"])}
-                                     for a in hyp.alternatives]
-        if self._wants_digits():
-            heard["muted"] = True  # not in the recording: replay uses the transcript
-        return heard
-    async def _heard_so_far(self) -> str:
-        """A caller who hangs up mid-sentence: keep what they said for the record."""
-        for recognizer in self._recognizers:
-            try:
-                hyp = await recognizer.finish()
-            except Exception:
-                continue
-            if hyp.raw:
-                return hyp.raw
-        return ""
-
-    def _start_timer(self, collecting: bool) -> None:
-        loop = asyncio.get_running_loop()
-        if collecting:
-            self._deadline_kind = "digits"
-            self._deadline = loop.time() + self.settings.inter_digit_ms / 1000
-        else:
-            self._deadline_kind = "no_input"
-            self._deadline = loop.time() + self.settings.no_input_ms / 1000
-
     # --- talking -------------------------------------------------------------------------
     async def _say(self, prompts: Sequence[str], names: Sequence[str | None],
                    interruptible: bool = True, voice: VoiceLocale | None = None) -> None:
         voice = voice or self.services.locales[self.locale or self.services.default_locale]
-        loop = asyncio.get_running_loop()
-        names = list(names) + [None] * (len(prompts) - len(names))
-        for text, name in zip(prompts, names, strict=False):
-            try:
-                started = time.perf_counter()
-                pcm = await self.services.prompts.render(text, voice.tts_voice, voice.locale, name)
-                render_s = time.perf_counter() - started  # synthesis, or the cache
-            except Exception:
-                log.exception("call %s: no audio for prompt %r", self.call_id, name)
-                self._emit("error", error="tts", prompt=name)
-                if self.call and not self.call.ended:
-                    self.call.fail_over("tts")  # a caller who cannot hear us needs a person
-                continue
-            self._marks += 1
-            mark = f"{name or 'prompt'}-{self._marks}"
-            # The last words of a call ("transferring you", goodbye) are heard out too.
-            ending = self.call is not None and self.call.ended
-            self._pending[mark] = interruptible and not ending and name not in voice.play_through
-            start = max(loop.time(), self._play_until)
-            self._play_until = start + duration_ms(pcm) / 1000 + self.settings.playback_grace_s
-            self._emit("prompt", name=name, text=text, mark=mark, ms=round(duration_ms(pcm)),
-                       interruptible=self._pending[mark], render_s=round(render_s, 4))
-            if self._recording:
-                self._recording.engine(pcm)
-            await self.output.play(pcm, mark, text)
+        await self._playback.say(prompts, names, voice, interruptible)
 
     async def _fail_over(self, error: str) -> None:
         """Part of the voice path failed: tell the caller and send them to an agent."""
@@ -524,30 +289,6 @@ class VoiceSession:
             self.call.fail_over(error)
             self.call.prompt_names = [None]
             await self._say([self.call.failure_prompt], [None])
-
-    async def _barge_in(self) -> None:
-        if self._pending and all(self._pending.values()):
-            self._emit("barge_in", marks=list(self._pending))
-            self._pending.clear()
-            if self._recording:
-                self._recording.cut()
-            await self.output.clear()
-
-    async def _wait_for_playback(self) -> None:
-        """Let the last prompts (goodbye, "transferring you") be heard before ending."""
-        loop = asyncio.get_running_loop()
-        while self._pending:
-            try:
-                event = await asyncio.wait_for(self._inbox.get(),
-                                               max(0.0, self._play_until - loop.time()))
-            except asyncio.TimeoutError:
-                return
-            if isinstance(event, PlaybackDone):
-                self._pending.pop(event.mark, None)
-            elif isinstance(event, AudioIn):
-                self._take_audio(event)
-            elif isinstance(event, CallerHangup):
-                return
 
     async def _close(self) -> dict[str, Any]:
         if self.call is None:
@@ -561,11 +302,10 @@ class VoiceSession:
                 await self.call.hangup()
             result = self.call.result()
         result["transport"] = self.transport
-        result["dropped_audio_frames"] = self._dropped_audio
-        if self._recording:
-            self._recording.close()
-        for recognizer in self._recognizers:
-            recognizer.close()
+        result["dropped_audio_frames"] = self._inbox.dropped_audio
+        if self._playback.recording:
+            self._playback.recording.close()
+        self._listener.close()
         if result.get("handoff") and self.deliver_handoff:
             try:
                 result["delivery"] = await self.deliver_handoff(result["handoff"])
@@ -573,9 +313,10 @@ class VoiceSession:
                 log.exception("call %s: handoff delivery failed", self.call_id)
                 result["delivery"] = {"status": "failed", "error": type(e).__name__}
             self._emit("delivery", **result["delivery"])
-        self._emit("end", **end_summary(result), dropped_audio_frames=self._dropped_audio,
-                   asr_audio_s=sum(getattr(r, "audio_s", 0.0) for r in self._recognizers),
-                   asr_decode_s=sum(getattr(r, "decode_s", 0.0) for r in self._recognizers))
+        recognizers = self._listener.recognizers
+        self._emit("end", **end_summary(result), dropped_audio_frames=self._inbox.dropped_audio,
+                   asr_audio_s=sum(getattr(r, "audio_s", 0.0) for r in recognizers),
+                   asr_decode_s=sum(getattr(r, "decode_s", 0.0) for r in recognizers))
         await self.services.log_settled()  # the caller hears the end once the log has it
         try:
             await self.output.end(result)
