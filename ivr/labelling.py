@@ -5,45 +5,41 @@
 - an ASR error: what the caller really said (a label only; an example too with an intent);
 - a dialect synonym (``dialects.yml``) or an ASR near-homophone term (``lexicon.yml``).
 
-Files are appended to as text, so every comment and line people wrote stays as it was.
-Every label is also recorded in the call log's ``labels`` table, which takes the labelled
-utterances out of the review queue. docs/review.md has the rules. All synchronous.
+Files are appended to as text (ivr/label_files.py), so every comment and line people
+wrote stays as it was. Every label is also recorded in the call log's ``labels`` table, which
+takes the labelled utterances out of the review queue. docs/review.md has the rules. All
+synchronous.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import os
-import re
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
-
-import yaml
+from typing import Any
 
 from ivr.calllog.store import CallStore
 from ivr.errors import DataFileError, IvrError, Remedy, shown
+from ivr.label_files import (
+    add_dialect_phrase,
+    add_lexicon_term,
+    append_examples,
+    left_out_terms,
+    one_at_a_time,
+    utc_now,
+)
 from ivr.masking import mask_text
 from ivr.nlu.normalizer import HOMOPHONE, MANDARIN, Normalizer
 from ivr.project import Project
 from ivr.review import Item, canonical
 from ivr.yamlfile import read_mapping
 
-_DISCUSSED = re.compile(r"([\u4e00-\u9fff]+(?:/[\u4e00-\u9fff]+)*) \(")
 ASR = "asr"  # the "dialect" of a near-homophone: it goes to lexicon.yml (see add_synonym)
 # How to go on, said by each front end (ivr/errors.py): a flag in the CLI, a control in
 # the console.
 FORCE = Remedy("synonym_force", " (add it anyway with --force)")
 SAID = Remedy("said", " (--said)")
 LOCALE = Remedy("locale", ": use --locale")
-NEW_FILE = ('# Utterances trainers labelled from calls (`ivr review label`, the console).\n'
-            '# Appended to by the engine; one block per labelling, who and when in the\n'
-            '# metadata. Edit or delete examples freely; the next `ivr train` uses it.\n'
-            'version: "3.1"\n\nnlu:\n')
 
 
 class LabelError(IvrError):
@@ -155,23 +151,7 @@ class _Index:
 
 
 # --- labels --------------------------------------------------------------------------------
-_F = TypeVar("_F", bound=Callable[..., Any])
-_FILES = threading.Lock()
-
-
-def _one_at_a_time(fn: _F) -> _F:
-    """Two trainers on the console label at once: each checks and appends to the data
-    files in turn, so neither misses the other's example nor overwrites it."""
-
-    @functools.wraps(fn)
-    def locked(*args: Any, **kwargs: Any) -> Any:
-        with _FILES:
-            return fn(*args, **kwargs)
-
-    return locked  # type: ignore[return-value]
-
-
-@_one_at_a_time
+@one_at_a_time
 def label_intent(project: Project, store: CallStore, items: list[Item], intent: str, by: str,
                  cluster: str | None = None) -> LabelResult:
     """Say what the callers of ``items`` meant: each becomes an example of ``intent`` unless
@@ -187,7 +167,7 @@ def label_intent(project: Project, store: CallStore, items: list[Item], intent: 
         result.outcomes.append(outcome)
         if example:
             examples.append(_example(example, by, item.call_id, item.n, index.form(item.text)))
-    _append_examples(project.labelled, intent, examples)
+    append_examples(project.labelled, intent, examples)
     for item, outcome in zip(items, result.outcomes, strict=True):
         if outcome.status != "conflict":
             store.add_label(item.call_id, by, intent=intent, turn=item.n, text=item.text,
@@ -196,7 +176,7 @@ def label_intent(project: Project, store: CallStore, items: list[Item], intent: 
     return result
 
 
-@_one_at_a_time
+@one_at_a_time
 def mark_asr_error(project: Project, store: CallStore, item: Item, said: str, by: str,
                    intent: str | None = None) -> LabelResult:
     """Record that the caller of ``item`` really said ``said`` (masked like everything
@@ -214,7 +194,7 @@ def mark_asr_error(project: Project, store: CallStore, item: Item, said: str, by
         result.outcomes.append(outcome)
         if example:
             result.file = project.labelled
-            _append_examples(project.labelled, intent, [
+            append_examples(project.labelled, intent, [
                 _example(example, by, item.call_id, item.n, index.form(said),
                          heard=item.text)])
     store.add_label(item.call_id, by, intent=intent, turn=item.n, text=said, kind="asr_error",
@@ -254,7 +234,7 @@ def _consider(index: _Index, key: str, text: str, intent: str) -> tuple[Outcome,
 
 def _example(text: str, by: str, call_id: str, n: int, form: str | None,
              heard: str | None = None) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"labelled_by": by, "labelled_at": _now(), "call": call_id,
+    metadata: dict[str, Any] = {"labelled_by": by, "labelled_at": utc_now(), "call": call_id,
                                 "turn": n}
     if form:
         metadata["form"] = form
@@ -263,55 +243,13 @@ def _example(text: str, by: str, call_id: str, n: int, form: str | None,
     return {"text": text, "metadata": metadata}
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _append_examples(path: Path, intent: str, examples: list[dict[str, Any]]) -> None:
-    """One block of examples-with-metadata at the end of the file (created if missing)."""
-    if not examples:
-        return
-    lines = [f"- intent: {intent}", "  examples:"]
-    for ex in examples:
-        meta = ", ".join(f"{k}: {_quoted(v)}" for k, v in ex["metadata"].items())
-        lines += [f"  - text: {_quoted(ex['text'])}", f"    metadata: {{{meta}}}"]
-    old = path.read_text(encoding="utf-8") if path.is_file() else NEW_FILE
-    new = old + ("" if old.endswith("\n") else "\n") + "\n".join(lines) + "\n"
-
-    def landed(data: Any) -> bool:  # the block is the last item of `nlu`
-        block = (data or {}).get("nlu") or [{}]
-        return block[-1].get("intent") == intent and len(block[-1].get("examples") or []) == len(
-            examples)
-
-    _write_checked(path, new, landed, "labelled examples")
-
-
-def _quoted(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else str(value)
-
-
-def _write_checked(path: Path, text: str, landed: Callable[[Any], bool], what: str) -> None:
-    """Write ``text`` over ``path`` (atomically) if it parses and ``landed`` finds the
-    change in it: an appended line in an unusual file must not silently go elsewhere."""
-    try:
-        ok = landed(yaml.safe_load(text))
-    except (yaml.YAMLError, AttributeError, TypeError, IndexError, KeyError):
-        ok = False
-    if not ok:
-        raise DataFileError(f"{shown(path)}: could not add the {what} at the end of the file "
-                            "(is its layout unusual?): add them by hand")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 # --- dialect synonyms and near-homophones ------------------------------------------------------
 def dialect_codes(project: Project) -> list[str]:
     """The dialects of ``dialects.yml``, and ``asr`` for a near-homophone."""
     return [*(read_mapping(project.nlu_dir / "dialects.yml").get("dialects") or {}), ASR]
 
 
-@_one_at_a_time
+@one_at_a_time
 def add_synonym(project: Project, store: CallStore, key: str, mandarin: str, dialect: str,
                 by: str, items: Iterable[Item] = (), cluster: str | None = None,
                 force: bool = False) -> SynonymResult:
@@ -348,7 +286,7 @@ def add_synonym(project: Project, store: CallStore, key: str, mandarin: str, dia
         if mandarin in terms:
             raise SynonymError(f"{key!r} does not sound like the term {mandarin!r} by the "
                                "lexicon's rule: label the utterance instead")
-        if mandarin in _left_out(project.nlu_dir / "lexicon.yml") and not force:
+        if mandarin in left_out_terms(project.nlu_dir / "lexicon.yml") and not force:
             raise SynonymError(f"lexicon.yml leaves {mandarin!r} out on purpose (its header "
                                "says why)", FORCE)
         new = Normalizer(dialects, [*terms, mandarin], [tuple(p) for p in fuzzy])
@@ -362,9 +300,9 @@ def add_synonym(project: Project, store: CallStore, key: str, mandarin: str, dia
     if not force:
         _check_mandarin_kept(project, old, new, key if dialect == ASR else None)
     if dialect == ASR:
-        path = _add_term(project.nlu_dir / "lexicon.yml", mandarin, by)
+        path = add_lexicon_term(project.nlu_dir / "lexicon.yml", mandarin, by)
     else:
-        path = _add_phrase(project.nlu_dir / "dialects.yml", dialect, key, mandarin, by)
+        path = add_dialect_phrase(project.nlu_dir / "dialects.yml", dialect, key, mandarin, by)
     note = f"{dialect}: {key} → {mandarin}"
     items = list(items)
     for item in items:
@@ -391,63 +329,3 @@ def _check_mandarin_kept(project: Project, old: Normalizer, new: Normalizer,
     if hits:
         raise SynonymError(f"it would rewrite {len(hits)} Mandarin training example(s): "
                            f"{'; '.join(hits[:3])}", FORCE)
-
-
-def _left_out(path: Path) -> set[str]:
-    """Words the lexicon's comments discuss as ``term (the everyday word it would eat)``:
-    those not in its list were left out on purpose."""
-    found = set()
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.lstrip().startswith("#"):
-            for words in _DISCUSSED.findall(line):
-                found.update(words.split("/"))
-    return found
-
-
-def _add_phrase(path: Path, dialect: str, key: str, mandarin: str, by: str) -> Path:
-    """``key: mandarin`` after the last entry of the dialect's section."""
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines)
-                  if line.startswith(f"  {dialect}:")), None)
-    if start is None:
-        raise DataFileError(f"{shown(path)}: no section {dialect}")
-    last = start
-    for i in range(start + 1, len(lines)):
-        stripped = lines[i].strip()
-        if stripped and not lines[i].startswith("   "):  # the next section (or key)
-            break
-        if stripped and not stripped.startswith("#"):
-            last = i
-    entry = f"    {_plain(key)}: {_plain(mandarin)}  # {by} {_now()[:10]}\n"
-    new = "".join([*lines[:last + 1], entry, *lines[last + 1:]])
-    _write_checked(path, new, lambda d: d["dialects"][dialect].get(key) == mandarin,
-                   "synonym")
-    return path
-
-
-def _add_term(path: Path, term: str, by: str) -> Path:
-    """``- term`` after the last item of the ``terms:`` list."""
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == "terms:"), None)
-    if start is None:
-        raise DataFileError(f"{shown(path)}: no 'terms:' list")
-    last = start
-    for i in range(start + 1, len(lines)):
-        stripped = lines[i].strip()
-        if stripped and not lines[i].startswith(" "):
-            break
-        if stripped.startswith("- "):
-            last = i
-    entry = f"  - {_plain(term)}  # {by} {_now()[:10]}\n"
-    new = "".join([*lines[:last + 1], entry, *lines[last + 1:]])
-    _write_checked(path, new, lambda d: term in d["terms"], "term")
-    return path
-
-
-def _plain(text: str) -> str:
-    """``text`` as a YAML scalar: as is where it reads back the same, else quoted."""
-    try:
-        same = yaml.safe_load(f"k: {text}") == {"k": text}
-    except yaml.YAMLError:
-        same = False
-    return text if same and "#" not in text else json.dumps(text, ensure_ascii=False)

@@ -23,7 +23,8 @@ import yaml
 
 from ivr.calllog.store import CallStore
 from ivr.errors import DataFileError, IvrError, shown
-from ivr.labelling import Outcome, _consider, _Index, _now, _one_at_a_time, _same_locale
+from ivr.label_files import one_at_a_time, utc_now
+from ivr.labelling import Outcome, _consider, _Index, _same_locale
 from ivr.masking import mask_text
 from ivr.project import Project
 from ivr.review import Item
@@ -117,7 +118,7 @@ def check(project: Project, intent: str, label: str, route: str) -> tuple[str, s
     return intent, mask_text(label)
 
 
-@_one_at_a_time
+@one_at_a_time
 def propose(project: Project, store: CallStore, items: list[Item], intent: str, label: str,
             route: str, by: str, cluster: str | None = None) -> tuple[Proposal, list[Outcome]]:
     """Propose ``intent`` for ``items``: each becomes one of its examples unless it is an
@@ -142,7 +143,7 @@ def propose(project: Project, store: CallStore, items: list[Item], intent: str, 
     if not examples:
         raise ProposalError("none of the utterances can be an example of a new intent "
                             "(each is masked, or an example of an existing intent)")
-    at = _now()
+    at = utc_now()
     digest = hashlib.sha1(f"{project.locale}\n{intent}\n{at}".encode()).hexdigest()
     proposal = Proposal(f"p{digest[:10]}", project.locale, intent, label, route, by, at,
                         cluster, examples)
@@ -157,7 +158,7 @@ def propose(project: Project, store: CallStore, items: list[Item], intent: str, 
     return proposal, outcomes
 
 
-@_one_at_a_time
+@one_at_a_time
 def decide(project: Project, store: CallStore, proposal_id: str, accept: bool, by: str,
            note: str = "") -> Proposal:
     """Accept or reject a pending proposal; someone other than its author decides."""
@@ -171,7 +172,7 @@ def decide(project: Project, store: CallStore, proposal_id: str, accept: bool, b
     if found.proposed_by == by:
         raise ProposalError("a proposal is reviewed by someone other than its author")
     found.status = ACCEPTED if accept else REJECTED
-    found.reviewed_by, found.reviewed_at = by, _now()
+    found.reviewed_by, found.reviewed_at = by, utc_now()
     found.note = mask_text(" ".join(note.split()))[:MAX_NOTE] or None
     _write(project, proposals)
     store.audit(by, "accept_intent" if accept else "reject_intent", None,
