@@ -475,10 +475,16 @@ async def test_a_recogniser_failure_ends_in_an_agent_not_a_dead_call(server: Ser
 
 
 @pytest.mark.fault("NLU / dialogue timing out")
-async def test_a_stuck_dialogue_layer_sends_the_caller_to_an_agent(server: Server) -> None:
+async def test_a_stuck_dialogue_layer_sends_the_caller_to_an_agent(
+        server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def never_answers(*args) -> None:
+        await asyncio.sleep(3600)  # on the dialogue thread, as a hung action would
+
+    # A real hang, not a tight timeout: a 1 ms limit let a fast greeting through.
+    monkeypatch.setattr(server.gateway.services.engines["zh"], "_handle", never_answers)
     services = server.gateway.services
     normal = services.settings
-    services.settings = dataclasses.replace(normal, dialogue_timeout_s=0.001)
+    services.settings = dataclasses.replace(normal, dialogue_timeout_s=0.5)
     try:
         phone = await server.plain()
         result = await server.wait_result(phone)
