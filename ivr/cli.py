@@ -345,6 +345,7 @@ async def cmd_calls(args: argparse.Namespace) -> int:
 async def cmd_replay(args: argparse.Namespace) -> int:
     """Re-run logged calls through the engine (a new model) and say what changes."""
     from ivr.calllog.replay import Replayer
+    from ivr.engine_factory import offline_recognizers
     from ivr.voice.voice_locale import load_voice_locales
 
     if bool(args.call_id) == bool(args.since):
@@ -352,7 +353,7 @@ async def cmd_replay(args: argparse.Namespace) -> int:
     store, settings = _open_store(args.project_obj)
     root = args.project_obj.root
     replayer = Replayer(store, root, load_voice_locales(root / "locales"), settings.recordings,
-                        _speech_recognizers(root))
+                        offline_recognizers(root))
     try:
         if args.call_id:
             report = await replayer.replay(args.call_id, args.model)
@@ -365,27 +366,6 @@ async def cmd_replay(args: argparse.Namespace) -> int:
         return 0
     finally:
         replayer.close()
-
-
-def _speech_recognizers(root: Path) -> Callable[[str], Any]:
-    """A fresh recogniser per utterance for each locale whose speech model is installed
-    (replay decodes recordings with them); models load on first use."""
-    from ivr.voice.asr import SpeechModel, SpeechModelError, VoskRecognizer
-    from ivr.voice.voice_locale import load_voice_locales
-
-    voices = load_voice_locales(root / "locales")
-    models: dict[str, Any] = {}
-
-    def recognizer_for(locale: str) -> Any:
-        if locale not in models:
-            spec = voices[locale].asr_model if locale in voices else None
-            try:
-                models[locale] = SpeechModel.load(locale, spec) if spec else None
-            except SpeechModelError:
-                models[locale] = None
-        return VoskRecognizer(models[locale]) if models[locale] else None
-
-    return recognizer_for
 
 
 def _print_replay(report: dict[str, Any]) -> None:
@@ -755,7 +735,8 @@ async def cmd_data(args: argparse.Namespace) -> int:
 
 
 async def cmd_serve(args: argparse.Namespace) -> int:
-    from ivr.server import ServerSettings, serve
+    from ivr.server.run import serve
+    from ivr.server.settings import ServerSettings
 
     settings = ServerSettings(host=args.host, port=args.port,
                               audiosocket_host=args.audiosocket_host,
@@ -772,8 +753,9 @@ async def cmd_serve(args: argparse.Namespace) -> int:
 
 async def cmd_models(args: argparse.Namespace) -> int:
     """Each locale's dialogue model, speech model and TTS voice: found, or what to do."""
+    from ivr.engine_factory import load_speech_model
     from ivr.errors import ModelNotFoundError
-    from ivr.voice.asr import SpeechModel, SpeechModelError
+    from ivr.voice.asr import SpeechModelError
     from ivr.voice.tts import EspeakTts, TtsError
     from ivr.voice.voice_locale import load_voice_locales
 
@@ -791,15 +773,15 @@ async def cmd_models(args: argparse.Namespace) -> int:
             missing += 1
             print(f"  dialogue model  MISSING: {e}")
         keys = "callers get its key menu" if voice.keypad else "calls take keys only"
-        if not voice.asr_model:
-            print(f"  speech model    none configured: {keys}")
+        try:
+            model = await asyncio.get_running_loop().run_in_executor(
+                None, load_speech_model, name, voice)
+        except SpeechModelError as e:
+            missing += 1
+            print(f"  speech model    MISSING: {e}; {keys} (docs/voice.md)")
         else:
-            loop = asyncio.get_running_loop()
-            try:
-                model = await loop.run_in_executor(None, SpeechModel.load, name, voice.asr_model)
-            except SpeechModelError as e:
-                missing += 1
-                print(f"  speech model    MISSING: {e}; {keys} (docs/voice.md)")
+            if model is None:
+                print(f"  speech model    none configured: {keys}")
             else:
                 print(f"  speech model    {model.path} ({len(model.vocabulary)} words, "
                       f"unknown word {model.unknown_word or 'none'})")

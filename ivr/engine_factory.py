@@ -1,19 +1,22 @@
-"""The one place a dialogue engine is built: its model, bank adapter, knowledge base and
-verification lockout, from the project and the configuration.
+"""The one place a dialogue engine is built (its model, bank adapter, knowledge base and
+verification lockout) and the one place speech models load, from the project and the
+configuration.
 
 The bank adapter is configured (docs/bank-adapter.md): ``IVR_BANK=demo`` (the embedded
 default: the demo customers of the README) or ``IVR_BANK=http`` with ``IVR_BANK_URL`` (the
 bank's core-banking API), ``IVR_BANK_TOKEN``, ``IVR_BANK_TIMEOUT_S``, ``IVR_BANK_RETRIES``.
 Evaluation and replay always use the demo bank (``stand_in_bank``): their scripted and
 recorded calls are the demo customers', and a replay must never act on a real account.
-A locale is its files (``knowledge/<locale>.yml``, the model named in ``models/live.yml``):
-adding one needs no code here.
+A locale is its files (``knowledge/<locale>.yml``, the model named in ``models/live.yml``,
+the speech model ``locales/<locale>.yml`` names): adding one needs no code here.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +27,11 @@ from ivr.project import Project
 
 if TYPE_CHECKING:
     from ivr.dialogue.engine import DialogueEngine
+    from ivr.voice.asr import SpeechModel, VoskRecognizer
+    from ivr.voice.decoders import DecoderPool
+    from ivr.voice.voice_locale import VoiceLocale
+
+log = logging.getLogger(__name__)
 
 BANK_KINDS = ("demo", "http")
 
@@ -108,3 +116,83 @@ async def close_engines(engines: Iterable[DialogueEngine]) -> None:
             await aclose_all()
     for engine in engines:
         engine.close()
+
+
+def load_speech_model(locale: str, voice: VoiceLocale,
+                      end_of_speech_ms: int = 500) -> SpeechModel | None:
+    """The one place a speech model loads (``ivr serve``, ``ivr replay``, ``ivr models``):
+    None where the locale configures none; ``SpeechModelError`` where the configured one is
+    not installed. Blocking (reads the vocabulary): call it in an executor."""
+    from ivr.voice.asr import SpeechModel
+
+    if not voice.asr_model:
+        return None
+    return SpeechModel.load(locale, voice.asr_model, end_of_speech_ms)
+
+
+@dataclass
+class SpeechModels:
+    """Each locale's Vosk model (absent where none is installed: keys only), decoding in
+    worker processes so that a native crash costs one worker, not the engine."""
+
+    models: dict[str, SpeechModel]
+    decoders: DecoderPool | None  # None: no model installed
+
+    def recognizer_for(self, locale: str) -> VoskRecognizer | None:
+        from ivr.voice.asr import VoskRecognizer
+
+        model = self.models.get(locale)
+        if model is None or self.decoders is None:
+            return None
+        return VoskRecognizer(model, decoder=self.decoders.decoder(locale))
+
+
+async def load_speech_models(locales: dict[str, VoiceLocale], end_of_speech_ms: int,
+                             workers: int) -> SpeechModels:
+    """``ivr serve``'s models, decoded by ``workers`` processes. A missing one is a warning
+    (that locale takes keys only), a grammar phrase the model cannot say is an error (the
+    menu would never match)."""
+    from ivr.voice.decoders import DecoderPool
+    from ivr.voice.vosk_model import SpeechModelError
+
+    loop = asyncio.get_running_loop()
+    models: dict[str, SpeechModel] = {}
+    for name, voice in locales.items():
+        try:
+            model = await loop.run_in_executor(None, load_speech_model, name, voice,
+                                               end_of_speech_ms)
+        except SpeechModelError as e:
+            log.warning("%s; %s calls will take keys only (see `ivr models`)", e, name)
+            continue
+        if model is None:
+            continue
+        missing = model.missing_words(voice.all_phrases())
+        if missing:
+            raise IvrError(f"locales/{name}.yml: the {name} speech model has no word for "
+                           f"{', '.join(missing)}; grammar phrases must use its vocabulary")
+        models[name] = model
+    pool = DecoderPool(models, workers) if models else None
+    return SpeechModels(models, pool)
+
+
+def offline_recognizers(root: Path) -> Callable[[str], VoskRecognizer | None]:
+    """A fresh in-process recogniser per utterance for each locale whose speech model is
+    installed (``ivr replay`` decodes recordings with them); models load on first use."""
+    from ivr.voice.asr import VoskRecognizer
+    from ivr.voice.voice_locale import load_voice_locales
+    from ivr.voice.vosk_model import SpeechModelError
+
+    voices = load_voice_locales(root / "locales")
+    models: dict[str, SpeechModel | None] = {}
+
+    def recognizer_for(locale: str) -> VoskRecognizer | None:
+        if locale not in models:
+            try:
+                models[locale] = (load_speech_model(locale, voices[locale])
+                                  if locale in voices else None)
+            except SpeechModelError:
+                models[locale] = None
+        model = models[locale]
+        return VoskRecognizer(model) if model else None
+
+    return recognizer_for

@@ -59,7 +59,8 @@ from ivr.console.throttle import (
 )
 from ivr.errors import shown
 from ivr.project import Project
-from ivr.server import ServerSettings, build_app
+from ivr.server.app import build_app
+from ivr.server.settings import ServerSettings
 from ivr.voice.session import VoiceServices
 from ivr.voice.tts import EspeakTts, PromptAudio
 

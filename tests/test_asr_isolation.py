@@ -16,7 +16,10 @@ from conftest import KNOWN
 from phones import PlainPhone, serving, silence, speak
 from test_asr import MENU, hear
 
-from ivr.server import GATEWAY, ServerSettings, SpeechModels, build_app
+from ivr.engine_factory import SpeechModels
+from ivr.server.app import build_app
+from ivr.server.settings import ServerSettings
+from ivr.server.state import GATEWAY
 from ivr.voice.asr import SpeechModel, VoskRecognizer
 from ivr.voice.decoders import DecoderCrashed, DecoderPool
 from ivr.voice.session import VoiceServices, VoiceSettings

@@ -36,7 +36,9 @@ from test_gateway import SPEECH, TOKEN, TWILIO_TOKEN, Server
 from ivr.calllog import CallEvent
 from ivr.calllog.recorder import CallLogSettings, CallRecorder
 from ivr.calllog.store import AmbiguousCall, CallNotFound, CallStore
-from ivr.server import CALL_LOG, ServerSettings, build_app
+from ivr.server.app import build_app
+from ivr.server.settings import ServerSettings
+from ivr.server.state import CALL_LOG
 from ivr.voice.asr import ScriptedRecognizer
 from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.transports import external_reference

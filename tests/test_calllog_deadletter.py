@@ -27,7 +27,9 @@ from ivr.calllog import CallEvent
 from ivr.calllog.recorder import CallLogSettings, CallRecorder
 from ivr.calllog.store import CallStore
 from ivr.cli import main
-from ivr.server import CALL_LOG, GATEWAY, ServerSettings, build_app
+from ivr.server.app import build_app
+from ivr.server.settings import ServerSettings
+from ivr.server.state import CALL_LOG, GATEWAY
 from ivr.voice.asr import ScriptedRecognizer
 from ivr.voice.metrics import Metrics
 from ivr.voice.session import VoiceServices, VoiceSettings

@@ -21,7 +21,9 @@ from phones import PlainPhone, TwilioPhone, serving, speak, tone
 from ivr.calllog.recorder import CallLogSettings, CallRecorder
 from ivr.calllog.replay import Replayer
 from ivr.cli import main
-from ivr.server import CALL_LOG, GATEWAY, ServerSettings, build_app
+from ivr.server.app import build_app
+from ivr.server.settings import ServerSettings
+from ivr.server.state import CALL_LOG, GATEWAY
 from ivr.voice.asr import ScriptedRecognizer, SpeechModel, VoskRecognizer
 from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.tts import EspeakTts, PromptAudio

@@ -23,14 +23,9 @@ from test_gateway import SPEECH
 
 from ivr.calllog.recorder import CallLogSettings
 from ivr.errors import IvrError
-from ivr.server import (
-    AUDIOSOCKET_ADDRESS,
-    CALL_LOG,
-    GATEWAY,
-    ServerSettings,
-    build_app,
-    measured_capacity,
-)
+from ivr.server.app import build_app
+from ivr.server.settings import ServerSettings, measured_capacity
+from ivr.server.state import AUDIOSOCKET_ADDRESS, CALL_LOG, GATEWAY
 from ivr.voice.gateway import Gateway
 
 TOKEN = "capacity-token"

@@ -30,7 +30,9 @@ from ivr.console.auth import ADMIN, COOKIE, CSRF_HEADER, check_password, hash_pa
 from ivr.console.throttle import login_attempts
 from ivr.project import Project
 from ivr.promotion import write_live_pointer
-from ivr.server import CALL_LOG, ServerSettings, build_app
+from ivr.server.app import build_app
+from ivr.server.settings import ServerSettings
+from ivr.server.state import CALL_LOG
 from ivr.voice.asr import SpeechModel, VoskRecognizer
 from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.tts import EspeakTts, PromptAudio

@@ -45,7 +45,8 @@ from ivr.calllog.store import CallStore
 from ivr.console import CONSOLE, ConsoleContext, i18n, kpi
 from ivr.console.auth import hash_password
 from ivr.project import Project
-from ivr.server import ServerSettings, build_app
+from ivr.server.app import build_app
+from ivr.server.settings import ServerSettings
 from ivr.trends import trends
 from ivr.voc import Month, voice_of_customer
 from ivr.voice.session import VoiceServices

@@ -41,7 +41,8 @@ from ivr.labelling import SynonymError, add_synonym
 from ivr.project import Project
 from ivr.proposals import proposals_file, read_proposals
 from ivr.review import ReviewError, find_cluster, review_queue
-from ivr.server import ServerSettings, build_app
+from ivr.server.app import build_app
+from ivr.server.settings import ServerSettings
 from ivr.voice.session import VoiceServices
 from ivr.voice.tts import EspeakTts, PromptAudio
 

@@ -22,7 +22,9 @@ from sqlalchemy.engine import make_url
 from test_gateway import SPEECH
 
 from ivr.calllog.recorder import CallLogSettings
-from ivr.server import CALL_LOG, ServerSettings, build_app
+from ivr.server.app import build_app
+from ivr.server.settings import ServerSettings
+from ivr.server.state import CALL_LOG
 from ivr.voice.asr import ScriptedRecognizer
 from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.tts import EspeakTts, PromptAudio

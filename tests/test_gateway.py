@@ -32,7 +32,9 @@ from phones import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from ivr.calllog.recorder import CallRecorder
-from ivr.server import AUDIOSOCKET_ADDRESS, CALL_LOG, GATEWAY, ServerSettings, build_app
+from ivr.server.app import build_app
+from ivr.server.settings import ServerSettings
+from ivr.server.state import AUDIOSOCKET_ADDRESS, CALL_LOG, GATEWAY
 from ivr.voice.asr import ScriptedRecognizer
 from ivr.voice.gateway import Gateway
 from ivr.voice.session import VoiceServices, VoiceSettings

@@ -26,7 +26,9 @@ from ivr.calllog.recorder import CallLogSettings
 from ivr.console import CONSOLE
 from ivr.console.auth import ADMIN, CSRF_HEADER, hash_password
 from ivr.project import Project
-from ivr.server import ServerSettings, build_app, start_server
+from ivr.server.app import build_app
+from ivr.server.run import start_server
+from ivr.server.settings import ServerSettings
 from ivr.voice.session import VoiceServices
 from ivr.voice.transports.twilio import twilio_signature
 from ivr.voice.tts import EspeakTts, PromptAudio

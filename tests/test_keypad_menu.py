@@ -25,9 +25,11 @@ from test_calllog_voice import Server as LoggingServer
 from ivr.calllog.recorder import CallLogSettings
 from ivr.calllog.replay import Replayer
 from ivr.data_validation import validate
+from ivr.engine_factory import load_speech_models
 from ivr.errors import DataFileError
 from ivr.project import Project
-from ivr.server import ServerSettings, build_app, load_speech_models
+from ivr.server.app import build_app
+from ivr.server.settings import ServerSettings, asr_workers
 from ivr.voice.keypad import Keypad
 from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.tts import EspeakTts, PromptAudio
@@ -118,7 +120,8 @@ async def server(engine: Any, project: Any,
     folder = tmp_path_factory.mktemp("keypad")
     zh = dataclasses.replace(load_voice_locales(project.root / "locales")["zh"],
                              asr_model=str(folder / "vosk-model-small-cn-0.22"))
-    speech = await load_speech_models({"zh": zh}, end_of_speech_ms=500)  # as `ivr serve`
+    speech = await load_speech_models({"zh": zh}, end_of_speech_ms=500,  # as `ivr serve`
+                                      workers=asr_workers())
     services = VoiceServices(
         engines={"zh": engine}, locales={"zh": zh},
         prompts=PromptAudio(EspeakTts(), cache_dir=project.root / ".cache" / "prompts"),

@@ -25,7 +25,9 @@ from phones import PlainPhone, serving, tone
 from prometheus_client.parser import text_string_to_metric_families
 
 from ivr.calllog import CallEvent
-from ivr.server import GATEWAY, ServerSettings, build_app
+from ivr.server.app import build_app
+from ivr.server.settings import ServerSettings
+from ivr.server.state import GATEWAY
 from ivr.voice.gateway import Gateway
 from ivr.voice.metrics import STAGES, Metrics, log_call_end, show_call_ends
 

@@ -29,7 +29,9 @@ from phones import AsteriskPhone, TwilioPhone, register_asterisk_call, serving
 from test_gateway import SPEECH, TOKEN, TWILIO_TOKEN, Server
 
 from ivr.errors import IvrError
-from ivr.server import AUDIOSOCKET_ADDRESS, CALL_LOG, GATEWAY, ServerSettings, build_app
+from ivr.server.app import build_app
+from ivr.server.settings import ServerSettings
+from ivr.server.state import AUDIOSOCKET_ADDRESS, CALL_LOG, GATEWAY
 from ivr.telephony import (
     NextStep,
     QueueTargets,

@@ -34,7 +34,9 @@ from ivr.dialogue.engine import DialogueEngine
 from ivr.nlu.normalizer import Normalizer
 from ivr.project import Project
 from ivr.promotion import write_live_pointer
-from ivr.server import CALL_LOG, GATEWAY, LIVE_MODELS, ServerSettings, build_app
+from ivr.server.app import build_app
+from ivr.server.settings import ServerSettings
+from ivr.server.state import CALL_LOG, GATEWAY, LIVE_MODELS
 from ivr.simulate import parse_script, run_script
 from ivr.voice.asr import ScriptedRecognizer
 from ivr.voice.session import VoiceServices, VoiceSettings

@@ -18,7 +18,9 @@ from phones import (
     speak,
 )
 
-from ivr.server import AUDIOSOCKET_ADDRESS, GATEWAY, ServerSettings, build_app
+from ivr.server.app import build_app
+from ivr.server.settings import ServerSettings
+from ivr.server.state import AUDIOSOCKET_ADDRESS, GATEWAY
 from ivr.voice.asr import ScriptedRecognizer, SpeechModel, VoskRecognizer
 from ivr.voice.audio import pcm_to_ulaw, ulaw_to_pcm
 from ivr.voice.gateway import Gateway

@@ -15,7 +15,8 @@ import pytest
 from aiohttp import web
 
 from ivr.calllog.recorder import CallLogSettings
-from ivr.server import ServerSettings, asr_workers, build_app
+from ivr.server.app import build_app
+from ivr.server.settings import ServerSettings, asr_workers
 from ivr.voice.asr import ScriptedRecognizer
 from ivr.voice.session import VoiceServices
 from ivr.voice.tts import PromptAudio, TtsError
