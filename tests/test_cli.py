@@ -371,7 +371,7 @@ def test_argument_errors_are_one_line_errors_with_exit_1(args: tuple[str, ...]) 
 def test_every_option_of_every_command_has_help() -> None:
     import argparse
 
-    from ivr.cli import build_parser
+    from ivr.cli.parser import build_parser
 
     def walk(parser: argparse.ArgumentParser, path: str) -> list[str]:
         missing = []

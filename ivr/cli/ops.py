@@ -1,13 +1,17 @@
-"""Commands ops run from a shell: console users (list, disable, enable, set-role) and the
-call log's retention purge (dry run, confirmation). ``ivr/cli.py`` parses the arguments
-and calls these; they print, and raise ``IvrError`` for anything a user can get wrong."""
+"""Commands ops run from a shell: console users (add, list, disable, enable, set-role),
+phone verification locks, and the call log's retention purge (dry run, confirmation).
+They print, and raise ``IvrError`` for anything a user can get wrong."""
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 import time
 from typing import Any
 
+from ivr.cli.common import open_store
+from ivr.cli.printing import print_json
 from ivr.errors import IvrError
 from ivr.zone import stamp
 
@@ -86,4 +90,65 @@ def purge(store: Any, settings: Any, days: float, dry_run: bool, yes: bool) -> i
                 path.unlink()
                 removed += 1
     print(f"purged {len(gone)} call(s) older than {days:g} days and {removed} recording(s)")
+    return 0
+
+
+async def cmd_users(args: argparse.Namespace) -> int:
+    """Console logins: ``ivr users add NAME --role ops|trainer|admin`` (password from
+    $IVR_PASSWORD or asked for). Changing a user's role or password ends their sessions;
+    the last enabled admin cannot be demoted."""
+    import getpass
+
+    from ivr.console.auth import ADMIN, MIN_PASSWORD, ROLES, hash_password
+
+    if args.action != "add":
+        return users(open_store(args.project_obj)[0], args.action, args.name, args.role,
+                     args.by)
+    if not args.name:
+        raise IvrError("ivr users add needs a user name")
+    if args.role not in ROLES:
+        raise IvrError(f"role must be one of {', '.join(ROLES)}")
+    password = os.environ.get("IVR_PASSWORD")
+    if not password:
+        if sys.stdin is None or not sys.stdin.isatty():  # (getpass would read a pipe)
+            raise IvrError("no password: set $IVR_PASSWORD or run at a terminal")
+        password = getpass.getpass(f"password for {args.name}: ")
+    if len(password) < MIN_PASSWORD:
+        raise IvrError(f"a console password needs at least {MIN_PASSWORD} characters")
+    store, _ = open_store(args.project_obj)
+    store.set_user(args.name, args.role, hash_password(password), keep_role=ADMIN)
+    print(f"user {args.name} ({args.role}) saved")
+    return 0
+
+
+async def cmd_verification(args: argparse.Namespace) -> int:
+    """Phone verification locks (ivr/dialogue/lockout.py): list them, clear one (audited)."""
+    from ivr.dialogue.lockout import SqlLockout, account_key
+
+    store, _ = open_store(args.project_obj)
+    lockout = SqlLockout(store.engine)
+    if args.action == "unlock":
+        account = account_key(args.account)
+        cleared = lockout.unlock(account)
+        store.audit(args.by, "verification_unlock", None, f"{account}: {cleared} failure(s)")
+        print(f"{account}: {cleared} failure(s) cleared" if cleared else
+              f"{account}: no failures to clear (see `ivr verification locks --all`)")
+        return 0
+    locks = lockout.locks(include_unlocked=args.all)
+    policy = lockout.policy
+
+    def when(at: float | None) -> str:
+        return stamp(at) if at else "-"
+
+    for lock in locks:
+        if args.json:
+            print_json(lock.as_dict())
+        else:
+            state = (f"locked since {when(lock.locked_since)} until {when(lock.locked_until)}"
+                     if lock.locked else "not locked")
+            print(f"{lock.account}  {lock.failures} failure(s), last {when(lock.last_failure)}"
+                  f"  {state}")
+    if not args.json:
+        print(f"({len(locks)} account(s); the limit: {policy.max_failures} failures within "
+              f"{policy.window_h:g} h, times UTC)")
     return 0
