@@ -105,7 +105,7 @@ async def trainers(engine: DialogueEngine, model: Path, project: Project,
     app = build_app(settings, services, copy.root)
     async with serving(app) as url:
         context = app[CONSOLE]
-        # What ivr/server.py gives the console for the trainers' pages.
+        # What ivr/server/app.py gives the console for the trainers' pages.
         assert context.project_root == copy.root and context.trainer is not None
         assert context.live_models is app[LIVE_MODELS]
         context.store.set_user(OPS_USER, "ops", hash_password(OPS_PASSWORD))
