@@ -1,6 +1,6 @@
 """The one engine factory: whole calls through the real model with the HTTP bank adapter
 against a fake core-banking server (served, and failing over to an agent), the engine
-built in one place only, and a locale that needs no code."""
+built and speech models loaded in one place only, and a locale that needs no code."""
 
 from __future__ import annotations
 
@@ -106,6 +106,16 @@ def test_the_engine_and_the_demo_bank_are_built_in_one_place():
                    for p in (ROOT / folder).rglob("*.py")
                    if built.search(p.read_text(encoding="utf-8")))
     assert found == ["ivr/engine_factory.py"]
+
+
+def test_speech_models_load_in_one_place():
+    """grep: outside tests, only ivr/engine_factory.py loads a speech model (``ivr serve``,
+    ``ivr replay``, ``ivr models``); a decoder worker process loads its own copy of the
+    models the factory loaded, from their paths."""
+    found = sorted(str(p.relative_to(ROOT)) for folder in ("ivr", "bench")
+                   for p in (ROOT / folder).rglob("*.py")
+                   if "SpeechModel.load(" in p.read_text(encoding="utf-8"))
+    assert found == ["ivr/engine_factory.py", "ivr/voice/decoders.py"]
 
 
 def test_a_new_locale_needs_no_code(tmp_path, monkeypatch):
