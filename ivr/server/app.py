@@ -1,6 +1,6 @@
-"""``ivr serve``'s app: everything calls share, loaded once with the app (``cleanup_ctx``)
-and shared by every call: dialogue engines, speech models, prompt audio, the call log,
-the console's context."""
+"""``ivr serve``'s app: its routes, and what every call shares (dialogue engines, speech
+models, prompt audio, the call log, the console's context), loaded once with the app
+(``cleanup_ctx``)."""
 
 from __future__ import annotations
 

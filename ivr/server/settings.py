@@ -62,6 +62,7 @@ CAPACITY_FILE = Path("var") / "capacity.json"
 
 
 def env_int(name: str) -> int | None:
+    """A whole number from the environment; None when unset, one error line when wrong."""
     value = os.environ.get(name)
     try:
         return int(value) if value else None
