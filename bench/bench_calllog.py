@@ -26,13 +26,13 @@ from typing import Any
 
 from ivr.bank import DemoBank
 from ivr.call import Call
-from ivr.calllog import CallEvent, Emit, EventSink, emitter, end_summary
+from ivr.calllog import CallEvent, Emit, EventSink, emitter
 from ivr.calllog.recorder import BATCH, CallRecorder
 from ivr.calllog.store import CallStore, calls, events
 from ivr.dialogue.engine import DialogueEngine
 from ivr.engine_factory import load_engine, stand_in_bank
 from ivr.project import Project
-from ivr.simulate import Script, parse_script, play_turn
+from ivr.simulate import Script, parse_script
 
 PIN = "123456#"
 KNOWN, UNKNOWN = "+8613800000001", "+8613700000000"
@@ -127,15 +127,13 @@ async def play(script: Script, engine: DialogueEngine, emit: Emit, call_id: str)
     t0 = time.perf_counter()
     await call.start()
     timings = [(time.perf_counter() - t0) * 1000]
-    for kind, value in script.turns:
+    for said in script.turns:
         if call.ended:
             break
         t0 = time.perf_counter()
-        await play_turn(call, kind, value)
+        await call.take(said)
         timings.append((time.perf_counter() - t0) * 1000)
-    if not call.ended:
-        await call.hangup(record=False)
-    emit("end", **end_summary({**call.result(), "transport": "simulate"}))
+    await call.finish(input_ran_out=True)
     return timings
 
 

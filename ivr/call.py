@@ -1,8 +1,10 @@
 """One phone call, as the dialogue sees it: caller inputs in, prompts and a result out.
 
-Transports (and ``ivr simulate`` / ``ivr chat``) turn what they receive into ``say``,
-``press``, ``silence`` and ``hangup``; this class knows nothing of sockets. Everything it
-records is masked here, at the one point where caller input enters the engine's records.
+Every source of input (the voice session, ``ivr simulate``, ``ivr chat``, ``ivr replay``)
+turns what it receives into one of the types in ``ivr.core.inputs`` and hands it to
+``Call.take``; ``Call.finish`` is the one way a call ends. This class knows nothing of
+sockets. Everything it records is masked here, at the one point where caller input enters
+the engine's records; what it records and amounts to is ``CallRecord`` (ivr/call_record.py).
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ import logging
 import re
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
-from ivr.calllog import Emit, clip
+from ivr.call_record import CallRecord, Turn, standard_dialect
+from ivr.calllog import Emit, clip, end_summary
+from ivr.core.inputs import CallerInput, Choice, Hangup, Keys, Say, Silence, Unintelligible
 from ivr.dialogue.confidence import (
     NEVER_CONFIRMED,
     REJECTIONS,
@@ -28,26 +31,18 @@ from ivr.dialogue.confidence import (
 from ivr.dialogue.engine import NO_MATCH_INTENT as NO_MATCH
 from ivr.dialogue.engine import DialogueEngine, TurnOutcome
 from ivr.errors import IvrError
-from ivr.handoff import skills_for
+from ivr.handoff import HandoffDesk
 from ivr.masking import longest_number, mask_card, mask_entry, mask_text
-from ivr.nlu.normalizer import MANDARIN
 from ivr.routing import priority_for, queue_for
 
 log = logging.getLogger(__name__)
 
 # Said when the dialogue layer itself fails, so it cannot come from the domain's prompts.
 FAILURE_PROMPT = "抱歉，系统出了点问题，正在为您转接人工服务，请稍候。"
-LOW_CONFIDENCE = 0.5  # below it, or top two this close, an understanding is worth a look
-CLOSE_TOP_TWO = 0.1
 AGENT_KEY = "0"  # DTMF 0 asks for an agent in every state (SPEC rule 2)
 DTMF_KEYS = re.compile(r"[0-9*#]+")
 SPOKEN_SECRET_DIGITS = 3  # digits said during an entry that make it a secret said aloud
 CONFIRM_PROMPT = "ivr_confirm"  # the prompt name of "您是要…，对吗？" (locales: what follows)
-
-
-def standard_dialect(locale: str) -> str:
-    """The dialect a parse reports when it names none (only zh's NLU detects dialects)."""
-    return MANDARIN if locale == "zh" else "standard"
 
 
 class InputError(IvrError):
@@ -60,26 +55,7 @@ def _event(intent: str, text: str, entities: list[dict[str, Any]] | None = None)
             "intent_ranking": [{"name": intent, "confidence": 1.0}], "entities": entities or []}
 
 
-@dataclass
-class Turn:
-    """One caller input and the engine's answer, already masked."""
-
-    input: dict[str, Any]
-    intent: str | None = None
-    confidence: float | None = None
-    normalized: str | None = None
-    dialect: str | None = None
-    entities: list[dict[str, Any]] = field(default_factory=list)
-    prompts: list[str] = field(default_factory=list)
-    correction_of: str | None = None
-    band: str | None = None  # accept, confirm or reject (ivr/dialogue/confidence.py)
-    confirmed: str | None = None  # the intent this yes confirmed
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v not in (None, [])}
-
-
-class Call:
+class Call(CallRecord):
     """A call in progress. Not thread-safe: one input at a time, as a caller speaks.
 
     Every step is emitted as a call-log event (``start``, ``turn``, ``verification``,
@@ -115,10 +91,6 @@ class Call:
         return self.hung_up or bool(self.slots.get("call_ended")) or self.handoff is not None
 
     @property
-    def handoff(self) -> dict[str, Any] | None:
-        return self._engine_failure or self.slots.get("handoff")
-
-    @property
     def awaiting_secret_entry(self) -> bool:
         """The dialogue is asking for a card number or PIN: keys collect into one entry,
         and the caller's words and audio are kept out of the records (the voice layer)."""
@@ -140,8 +112,39 @@ class Call:
             await self.engine.end(self.call_id)
         return self.greeting
 
-    async def say(self, text: str, asr: dict[str, Any] | None = None) -> Turn:
-        """What the caller said (``asr``: how the recogniser heard it, for the log)."""
+    async def take(self, said: CallerInput) -> Turn:
+        """The one way a caller's input reaches the dialogue; the turn it made."""
+        match said:
+            case Say(text, asr):
+                return await self._say(text, asr)
+            case Unintelligible(heard, asr):
+                return await self._unintelligible(heard, asr)
+            case Keys(keys):
+                return await self._press(keys)
+            case Choice(key, intent, entities):
+                return await self._choose(key, intent, entities)
+            case Silence():
+                return await self._silence()
+            case Hangup(heard):
+                return await self._hangup(heard=heard)
+        raise InputError(f"not a caller input: {type(said).__name__}")
+
+    async def finish(self, acd: HandoffDesk | None = None, input_ran_out: bool = False,
+                     **end: Any) -> dict[str, Any]:
+        """The one way a call ends: hung up if still open (``input_ran_out``: a script or a
+        log ran out, so no hang-up turn), the handoff delivered to the ACD when there is
+        one (a failure is recorded, never raised), then the ``end`` event with ``end``'s
+        figures. Returns the call's result."""
+        if not self.ended:
+            await self._hangup(record=not input_ran_out)
+        result = self.result()
+        if acd is not None and result.get("handoff"):
+            result["delivery"] = await _delivered(acd, result["handoff"])
+            self._emit("delivery", **result["delivery"])
+        self._emit("end", **end_summary({**result, "transport": self.transport}), **end)
+        return result
+
+    async def _say(self, text: str, asr: dict[str, Any] | None = None) -> Turn:
         self._check_open()
         entry = self._entry()
         mask = self._masker(entry)
@@ -225,7 +228,7 @@ class Call:
         self._log_turn(turn, None, parse, asr, None, dict(self.slots))
         return turn
 
-    async def press(self, keys: str) -> Turn:
+    async def _press(self, keys: str) -> Turn:
         """Keys pressed by the caller; a trailing ``#`` ends the entry."""
         keys = str(keys)
         if not DTMF_KEYS.fullmatch(keys):
@@ -239,7 +242,7 @@ class Call:
             mask_card(digits) if entry == "card" else mask_text(digits)
         return await self._turn(Turn({"dtmf": masked}, "dtmf", 1.0), parse, entry=entry)
 
-    async def choose(self, key: str, intent: str,
+    async def _choose(self, key: str, intent: str,
                      entities: Sequence[tuple[str, str]] = ()) -> Turn:
         """A key menu choice (ivr/voice/keypad.py): the request the key names, understood
         for sure, as if said clearly; verification and routing follow as for speech."""
@@ -251,7 +254,8 @@ class Call:
         turn = Turn({"dtmf": key, "menu": intent}, intent, 1.0, entities=found)
         return await self._turn(turn, _event(intent, f"/{intent}", found))
 
-    async def unintelligible(self, heard: str = "", asr: dict[str, Any] | None = None) -> Turn:
+    async def _unintelligible(self, heard: str = "",
+                              asr: dict[str, Any] | None = None) -> Turn:
         """Speech the recogniser could not match to anything the caller may say here."""
         entry, masked = self._entry(), self._masker(self._entry())(heard)
         turn = Turn({"say": masked, "unmatched": True, **({"masked": entry} if entry else {})},
@@ -259,19 +263,21 @@ class Call:
         return await self._turn(turn, _event("nlu_fallback", masked or "/nlu_fallback"),
                                 _masked_asr(asr, self._masker(entry)))
 
-    async def silence(self) -> Turn:
+    async def _silence(self) -> Turn:
         return await self._turn(Turn({"silence": True}, "no_input", 1.0),
                                 _event("no_input", "/no_input"))
 
-    async def hangup(self, record: bool = True, heard: str = "") -> None:
+    async def _hangup(self, record: bool = True, heard: str = "") -> Turn:
         """The caller hung up (``heard``: what they were saying as they did);
         ``record=False`` when the input just ran out (no turn)."""
         self.hung_up = True
         said = {"heard": self._masker(self._entry())(heard)} if heard else {}
+        turn = Turn({"hangup": True, **said})
         if record:
-            self.turns.append(Turn({"hangup": True, **said}))
+            self.turns.append(turn)
         self._emit("hangup", **said)
         await self.engine.end(self.call_id)
+        return turn
 
     def _entry(self) -> str | None:
         """What keys typed now are: a PIN (secret entirely), a card (all but its last 4
@@ -337,60 +343,6 @@ class Call:
         self._emit("error", error=error)
         self._route_if_ended()
 
-    # --- the call log ---------------------------------------------------------------------
-    def _log_turn(self, turn: Turn, outcome: TurnOutcome | None, parse: dict[str, Any] | None,
-                  asr: dict[str, Any] | None, entry: str | None, before: dict[str, Any]) -> None:
-        data: dict[str, Any] = {"n": len(self.turns), **turn.as_dict()}
-        if asr:
-            data["asr"] = asr
-        if entry:
-            data["entry"] = entry
-        if parse and turn.input.get("say") is not None and turn.intent != "nlu_fallback":
-            data["intent_ranking"] = [
-                {"name": r["name"], "confidence": round(float(r["confidence"]), 4)}
-                for r in parse.get("intent_ranking", [])[:5]]
-        if outcome:
-            data["actions"] = outcome.actions
-            data["lock_wait_s"] = round(outcome.lock_wait_s, 4)
-            data["queue_wait_s"] = round(outcome.queue_wait_s, 4)
-            data["dialogue_s"] = round(outcome.dialogue_s, 4)
-            data["prompt_names"] = outcome.prompt_names
-            data["slots"] = {k: mask_value(v) for k, v in outcome.changed.items()
-                             if k != "handoff"}
-        if self._nlu_s is not None:  # the stages of a turn (docs/metrics.md)
-            data["nlu_s"], self._nlu_s = round(self._nlu_s, 4), None
-        self._emit("turn", **data)
-        self._log_verification(before)
-        heard_nothing = bool(parse and parse.get("nothing_said"))  # no utterance to review
-        for signal in _signals(turn, data.get("intent_ranking", []), before, self.slots,
-                               heard_nothing):
-            self._emit("signal", signal=signal, turn=data["n"], intent=turn.intent)
-        self._route_if_ended()
-
-    def _log_verification(self, before: dict[str, Any]) -> None:
-        now = self.slots
-        if now.get("verified") is True and before.get("verified") is not True:
-            state = "verified"
-        elif now.get("verified") is False and before.get("verified") is not False:
-            state = "failed"
-        elif (now.get("failed_attempts") or 0) > (before.get("failed_attempts") or 0):
-            state = "attempt_failed"
-        elif now.get("customer_id") and now.get("customer_id") != before.get("customer_id"):
-            state = "identified"
-        else:
-            return
-        self._emit("verification", state=state, customer_id=now.get("customer_id"),
-                   by=_identified_by(now.get("account_ref")),
-                   failed_attempts=int(now.get("failed_attempts") or 0))
-
-    def _route_if_ended(self) -> None:
-        bundle = self.handoff_bundle()
-        if bundle and not self._routed:
-            self._routed = True
-            self._emit("route", **{k: bundle[k] for k in
-                                   ("queue", "reason", "priority", "topic", "skills")},
-                       handoff=bundle)
-
     async def _advance(self, parse: dict[str, Any]) -> TurnOutcome | None:
         """One step of the dialogue; None (and escalated) when the dialogue layer failed."""
         try:
@@ -406,123 +358,6 @@ class Call:
         if self.slots.get("topic_served") and topic and topic not in self.served:
             self.served.append(topic)
         return outcome
-
-    # --- what the call amounts to -------------------------------------------------------
-    @property
-    def dialect(self) -> str:
-        """Cantonese if heard at all (it sets an agent skill), else the most frequent
-        non-Mandarin dialect, else Mandarin."""
-        standard = standard_dialect(self.locale)
-        heard = Counter(t.dialect for t in self.turns if t.dialect and t.dialect != standard)
-        if "yue" in heard:
-            return "yue"
-        return heard.most_common(1)[0][0] if heard else standard
-
-    @property
-    def outcome(self) -> str:
-        if self.handoff:
-            return "escalated"
-        return "self_service" if self.served else "hangup"
-
-    @property
-    def topic(self) -> str | None:
-        handoff = self.handoff or {}
-        return handoff.get("topic") or self.slots.get("topic") or (
-            self.served[-1] if self.served else None)
-
-    def transcript(self) -> list[dict[str, Any]]:
-        lines: list[dict[str, Any]] = [{"speaker": "bot", "text": p} for p in self.greeting]
-        for turn in self.turns:
-            lines.append({"speaker": "caller", **turn.input})
-            lines += [{"speaker": "bot", "text": p} for p in turn.prompts]
-        return lines
-
-    def handoff_bundle(self) -> dict[str, Any] | None:
-        """Everything an agent needs so the caller never repeats themself (SPEC rule 5)."""
-        decision = self.handoff
-        if not decision:
-            return None
-        slots = self.slots
-        return {
-            "call_id": self.call_id,
-            "external_id": self.external_id,  # the telephony's id, for the ACD to match
-            "caller_id": self.caller_id,
-            "locale": self.locale,
-            "dialect": self.dialect,
-            "queue": decision["queue"],
-            "skills": skills_for(self.locale, self.dialect),
-            "priority": decision["priority"],
-            "reason": decision["reason"],
-            "topic": decision.get("topic"),
-            "intent_history": [
-                {"turn": i + 1, "intent": t.intent, "confidence": t.confidence}
-                for i, t in enumerate(self.turns) if t.intent
-            ],
-            "slots": {k: slots.get(k) for k in ("topic", "card_type", "currency", "account_ref",
-                                               "customer_id", "vip") if slots.get(k) is not None},
-            "transcript": self.transcript(),
-            "verification": {
-                "verified": slots.get("verified") is True,
-                "identified_by": _identified_by(slots.get("account_ref")),
-                "failed_attempts": int(slots.get("failed_attempts") or 0),
-            },
-            "started_at": self.started_at.isoformat(),
-        }
-
-    def result(self) -> dict[str, Any]:
-        """The call's outcome, in the shape ``ivr simulate --json`` prints."""
-        result: dict[str, Any] = {
-            "call_id": self.call_id,
-            "caller": self.caller_id,
-            "locale": self.locale,
-            "dialect": self.dialect,
-            "greeting": self.greeting,
-            "turns": [t.as_dict() for t in self.turns],
-            "outcome": self.outcome,
-            "intent": self.topic,
-            "served": self.served,
-        }
-        if self.external_id:
-            result["external_id"] = self.external_id
-        bundle = self.handoff_bundle()
-        if bundle:
-            result.update({k: bundle[k] for k in ("queue", "skills", "priority", "reason")})
-            result["handoff"] = bundle
-        return result
-
-
-def mask_value(value: Any) -> Any:
-    """A slot value fit for the log: digit runs in text masked, structures walked."""
-    if isinstance(value, str):
-        return mask_text(value)
-    if isinstance(value, list):
-        return [mask_value(v) for v in value]
-    if isinstance(value, dict):
-        return {k: mask_value(v) for k, v in value.items()}
-    return value
-
-
-def _signals(turn: Turn, ranking: list[dict[str, Any]], before: dict[str, Any],
-             after: dict[str, Any], heard_nothing: bool = False) -> list[str]:
-    """Why a trainer might want to look at this turn (misroute signals)."""
-    signals = []
-    if turn.correction_of:
-        signals.append("correction")
-    if turn.input.get("masked") or heard_nothing:
-        pass  # masked whole (said during an entry), or a hesitation: nothing to label
-    elif turn.intent == "nlu_fallback":
-        signals.append("no_match")
-    elif ranking and turn.input.get("say") is not None:
-        top = ranking[0]["confidence"]
-        second = ranking[1]["confidence"] if len(ranking) > 1 else 0.0
-        if top < LOW_CONFIDENCE or top - second < CLOSE_TOP_TWO:
-            signals.append("low_confidence")
-    if turn.intent == "human_agent" and before.get("topic_served"):
-        signals.append("agent_after_answer")
-    reason = (after.get("handoff") or {}).get("reason")
-    if reason in ("no_match", "no_input") and not (before.get("handoff") or {}):
-        signals.append(f"escalated_{reason}")
-    return signals
 
 
 def _spoken_secret(text: str) -> bool:
@@ -544,9 +379,13 @@ def _masked_asr(asr: dict[str, Any] | None, mask: Callable[[str], str]) -> dict[
     return masked
 
 
-def _identified_by(account_ref: str | None) -> str | None:
-    if account_ref == "caller_id":
-        return "caller_id"
-    if account_ref and account_ref != "failed":
-        return "card"
-    return None
+async def _delivered(acd: HandoffDesk, bundle: dict[str, Any]) -> dict[str, Any]:
+    try:
+        delivery = (await acd.deliver(bundle)).as_dict()
+    except Exception as e:
+        log.exception("call %s: handoff delivery failed", bundle.get("call_id"))
+        return {"status": "failed", "error": type(e).__name__}
+    if delivery["status"] != "delivered":
+        log.error("call %s: handoff not delivered: %s", bundle.get("call_id"),
+                  delivery.get("error"))
+    return delivery

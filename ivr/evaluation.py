@@ -167,7 +167,7 @@ async def compare_models(project: Project, live: Path, candidate: Path,
                          labelled: bool = True) -> dict[str, dict[str, Any]]:
     """Both models scored on the held-out set and (``labelled``, when there are any) on
     the trainers' labelled utterances: ``{set: {"live", "candidate", "comparison"}}``."""
-    from ivr.call import standard_dialect
+    from ivr.call_record import standard_dialect
     from ivr.engine_factory import load_engine, stand_in_bank
 
     form = standard_dialect(project.locale)

@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -42,6 +42,12 @@ class Delivery:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+class HandoffDesk(Protocol):
+    """Where escalated calls' bundles go: the bank's ACD (``AcdWebhook``), or a test's."""
+
+    async def deliver(self, bundle: dict[str, Any]) -> Delivery: ...
 
 
 class AcdWebhook:

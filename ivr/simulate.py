@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ivr.call import DTMF_KEYS, Call
-from ivr.calllog import EventSink, emitter, end_summary
+from ivr.calllog import EventSink, emitter
+from ivr.core.inputs import CallerInput, Hangup, Keys, Say, Silence
 from ivr.dialogue.engine import DialogueEngine
 from ivr.errors import ScriptError, shown
 from ivr.handoff import AcdWebhook
@@ -25,7 +26,7 @@ class Script:
     path: Path
     caller: str
     locale: str
-    turns: list[tuple[str, Any]]
+    turns: list[CallerInput]
 
 
 def load_script(path: Path) -> Script:
@@ -50,7 +51,7 @@ def parse_script(data: dict[str, Any], path: Path) -> Script:
     return Script(path, caller, locale, turns)
 
 
-def _turn(path: Path, index: int, raw: Any) -> tuple[str, Any]:
+def _turn(path: Path, index: int, raw: Any) -> CallerInput:
     where = f"{shown(path)}: turn {index}"
     if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in _KINDS:
         raise ScriptError(f"{where}: expected exactly one of {', '.join(_KINDS)}")
@@ -63,19 +64,11 @@ def _turn(path: Path, index: int, raw: Any) -> tuple[str, Any]:
             raise ScriptError(f"{where}: dtmf must be keys 0-9, * or #")
     if kind in ("silence", "hangup") and value is not True:
         raise ScriptError(f"{where}: write '{kind}: true'")
-    return kind, value
-
-
-async def play_turn(call: Call, kind: str, value: Any) -> None:
-    """One scripted caller input (a checked script turn) into the call."""
     if kind == "say":
-        await call.say(value)
-    elif kind == "dtmf":
-        await call.press(value)
-    elif kind == "silence":
-        await call.silence()
-    else:
-        await call.hangup()
+        return Say(value)
+    if kind == "dtmf":
+        return Keys(value)
+    return Silence() if kind == "silence" else Hangup()
 
 
 async def run_script(script: Script, engine: DialogueEngine, acd: AcdWebhook | None = None,
@@ -87,17 +80,11 @@ async def run_script(script: Script, engine: DialogueEngine, acd: AcdWebhook | N
     call = Call(engine, caller_id=script.caller, locale=script.locale, call_id=call_id,
                 transport="simulate", emit=emit)
     await call.start()
-    for kind, value in script.turns:
+    for said in script.turns:
         if call.ended:
             break
-        await play_turn(call, kind, value)
-    if not call.ended:
-        await call.hangup(record=False)  # the script ran out: the caller put the phone down
-    result = call.result()
+        await call.take(said)
+    # A script that runs out is the caller putting the phone down.
+    result = await call.finish(acd, input_ran_out=True)
     result["script"] = str(script.path)
-    bundle = call.handoff_bundle()
-    if bundle and acd:
-        result["delivery"] = (await acd.deliver(bundle)).as_dict()
-        emit("delivery", **result["delivery"])
-    emit("end", **end_summary({**result, "transport": "simulate"}))
     return result

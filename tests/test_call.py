@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from ivr.call import FAILURE_PROMPT, Call, InputError
+from ivr.core.inputs import Keys, Say
 from ivr.dialogue.confidence import ConfidenceBands
 from ivr.dialogue.engine import TurnOutcome
 
@@ -37,7 +38,7 @@ async def test_a_failing_dialogue_escalates_with_the_whole_record():
     dialogue = BrokenDialogue()
     call = Call(dialogue, caller_id="+8613800000001")  # type: ignore[arg-type]
     await call.start()
-    await call.say("我想问问房贷")
+    await call.take(Say("我想问问房贷"))
     result = call.result()
     assert (result["outcome"], result["queue"], result["reason"]) == (
         "escalated", "general", "engine_error")
@@ -45,13 +46,13 @@ async def test_a_failing_dialogue_escalates_with_the_whole_record():
     assert {"speaker": "caller", "say": "我想问问房贷"} in result["handoff"]["transcript"]
     assert dialogue.ended == [call.call_id]
     with pytest.raises(InputError, match="already ended"):
-        await call.say("喂？")
+        await call.take(Say("喂？"))
 
 
 async def test_keys_must_be_keys():
     call = Call(BrokenDialogue())  # type: ignore[arg-type]
     with pytest.raises(InputError, match="DTMF must be keys"):
-        await call.press("12a")
+        await call.take(Keys("12a"))
 
 
 class DeafDialogue(BrokenDialogue):
@@ -65,6 +66,6 @@ class DeafDialogue(BrokenDialogue):
 async def test_failing_understanding_escalates_too():
     call = Call(DeafDialogue(), caller_id="+8613900000009")  # type: ignore[arg-type]
     await call.start()
-    turn = await call.say("我想买基金")
+    turn = await call.take(Say("我想买基金"))
     assert turn.prompts == [FAILURE_PROMPT]
     assert (call.outcome, call.handoff["reason"]) == ("escalated", "engine_error")

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from ivr.call import CONFIRM_PROMPT, Call
+from ivr.core.inputs import Keys, Say
 from ivr.dialogue.confidence import ConfidenceBands
 from ivr.dialogue.engine import TurnOutcome
 from ivr.knowledge import KnowledgeBase
@@ -66,7 +67,7 @@ async def call_with(*said: str, **kw: Any) -> tuple[Call, ScriptedDialogue]:
     call = Call(dialogue)  # type: ignore[arg-type]
     await call.start()
     for text in said:
-        await call.say(text)
+        await call.take(Say(text))
     return call, dialogue
 
 
@@ -81,7 +82,7 @@ async def test_an_unsure_one_is_confirmed_and_acted_on_after_yes() -> None:
     assert dialogue.acted_on == []  # nothing done yet
     assert call.turns[0].prompts == ["您是要查询信用卡账单，对吗？"]
     assert call.prompt_names == [CONFIRM_PROMPT] and call.turns[0].band == "confirm"
-    await call.say("是的")
+    await call.take(Say("是的"))
     assert dialogue.acted_on == ["credit_card_bill"]
     assert call.turns[1].confirmed == "credit_card_bill"
 
@@ -96,7 +97,7 @@ async def test_only_an_explicit_yes_answers_a_confirmation(unclear: str) -> None
     call, dialogue = await call_with("我想看看信用卡那个", unclear)
     assert dialogue.acted_on == []  # asked once more, not taken as yes
     assert call.turns[1].prompts == ["请您说“是”或者“不是”。您是要查询信用卡账单吗？"]
-    await call.say(unclear)
+    await call.take(Say(unclear))
     assert dialogue.acted_on == ["nlu_fallback"]  # then it counts as not understood
 
 
@@ -109,9 +110,9 @@ async def test_a_clear_new_request_replaces_the_question() -> None:
 
 async def test_keys_settle_a_pending_confirmation() -> None:
     call, dialogue = await call_with("我想看看信用卡那个")
-    await call.press("0")
+    await call.take(Keys("0"))
     assert dialogue.acted_on == ["human_agent"]
-    await call.say("是的")  # no longer a confirmation's answer: a plain yes
+    await call.take(Say("是的"))  # no longer a confirmation's answer: a plain yes
     assert dialogue.acted_on == ["human_agent", "affirm"]
 
 
@@ -141,5 +142,5 @@ async def test_a_transcript_heard_unsurely_is_confirmed() -> None:
     nbest = {"alternatives": [{"text": "查余额", "score": 200.0},
                               {"text": "查利率", "score": 199.9},
                               {"text": "插鱼鹅", "score": 199.5}]}
-    await call.say("查余额", asr=nbest)
+    await call.take(Say("查余额", asr=nbest))
     assert dialogue.acted_on == [] and call.turns[0].band == "confirm"

@@ -21,6 +21,7 @@ from ivr.calllog.store import CallStore
 from ivr.cli import main
 from ivr.console import CONSOLE, ConsoleContext, add_console
 from ivr.console.auth import CSRF_HEADER, hash_password
+from ivr.core.inputs import Keys, Say
 from ivr.dialogue.lockout import (
     LockoutPolicy,
     MemoryLockout,
@@ -121,10 +122,10 @@ async def test_a_locked_account_is_refused_mid_call_even_with_the_right_pin(
     before the PIN is accepted."""
     call = Call(engine, caller_id=KNOWN, call_id=uuid.uuid4().hex)
     await call.start()
-    assert "密码" in " ".join((await call.say("查余额")).prompts)
+    assert "密码" in " ".join((await call.take(Say("查余额"))).prompts)
     for _ in range(5):
         lockout.fail(ACCOUNT)
-    turn = await call.press(PIN + "#")
+    turn = await call.take(Keys(PIN + "#"))
     assert ZH_LOCKED in " ".join(turn.prompts) and BALANCE not in " ".join(turn.prompts)
     assert call.ended and call.result()["reason"] == "verification_locked"
 

@@ -241,6 +241,7 @@ async def test_a_hesitation_is_no_review_item_but_its_escalation_is(engine) -> N
     """Trainers get no "no_match" item for 嗯 (nothing to label); two of them escalating is
     still worth a look."""
     from ivr.call import Call
+    from ivr.core.inputs import Say
 
     signals: list[tuple[int, str]] = []
 
@@ -250,8 +251,8 @@ async def test_a_hesitation_is_no_review_item_but_its_escalation_is(engine) -> N
 
     call = Call(engine, caller_id=KNOWN, emit=emit)
     await call.start()
-    await call.say("嗯……")
-    await call.say("呃，那个")
+    await call.take(Say("嗯……"))
+    await call.take(Say("呃，那个"))
     assert signals == [(2, "escalated_no_match")]
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from voice_fakes import QUIET, ScriptedVoice, now, run_virtual, voice_locale
 
-from ivr.voice.caller_input import Hangup, Inbox, Key, Timeout
+from ivr.core.inputs import Hangup
+from ivr.voice.caller_input import Inbox, Key, Timeout
 from ivr.voice.digit_entry import InputTimer
 from ivr.voice.events import AudioIn, CallerHangup, DigitIn, PlaybackDone
 from ivr.voice.listening import Listener

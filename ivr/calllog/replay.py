@@ -22,6 +22,15 @@ from ivr.bank import BankAdapter, CustomerInfo, DemoBank
 from ivr.call import Call
 from ivr.calllog.recording import caller_audio
 from ivr.calllog.store import CallFilter, CallStore
+from ivr.core.inputs import (
+    CallerInput,
+    Choice,
+    Hangup,
+    Keys,
+    Say,
+    Silence,
+    Unintelligible,
+)
 from ivr.engine_factory import load_engine, stand_in_bank
 from ivr.errors import IvrError, shown
 from ivr.project import Project
@@ -58,11 +67,10 @@ class ReplayBank:
 
 @dataclass
 class _Input:
-    kind: str  # say | unmatched | dtmf | menu | silence | hangup
-    value: str = ""
+    kind: str  # say | unmatched | dtmf | menu | silence | hangup: the report's word for it
+    said: CallerInput
     audio_ms: tuple[int, int] | None = None
     recorded: dict[str, Any] = field(default_factory=dict)
-    choice: tuple[str, tuple[tuple[str, str], ...]] = ("", ())  # menu: intent, entities
 
 
 def route_of(summary: dict[str, Any]) -> str:
@@ -146,9 +154,7 @@ class Replayer:
                 continue
             turn = await self._play(call, item, locale, recording)
             turns.append(_compare(item, turn))
-        if not call.ended:
-            await call.hangup(record=False)
-        replayed = call.result()
+        replayed = await call.finish(input_ran_out=True)  # a replay's call is not logged
         recorded = {k: call_row.get(k) for k in ("outcome", "queue", "intent", "reason")}
         now = {k: replayed.get(k) for k in ("outcome", "queue", "intent", "reason")}
         return {
@@ -189,25 +195,17 @@ class Replayer:
 
     async def _play(self, call: Call, item: _Input, locale: str,
                     recording: Path | None) -> dict[str, Any] | None:
-        """One recorded input into the new call; what the new call made of it."""
-        if item.kind in ("say", "unmatched") and recording and item.audio_ms:
+        """One recorded input into the new call, as a live call takes it; what the new
+        call made of it. Speech with its audio kept is heard again by the recogniser."""
+        said = item.said
+        if isinstance(said, Say | Unintelligible) and recording and item.audio_ms:
             hyp = await self._decode(call, locale, recording, item.audio_ms)
             if not hyp.text and not hyp.raw:  # the live call would have kept listening
                 return {"heard": "", "intent": None, "prompt_names": []}
-            turn = await (call.say(hyp.text) if hyp.text else call.unintelligible(hyp.raw))
-        elif item.kind == "say":
-            turn = await call.say(item.value)
-        elif item.kind == "unmatched":
-            turn = await call.unintelligible(item.value)
-        elif item.kind == "dtmf":
-            turn = await call.press(item.value)
-        elif item.kind == "menu":
-            turn = await call.choose(item.value, *item.choice)
-        elif item.kind == "silence":
-            turn = await call.silence()
-        else:
-            await call.hangup(heard=item.value)
-            return {"heard": item.value, "intent": None, "prompt_names": []}
+            said = Say(hyp.text) if hyp.text else Unintelligible(hyp.raw)
+        turn = await call.take(said)
+        if isinstance(said, Hangup):
+            return {"heard": said.heard, "intent": None, "prompt_names": []}
         return {"heard": turn.input.get("say", turn.input.get("dtmf", "")),
                 "intent": turn.intent, "confidence": turn.confidence,
                 "prompt_names": list(call.prompt_names)}
@@ -301,20 +299,24 @@ def _inputs(events: list[dict[str, Any]]) -> list[_Input]:
                     "intent": data.get("intent"), "confidence": data.get("confidence"),
                     "prompt_names": data.get("prompt_names", [])}
         asr = data.get("asr") or {}
-        span = tuple(asr["audio_ms"]) if asr.get("audio_ms") and not asr.get("muted") else None
-        if "say" in said:
-            kind = "unmatched" if said.get("unmatched") else "say"
-            inputs.append(_Input(kind, said["say"], span, recorded))  # type: ignore[arg-type]
+        heard_ms = asr.get("audio_ms") if not asr.get("muted") else None
+        span = (int(heard_ms[0]), int(heard_ms[1])) if heard_ms else None
+        if "say" in said and said.get("unmatched"):
+            inputs.append(_Input("unmatched", Unintelligible(said["say"]), span, recorded))
+        elif "say" in said:
+            inputs.append(_Input("say", Say(said["say"]), span, recorded))
         elif said.get("menu"):  # a key menu's choice: the request the key named then
             entities = tuple((str(e["entity"]), str(e["value"]))
                              for e in data.get("entities") or [])
-            inputs.append(_Input("menu", said["dtmf"], None, recorded, (said["menu"], entities)))
+            inputs.append(_Input("menu", Choice(said["dtmf"], said["menu"], entities),
+                                 recorded=recorded))
         elif "dtmf" in said:
-            inputs.append(_Input("dtmf", _keys(said["dtmf"], data.get("entry")), None, recorded))
+            keys = Keys(_keys(said["dtmf"], data.get("entry")))
+            inputs.append(_Input("dtmf", keys, recorded=recorded))
         elif said.get("silence"):
-            inputs.append(_Input("silence", recorded=recorded))
+            inputs.append(_Input("silence", Silence(), recorded=recorded))
         elif said.get("hangup"):
-            inputs.append(_Input("hangup", said.get("heard", ""), recorded=recorded))
+            inputs.append(_Input("hangup", Hangup(said.get("heard", "")), recorded=recorded))
     return inputs
 
 

@@ -17,7 +17,7 @@ def print_json(obj: Any) -> None:
 
 
 def parse_output(text: str, parse: dict[str, Any], locale: str) -> dict[str, Any]:
-    from ivr.call import standard_dialect
+    from ivr.call_record import standard_dialect
 
     return {
         "text": text,

@@ -84,7 +84,7 @@ async def cmd_chat(args: argparse.Namespace) -> int:
     import uuid
 
     from ivr.call import Call
-    from ivr.calllog import emitter, end_summary
+    from ivr.calllog import emitter
 
     engine = await open_engine(args.project_obj, args.model)
     recorder = open_call_log(args.project_obj)
@@ -98,8 +98,7 @@ async def cmd_chat(args: argparse.Namespace) -> int:
     try:
         await _chat(call)
     finally:
-        result = call.result()
-        emit("end", **end_summary({**result, "transport": "chat"}))
+        result = await call.finish()
         await asyncio.get_running_loop().run_in_executor(None, recorder.close)
         await close_engines([engine])
     print(f"== {result['outcome']}" + (f" -> {result['queue']} ({result['reason']})"
@@ -113,6 +112,7 @@ async def cmd_chat(args: argparse.Namespace) -> int:
 async def _chat(call: Any) -> None:
     """The caller at the terminal, until they hang up or the call ends."""
     from ivr.call import InputError
+    from ivr.core.inputs import Hangup, Keys, Say, Silence
 
     for prompt in await call.start():
         print(f"bot: {prompt}")
@@ -120,15 +120,15 @@ async def _chat(call: Any) -> None:
     while not call.ended:
         line = await loop.run_in_executor(None, _read_line)
         if line is None:
-            await call.hangup()
+            await call.take(Hangup())
             break
         try:
             if line.startswith("#"):
-                turn = await call.press(line[1:].strip() or "#")
+                turn = await call.take(Keys(line[1:].strip() or "#"))
             elif not line.strip():
-                turn = await call.silence()
+                turn = await call.take(Silence())
             else:
-                turn = await call.say(line.strip())
+                turn = await call.take(Say(line.strip()))
         except InputError as e:
             print(f"error: {e}")
             continue

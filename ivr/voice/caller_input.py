@@ -13,6 +13,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from ivr.core.inputs import Hangup
 from ivr.voice.digit_entry import InputTimer
 from ivr.voice.events import AudioIn, CallerHangup, DigitIn, InboundEvent, PlaybackDone
 from ivr.voice.listening import Listener, Speech
@@ -31,12 +32,9 @@ class Timeout:
     kind: str  # no_input | digits
 
 
-@dataclass(frozen=True)
-class Hangup:
-    heard: str  # what the caller was saying as they hung up
-
-
-CallerInput = Speech | Key | Timeout | Hangup
+# What the line yields: a key or a timer still goes through digit entry, and speech through
+# what the recogniser made of it, before it is a caller input (ivr.core.inputs) for Call.
+LineInput = Speech | Key | Timeout | Hangup
 
 
 class Inbox:
@@ -66,7 +64,7 @@ class Inbox:
             self.queued_audio += 1
         self._events.put_nowait(event)
 
-    async def next_input(self, collecting: bool = False) -> CallerInput:
+    async def next_input(self, collecting: bool = False) -> LineInput:
         """Wait for the caller's next input, handling playback, barge-in and timers.
         ``collecting``: an entry is being keyed, so silence is the inter-digit pause."""
         playback, timer, listener = self.playback, self.timer, self.listener

@@ -61,7 +61,7 @@ class Gateway:
                                locale=clip(locale, f"{transport} locale") or None,
                                external_id=external_reference(external_id),
                                transport=transport,
-                               deliver_handoff=self._deliver if self.acd else None)
+                               acd=self.acd)
         # Decided here and counted in run_call with no await between (transports call one
         # right after the other), so two calls at once cannot both take the last line.
         if self.draining:
@@ -81,14 +81,6 @@ class Gateway:
         while self.live and loop.time() < deadline:
             await asyncio.sleep(0.1)
         return len(self.live)
-
-    async def _deliver(self, handoff: dict[str, Any]) -> dict[str, Any]:
-        assert self.acd is not None
-        delivery = (await self.acd.deliver(handoff)).as_dict()
-        if delivery["status"] != "delivered":
-            log.error("call %s: handoff not delivered: %s", handoff.get("call_id"),
-                      delivery.get("error"))
-        return delivery
 
     async def run_call(self, session: VoiceSession, pumping: Awaitable[None]) -> None:
         """Run a call while the transport pumps its input; whatever fails, the call ends

@@ -22,9 +22,11 @@ from typing import Any
 from ivr.call import Call, Turn
 from ivr.calllog import CallEvent, EventSink, end_summary
 from ivr.calllog.recording import RecordingTrack
+from ivr.core.inputs import CallerInput, Choice, Hangup, Keys, Say, Silence, Unintelligible
 from ivr.dialogue.engine import DialogueEngine
+from ivr.handoff import HandoffDesk
 from ivr.voice.asr import Recognizer
-from ivr.voice.caller_input import Hangup, Inbox, Key, Timeout
+from ivr.voice.caller_input import Inbox, Key, Timeout
 from ivr.voice.digit_entry import DigitEntry, InputTimer
 from ivr.voice.events import CallOutput, InboundEvent
 from ivr.voice.listening import Listener, Speech
@@ -73,10 +75,9 @@ class VoiceSession:
     def __init__(self, services: VoiceServices, output: CallOutput | None, caller_id: str = "",
                  locale: str | None = None, external_id: str | None = None,
                  transport: str = "",
-                 deliver_handoff: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
-                 | None = None) -> None:
+                 acd: HandoffDesk | None = None) -> None:
         self.services = services
-        self.deliver_handoff = deliver_handoff  # to the ACD, before the transport transfers
+        self.acd = acd  # where an escalated call's handoff goes
         self.settings = settings = services.settings
         self.caller_id = caller_id
         self.locale = locale if locale in services.engines else None
@@ -157,39 +158,39 @@ class VoiceSession:
             if self.call.ended:  # a failure while listening already sent the caller on
                 break
             if isinstance(event, Hangup):
-                await self.call.hangup(heard=event.heard)
+                await self.call.take(event)
                 return
-            turn: Awaitable[Turn] | None = None
+            said: CallerInput | None = None
             if isinstance(event, Key):
-                turn = self._keyed(event.digit)
+                said = self._keyed(event.digit)
             elif isinstance(event, Timeout):
                 self._emit("timer", timer=event.kind)
                 entry = self._keys.timed_out(event.kind)
-                turn = self.call.press(entry) if entry else self.call.silence()
+                said = Keys(entry) if entry else Silence()
             else:
                 hyp, asr = event.hypothesis, event.heard
                 if hyp.text:
-                    turn = self.call.say(hyp.text, asr)
+                    said = Say(hyp.text, asr)
                 elif hyp.raw or event.spoke:  # words the grammar has none of: a no-match
-                    turn = self.call.unintelligible(hyp.raw, asr)
-            if turn is None:
+                    said = Unintelligible(hyp.raw, asr)
+            if said is None:
                 continue  # an entry still collecting, or noise: nothing said
-            prompts = await self._dialogue(turn)
+            prompts = await self._dialogue(self.call.take(said))
             await self._say(*self._by_keys(prompts))
         await self._inbox.wait_for_playback()
 
-    def _keyed(self, digit: str) -> Awaitable[Turn] | None:
+    def _keyed(self, digit: str) -> CallerInput | None:
         """A key: a menu's choice, the end of an entry, or None while an entry collects."""
         assert self.call is not None
         at_ms = self._listener.caller_ms
         choice = self._keys.choice(digit)
         if choice:  # a key menu's choice: a request
             self._emit("dtmf", digit=digit, at_ms=at_ms)
-            return self.call.choose(digit, choice.intent, choice.entities)
+            return Choice(digit, choice.intent, tuple(choice.entities))
         secret = self.call.awaiting_secret_entry
         self._emit("dtmf", digit="*" if secret and digit.isdigit() else digit, at_ms=at_ms)
         entry = self._keys.key(digit, secret)
-        return self.call.press(entry) if entry else None
+        return Keys(entry) if entry else None
 
     async def _turn_away(self) -> None:
         self.locale = self.locale or self.services.default_locale
@@ -291,32 +292,25 @@ class VoiceSession:
             await self._say([self.call.failure_prompt], [None])
 
     async def _close(self) -> dict[str, Any]:
+        if self._playback.recording:
+            self._playback.recording.close()
+        self._listener.close()
+        recognizers = self._listener.recognizers
+        figures = {"dropped_audio_frames": self._inbox.dropped_audio,
+                   "asr_audio_s": sum(getattr(r, "audio_s", 0.0) for r in recognizers),
+                   "asr_decode_s": sum(getattr(r, "decode_s", 0.0) for r in recognizers)}
         if self.call is None:
             result: dict[str, Any] = {"call_id": self.call_id, "caller": self.caller_id,
                                       "external_id": self.external_id,
                                       "outcome": "busy" if self.turned_away else "hangup",
                                       "reason": self.turned_away, "turns": [],
-                                      "locale": self.locale if self.turned_away else None}
-        else:
-            if not self.call.ended:
-                await self.call.hangup()
-            result = self.call.result()
+                                      "locale": self.locale if self.turned_away else None,
+                                      "transport": self.transport}
+            self._emit("end", **end_summary(result), **figures)
+        else:  # the handoff goes to the ACD before the transport transfers the caller
+            result = await self.call.finish(self.acd, **figures)
         result["transport"] = self.transport
         result["dropped_audio_frames"] = self._inbox.dropped_audio
-        if self._playback.recording:
-            self._playback.recording.close()
-        self._listener.close()
-        if result.get("handoff") and self.deliver_handoff:
-            try:
-                result["delivery"] = await self.deliver_handoff(result["handoff"])
-            except Exception as e:
-                log.exception("call %s: handoff delivery failed", self.call_id)
-                result["delivery"] = {"status": "failed", "error": type(e).__name__}
-            self._emit("delivery", **result["delivery"])
-        recognizers = self._listener.recognizers
-        self._emit("end", **end_summary(result), dropped_audio_frames=self._inbox.dropped_audio,
-                   asr_audio_s=sum(getattr(r, "audio_s", 0.0) for r in recognizers),
-                   asr_decode_s=sum(getattr(r, "decode_s", 0.0) for r in recognizers))
         await self.services.log_settled()  # the caller hears the end once the log has it
         try:
             await self.output.end(result)
