@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from ivr.calllog.store import CallStore
+from ivr.console.accounts import AccountStore
 from ivr.errors import DataFileError, IvrError, shown
 from ivr.label_files import one_at_a_time, utc_now
 from ivr.labelling import Outcome, _consider, _Index, _same_locale
@@ -153,8 +154,8 @@ def propose(project: Project, store: CallStore, items: list[Item], intent: str, 
         if outcome.status != "conflict":
             store.add_label(item.call_id, by, turn=item.n, text=item.text, kind="proposal",
                             cluster=cluster, note=note)
-    store.audit(by, "propose_intent", None, f"{project.locale} {intent} → {route} "
-                f"({proposal.id})")
+    AccountStore(store.engine).audit(by, "propose_intent", None,
+                                     f"{project.locale} {intent} → {route} ({proposal.id})")
     return proposal, outcomes
 
 
@@ -175,8 +176,8 @@ def decide(project: Project, store: CallStore, proposal_id: str, accept: bool, b
     found.reviewed_by, found.reviewed_at = by, utc_now()
     found.note = mask_text(" ".join(note.split()))[:MAX_NOTE] or None
     _write(project, proposals)
-    store.audit(by, "accept_intent" if accept else "reject_intent", None,
-                f"{project.locale} {found.intent} ({found.id})")
+    AccountStore(store.engine).audit(by, "accept_intent" if accept else "reject_intent", None,
+                                     f"{project.locale} {found.intent} ({found.id})")
     return found
 
 

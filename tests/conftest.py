@@ -254,7 +254,7 @@ def postgres_log(postgres_database: str) -> Any:
     yield postgres_database
     import sqlalchemy as sa
 
-    from ivr.calllog.store import metadata
+    from ivr.calllog.schema import metadata
 
     engine = sa.create_engine(postgres_database)
     metadata.drop_all(engine)

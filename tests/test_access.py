@@ -37,8 +37,10 @@ from test_console import (
 
 from ivr.calllog import CallEvent
 from ivr.calllog.recorder import CallLogSettings
-from ivr.calllog.store import CallStore, UserChangeRefused, sessions
+from ivr.calllog.schema import sessions
+from ivr.calllog.store import CallStore
 from ivr.console import CONSOLE, THROTTLE, ConsoleContext
+from ivr.console.accounts import AccountStore, UserChangeRefused
 from ivr.console.auth import (
     ADMIN,
     COOKIE,
@@ -130,9 +132,9 @@ async def access(project: Project, tmp_path_factory: pytest.TempPathFactory
     async with serving(app) as url:
         context = app[CONSOLE]
         context.replayer = StubReplayer()  # type: ignore[assignment]
-        context.store.set_user(OPS_USER, "ops", hash_password(OPS_PASSWORD))
-        context.store.set_user(TRAINER_USER, "trainer", hash_password(TRAINER_PASSWORD))
-        context.store.set_user(ADMIN_USER, ADMIN, hash_password(ADMIN_PASSWORD))
+        context.accounts.set_user(OPS_USER, "ops", hash_password(OPS_PASSWORD))
+        context.accounts.set_user(TRAINER_USER, "trainer", hash_password(TRAINER_PASSWORD))
+        context.accounts.set_user(ADMIN_USER, ADMIN, hash_password(ADMIN_PASSWORD))
         yield Access(url, app, settings, services, root, context,
                      log_call(context, "access-call"))
 
@@ -443,7 +445,7 @@ async def test_a_session_is_valid_on_every_instance_sharing_the_store(access: Ac
 # --- the admins' user API ---------------------------------------------------------------------
 async def test_admins_manage_users_and_each_change_ends_that_users_sessions(
         access: Access) -> None:
-    url, store = f"{access.url}/console/api/users", access.context.store
+    url, accounts = f"{access.url}/console/api/users", access.context.accounts
     async with http_client() as admin, http_client() as carol:
         csrf = await login(admin, access.url, ADMIN_USER, ADMIN_PASSWORD)
 
@@ -491,7 +493,7 @@ async def test_admins_manage_users_and_each_change_ends_that_users_sessions(
         assert users["carol"]["role"] == "ops" and users["carol"]["last_login"] is not None
         assert users[ADMIN_USER]["role"] == ADMIN
 
-    changes = [(a["user"], a["action"], a["detail"]) for a in store.audit_log()
+    changes = [(a["user"], a["action"], a["detail"]) for a in accounts.audit_log()
                if a["action"].startswith("user_") and "carol" in a["detail"]]
     assert changes == [(ADMIN_USER, "user_create", "carol (trainer)"),
                        (ADMIN_USER, "user_role", "carol: trainer -> ops"),
@@ -517,12 +519,12 @@ async def test_the_last_admin_cannot_be_demoted_or_disabled(access: Access) -> N
         assert await post({"name": ADMIN_USER, "role": "trainer"}) == 409  # bea is disabled
         assert await post({"name": "bea", "disabled": False}) == 200
         assert await post({"name": "bea", "role": "ops"}) == 200
-    assert access.context.store.user(ADMIN_USER)["role"] == ADMIN  # type: ignore[index]
+    assert access.context.accounts.user(ADMIN_USER)["role"] == ADMIN  # type: ignore[index]
 
 
 # --- the audit of recording access ------------------------------------------------------------
 async def test_every_recording_access_writes_one_audit_row(access: Access) -> None:
-    store = access.context.store
+    accounts = access.context.accounts
     call = log_call(access.context, "audited-call")
     base = f"{access.url}/console/api/calls/{call}"
     async with http_client() as ops, http_client() as trainer:
@@ -545,7 +547,7 @@ async def test_every_recording_access_writes_one_audit_row(access: Access) -> No
         resp = await trainer.get(f"{access.url}/console/api/calls/{call[:8]}")  # by a prefix
         assert resp.status == 200
         shown = (await resp.json())["audit"]
-    rows = [(a["user"], a["action"], a["call_id"], a["detail"]) for a in store.audit_log(call)]
+    rows = [(a["user"], a["action"], a["call_id"], a["detail"]) for a in accounts.audit_log(call)]
     assert rows == [(OPS_USER, "view", call, None), (OPS_USER, "listen", call, None),
                     (OPS_USER, "listen", call, "bytes=44-"),
                     (OPS_USER, "listen", call, "bytes=0-99"), (OPS_USER, "replay", call, None),
@@ -555,45 +557,47 @@ async def test_every_recording_access_writes_one_audit_row(access: Access) -> No
 
 # --- the same on both stores (SQLite and PostgreSQL) ------------------------------------------
 def test_sessions_are_shared_by_instances_on_either_store(store: CallStore) -> None:
-    store.set_user("olga", "ops", hash_password("password-1"))
+    accounts = AccountStore(store.engine)
+    accounts.set_user("olga", "ops", hash_password("password-1"))
     other = CallStore(store.url)  # the second instance's own connection pool
     try:
-        session = Sessions().open(store, "olga", "ops")
+        session = Sessions().open(accounts, "olga", "ops")
         assert session.token and stored(store, session.token) is not None
-        seen = Sessions().get(other, session.token)
+        seen = Sessions().get(AccountStore(other.engine), session.token)
         assert seen is not None and (seen.user, seen.role, seen.csrf) == (
             "olga", "ops", session.csrf)
-        assert store.user("olga")["last_login"] == session.created_at  # type: ignore[index]
-        Sessions().close(other, seen)
-        assert Sessions().get(store, session.token) is None
+        assert accounts.user("olga")["last_login"] == session.created_at  # type: ignore[index]
+        Sessions().close(AccountStore(other.engine), seen)
+        assert Sessions().get(accounts, session.token) is None
     finally:
         other.close()
 
 
 def test_user_changes_end_sessions_and_keep_an_admin_on_either_store(store: CallStore) -> None:
-    sessions_ = Sessions()
-    store.set_user("ada", ADMIN, hash_password("password-1"))
-    store.set_user("tom", "trainer", hash_password("password-2"))
+    sessions_, accounts = Sessions(), AccountStore(store.engine)
+    accounts.set_user("ada", ADMIN, hash_password("password-1"))
+    accounts.set_user("tom", "trainer", hash_password("password-2"))
     for change in ({"role": "ops"}, {"password_hash": hash_password("password-3")},
                    {"disabled": True}):
-        session = sessions_.open(store, "tom", store.user("tom")["role"])  # type: ignore[index]
-        store.save_user("tom", keep_role=ADMIN, by="ada", **change)
-        assert sessions_.get(store, session.token) is None, change
+        role = accounts.user("tom")["role"]  # type: ignore[index]
+        session = sessions_.open(accounts, "tom", role)
+        accounts.save_user("tom", keep_role=ADMIN, by="ada", **change)
+        assert sessions_.get(accounts, session.token) is None, change
     # A row left behind (say, written by an old version) is no key for a disabled user.
     with store.engine.begin() as db:
         db.execute(sessions.insert().values(token_hash=hashlib.sha256(b"t").hexdigest(),
                                             csrf="c", user="tom", role="ops", created_at=9e9,
                                             last_seen=9e9))
-    assert sessions_.get(store, "t") is None
+    assert sessions_.get(accounts, "t") is None
     for change in ({"role": "ops"}, {"disabled": True}):
         with pytest.raises(UserChangeRefused):
-            store.save_user("ada", keep_role=ADMIN, by="ada", **change)
-    assert store.user("ada")["role"] == ADMIN  # the refusal rolled back  # type: ignore[index]
-    actions = [a["action"] for a in store.audit_log() if a["user"] == "ada"]
+            accounts.save_user("ada", keep_role=ADMIN, by="ada", **change)
+    assert accounts.user("ada")["role"] == ADMIN  # the refusal rolled back  # type: ignore[index]
+    actions = [a["action"] for a in accounts.audit_log() if a["user"] == "ada"]
     assert actions == ["user_role", "user_password", "user_disable"]
 
 
-def demote_both_at_once(store: CallStore) -> list[str]:
+def demote_both_at_once(accounts: AccountStore) -> list[str]:
     """Two admins (the only ones) demote each other in two threads; returns who was
     refused."""
     start = threading.Barrier(2)
@@ -602,7 +606,7 @@ def demote_both_at_once(store: CallStore) -> list[str]:
     def demote(name: str) -> None:
         start.wait()
         try:
-            store.save_user(name, role="ops", keep_role=ADMIN)
+            accounts.save_user(name, role="ops", keep_role=ADMIN)
         except UserChangeRefused:
             refused.append(name)
 
@@ -617,12 +621,13 @@ def demote_both_at_once(store: CallStore) -> list[str]:
 def test_two_admins_demoting_each_other_at_once_leave_one(store: CallStore) -> None:
     """The last-admin check holds under concurrency: on PostgreSQL the admins' rows are
     locked first, on SQLite the write lock serialises the two."""
+    accounts = AccountStore(store.engine)
     for _ in range(5):
         for name in ("ada", "bea"):
-            store.set_user(name, ADMIN, "x")
-        refused = demote_both_at_once(store)
+            accounts.set_user(name, ADMIN, "x")
+        refused = demote_both_at_once(accounts)
         assert len(refused) == 1
-        assert [u["name"] for u in store.list_users() if u["role"] == ADMIN] == refused
+        assert [u["name"] for u in accounts.list_users() if u["role"] == ADMIN] == refused
 
 
 def test_the_login_throttle_counts_on_every_instance(store: CallStore) -> None:

@@ -24,7 +24,8 @@ import pytest
 from conftest import KNOWN, free_port
 from phones import PlainPhone, speak
 
-from ivr.calllog.store import COMPLETE, INCOMPLETE, CallNotFound, CallStore
+from ivr.calllog.schema import COMPLETE, INCOMPLETE
+from ivr.calllog.store import CallNotFound, CallStore
 
 TOKEN = "crash-test-token"
 

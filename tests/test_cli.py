@@ -326,13 +326,15 @@ def test_purge_dry_run_deletes_nothing_and_purge_asks_or_needs_yes(
 def test_users_list_disable_enable_set_role_and_the_last_admin_stays(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ivr.calllog.store import CallStore
+    from ivr.console.accounts import AccountStore
     from ivr.console.auth import hash_password
 
     url = f"sqlite:///{tmp_path / 'calls.sqlite3'}"
     monkeypatch.setenv("IVR_CALL_LOG", url)
     store = CallStore(url)
-    store.set_user("ada", "admin", hash_password("a-long-password"))
-    store.set_user("olga", "ops", hash_password("a-long-password"))
+    accounts = AccountStore(store.engine)
+    accounts.set_user("ada", "admin", hash_password("a-long-password"))
+    accounts.set_user("olga", "ops", hash_password("a-long-password"))
     proc = ivr("users", "list")
     assert proc.returncode == 0, proc.stderr
     header, ada, olga, count = proc.stdout.strip().splitlines()
@@ -340,17 +342,17 @@ def test_users_list_disable_enable_set_role_and_the_last_admin_stays(
     assert ada.split()[:3] == ["ada", "admin", "enabled"] and olga.split()[1] == "ops"
 
     assert ivr("users", "disable", "olga", "--by", "ada").returncode == 0
-    assert store.user("olga")["disabled"]
+    assert accounts.user("olga")["disabled"]
     assert ivr("users", "enable", "olga").returncode == 0
-    assert not store.user("olga")["disabled"]
+    assert not accounts.user("olga")["disabled"]
     assert ivr("users", "set-role", "olga", "--role", "trainer").returncode == 0
-    assert store.user("olga")["role"] == "trainer"
+    assert accounts.user("olga")["role"] == "trainer"
     assert_one_line_error(ivr("users", "disable", "ada"), "last enabled admin")
     assert_one_line_error(ivr("users", "set-role", "ada", "--role", "ops"), "last enabled admin")
-    assert store.user("ada")["role"] == "admin" and not store.user("ada")["disabled"]
+    assert accounts.user("ada")["role"] == "admin" and not accounts.user("ada")["disabled"]
     assert_one_line_error(ivr("users", "disable", "nobody"), "no user 'nobody'")
     assert_one_line_error(ivr("users", "set-role", "olga", "--role", "boss"), "--role")
-    actions = [a["action"] for a in store.audit_log()]
+    actions = [a["action"] for a in accounts.audit_log()]
     assert actions == ["user_disable", "user_enable", "user_role"]
     store.close()
 

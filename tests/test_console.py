@@ -23,10 +23,19 @@ from phones import PlainPhone, serving, speak
 
 from ivr.calllog import CallEvent
 from ivr.calllog.recorder import CallLogSettings
-from ivr.calllog.store import calls
+from ivr.calllog.schema import calls
 from ivr.calllog.timeline import turn_view
-from ivr.console import CONSOLE, ROUTES, TRAINER, ConsoleContext, figures
-from ivr.console.auth import ADMIN, COOKIE, CSRF_HEADER, check_password, hash_password
+from ivr.console import CONSOLE, ConsoleContext
+from ivr.console.auth import (
+    ADMIN,
+    COOKIE,
+    CSRF_HEADER,
+    TRAINER,
+    check_password,
+    hash_password,
+)
+from ivr.console.figures import figures
+from ivr.console.routes import ROUTES
 from ivr.console.throttle import login_attempts
 from ivr.project import Project
 from ivr.promotion import write_live_pointer
@@ -99,8 +108,8 @@ async def console(ko_engine, ko_model, altered_ko_model, project,
     app = build_app(settings, services, root)
     async with serving(app) as url:
         context = app[CONSOLE]
-        context.store.set_user(OPS_USER, "ops", hash_password(OPS_PASSWORD))
-        context.store.set_user(TRAINER_USER, TRAINER, hash_password(TRAINER_PASSWORD))
+        context.accounts.set_user(OPS_USER, "ops", hash_password(OPS_PASSWORD))
+        context.accounts.set_user(TRAINER_USER, TRAINER, hash_password(TRAINER_PASSWORD))
         voice_call, agent_call = await korean_calls(url)
         assert app[CALL_LOG].flush()
         yield Console(url, context, voice_call, agent_call, altered_ko_model.name)
@@ -147,7 +156,7 @@ async def test_wrong_passwords_are_refused_then_slowed_from_that_source(
     doubling with each further failure) before it may try the name again, the right
     password included; other addresses and names are not held up (tests/test_access.py)."""
     name, store = "mallory", console.context.store
-    store.set_user(name, "ops", hash_password("right"))
+    console.context.accounts.set_user(name, "ops", hash_password("right"))
     async with http_client() as http:
         for password in ("wrong", "Right", ""):
             resp = await http.post(f"{console.url}/console/api/login",
@@ -229,7 +238,8 @@ async def test_recordings_are_served_only_from_the_recordings_folder(console: Co
         assert (await http.get(f"{console.url}/console/api/calls/no-such-call")).status == 404
     with store.engine.begin() as db:  # the tampered row would count as a live call
         db.execute(calls.delete().where(calls.c.call_id == "tampered-call"))
-    listens = [a for a in store.audit_log(console.voice_call) if a["action"] == "listen"]
+    audit = console.context.accounts.audit_log(console.voice_call)
+    listens = [a for a in audit if a["action"] == "listen"]
     assert [(a["user"], a["detail"]) for a in listens] == [(OPS_USER, "bytes=44-")]
 
 
@@ -354,7 +364,7 @@ async def sign_in(page: Any, url: str, name: str, password: str) -> None:
 
 async def test_ops_console_in_a_real_browser(console: Console) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    store = console.context.store
+    accounts = console.context.accounts
 
     async def script(browser: Any) -> None:
         # English: these checks read the English texts (whatever the machine's locale).
@@ -408,7 +418,7 @@ async def test_ops_console_in_a_real_browser(console: Console) -> None:
         assert await audio.evaluate("a => a.error") is None
         assert await audio.evaluate("a => a.duration") > 2
         await audio.evaluate("a => a.pause()")
-        listens = [a for a in store.audit_log(console.voice_call) if a["action"] == "listen"]
+        listens = [a for a in accounts.audit_log(console.voice_call) if a["action"] == "listen"]
         assert listens and listens[0]["user"] == OPS_USER
         await page.screenshot(path=SHOTS / "call.png", full_page=True)
 
@@ -418,7 +428,7 @@ async def test_ops_console_in_a_real_browser(console: Console) -> None:
         assert await page.locator("#replay-turns tbody tr").count() >= 2
         summary = await page.inner_text("#replay-summary")
         assert "self_service" in summary and "exchange_rate" in summary
-        assert "replay" in [a["action"] for a in store.audit_log(console.voice_call)]
+        assert "replay" in [a["action"] for a in accounts.audit_log(console.voice_call)]
 
         # The complaint, replayed on the model that takes complaints for fraud: the diff
         # shows the route change and the turn that differs.

@@ -242,8 +242,8 @@ async def staff(project: Project, tmp_path_factory: pytest.TempPathFactory
     async with serving(app) as url:
         context = app[CONSOLE]
         context.replayer = StubReplayer()  # type: ignore[assignment]
-        context.store.set_user(OPS_USER, "ops", hash_password(OPS_PASSWORD))
-        context.store.set_user(TRAINER_USER, "trainer", hash_password(TRAINER_PASSWORD))
+        context.accounts.set_user(OPS_USER, "ops", hash_password(OPS_PASSWORD))
+        context.accounts.set_user(TRAINER_USER, "trainer", hash_password(TRAINER_PASSWORD))
         now = time.time()
         day_of_calls(context.store, now)
         yield Staff(url, context, now)

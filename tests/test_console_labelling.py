@@ -35,8 +35,9 @@ from test_console import (
 from ivr.calllog import CallEvent
 from ivr.calllog.recorder import CallLogSettings
 from ivr.calllog.store import CallStore
-from ivr.console import CONSOLE, ROUTES, TRAINERS, ConsoleContext
+from ivr.console import CONSOLE, ConsoleContext
 from ivr.console.auth import CSRF_HEADER, hash_password
+from ivr.console.routes import ROUTES, TRAINERS
 from ivr.labelling import SynonymError, add_synonym
 from ivr.project import Project
 from ivr.proposals import proposals_file, read_proposals
@@ -103,7 +104,7 @@ async def desk(project: Project, tmp_path_factory: pytest.TempPathFactory
                                      (TRAINER_USER, "trainer", TRAINER_PASSWORD),
                                      (SECOND, "trainer", SECOND_PASSWORD),
                                      (ADMIN_USER, "admin", ADMIN_PASSWORD)):
-            store.set_user(name, role, hash_password(password))
+            context.accounts.set_user(name, role, hash_password(password))
         now = time.time()
         for i, text in enumerate(OPEN):
             log_turns(store, f"open-{i}", now - 600 + i, text, "nlu_fallback", 0.31, "no_match")
@@ -325,7 +326,7 @@ async def test_labelling_and_proposing_in_the_browser(desk: Desk) -> None:
     proposed = [lb for lb in desk.context.store.list_labels() if lb["kind"] == "proposal"]
     assert sorted(lb["text"] for lb in proposed) == sorted(OPEN)
     assert all(lb["intent"] is None and "open_account" in lb["note"] for lb in proposed)
-    actions = [a["action"] for a in desk.context.store.audit_log()]
+    actions = [a["action"] for a in desk.context.accounts.audit_log()]
     assert "propose_intent" in actions and "accept_intent" in actions
 
 

@@ -77,7 +77,7 @@ async def guarded(project: Project, tmp_path_factory: pytest.TempPathFactory
     app = build_app(settings, services, root)
     async with serving(app) as url:
         app[CONSOLE].replayer = StubReplayer()  # type: ignore[assignment]
-        app[CONSOLE].store.set_user(ADMIN_USER, ADMIN, hash_password(ADMIN_PASSWORD))
+        app[CONSOLE].accounts.set_user(ADMIN_USER, ADMIN, hash_password(ADMIN_PASSWORD))
         yield Guarded(url, int(url.rsplit(":", 1)[1]), root, settings, services)
 
 

@@ -20,6 +20,7 @@ from ivr.call import Call
 from ivr.calllog.store import CallStore
 from ivr.cli import main
 from ivr.console import CONSOLE, ConsoleContext, add_console
+from ivr.console.accounts import AccountStore
 from ivr.console.auth import CSRF_HEADER, hash_password
 from ivr.core.inputs import Keys, Say
 from ivr.dialogue.lockout import (
@@ -187,7 +188,7 @@ async def test_engines_on_one_call_log_share_the_count_and_ops_clear_it(
     assert await asyncio.to_thread(main, ["verification", "unlock", "C0001", "--by",
                                           "olga"]) == 0
     assert f"{ACCOUNT}: 5 failure(s) cleared" in capsys.readouterr().out
-    audit = shared_log.stores[0].audit_log()
+    audit = AccountStore(shared_log.stores[0].engine).audit_log()
     assert [(a["user"], a["action"]) for a in audit] == [("olga", "verification_unlock")]
 
     assert _balance(await call([{"say": "查余额"}, {"dtmf": PIN + "#"}]))
@@ -211,8 +212,9 @@ async def test_the_console_lists_and_clears_locks_for_ops_only(store: CallStore)
     lockout = SqlLockout(store.engine)
     for _ in range(lockout.policy.max_failures):
         lockout.fail(ACCOUNT)
-    store.set_user("olga", "ops", hash_password("correct horse 电池"))
-    store.set_user("tom", "trainer", hash_password("staple-기억-42"))
+    accounts = AccountStore(store.engine)
+    accounts.set_user("olga", "ops", hash_password("correct horse 电池"))
+    accounts.set_user("tom", "trainer", hash_password("staple-기억-42"))
     app = web.Application()
     add_console(app)
     app[CONSOLE] = ConsoleContext(store, None, None, lambda: 0)  # type: ignore[arg-type]
@@ -239,7 +241,7 @@ async def test_the_console_lists_and_clears_locks_for_ops_only(store: CallStore)
         assert (resp.status, await resp.json()) == (200, {"account": ACCOUNT, "cleared": 5})
     assert not lockout.check(ACCOUNT).locked
     assert ("olga", "verification_unlock") in [(a["user"], a["action"])
-                                               for a in store.audit_log()]
+                                               for a in accounts.audit_log()]
 
 
 # --- the policy -----------------------------------------------------------------------------------

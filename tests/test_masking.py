@@ -203,7 +203,7 @@ async def server(engine, ko_engine, project, tmp_path_factory) -> AsyncIterator[
                                                        tmp / "rec", "masking"))
     app = build_app(settings, services)
     async with serving(app) as url, http_client() as http:
-        app[CONSOLE].store.set_user(OPS_USER, "ops", hash_password(OPS_PASSWORD))
+        app[CONSOLE].accounts.set_user(OPS_USER, "ops", hash_password(OPS_PASSWORD))
         await login(http, url, OPS_USER, OPS_PASSWORD)
         yield Server(url, app, hears, http)
 

@@ -390,7 +390,7 @@ async def _console(store_url: str, copy: Project) -> AsyncIterator[tuple[Any, st
     add_console(app)
     app[CONSOLE] = ConsoleContext(store, None, None, lambda: 0,  # type: ignore[arg-type]
                                   project_root=copy.root)
-    store.set_user("tom", TRAINER, hash_password("trainer-密码-3"))
+    app[CONSOLE].accounts.set_user("tom", TRAINER, hash_password("trainer-密码-3"))
     async with serving(app) as url, http_client() as http:
         await login(http, url, "tom", "trainer-密码-3")
         yield http, f"{url}/console/api"

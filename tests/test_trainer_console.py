@@ -28,8 +28,9 @@ from phones import PlainPhone, serving, speak
 from test_console import SHOTS, http_client, in_browser, login, sign_in
 
 from ivr.calllog.recorder import CallLogSettings
-from ivr.console import CONSOLE, ROUTES, TRAINER, TRAINERS, ConsoleContext
-from ivr.console.auth import CSRF_HEADER, hash_password
+from ivr.console import CONSOLE, ConsoleContext
+from ivr.console.auth import CSRF_HEADER, TRAINER, hash_password
+from ivr.console.routes import ROUTES, TRAINERS
 from ivr.dialogue.engine import DialogueEngine
 from ivr.nlu.normalizer import Normalizer
 from ivr.project import Project
@@ -108,8 +109,8 @@ async def trainers(engine: DialogueEngine, model: Path, project: Project,
         # What ivr/server/app.py gives the console for the trainers' pages.
         assert context.project_root == copy.root and context.trainer is not None
         assert context.live_models is app[LIVE_MODELS]
-        context.store.set_user(OPS_USER, "ops", hash_password(OPS_PASSWORD))
-        context.store.set_user(TRAINER_USER, TRAINER, hash_password(TRAINER_PASSWORD))
+        context.accounts.set_user(OPS_USER, "ops", hash_password(OPS_PASSWORD))
+        context.accounts.set_user(TRAINER_USER, TRAINER, hash_password(TRAINER_PASSWORD))
         recorder = app[CALL_LOG]
         open_calls = []
         for text in (*OPEN, CARD_DEBT[0]):

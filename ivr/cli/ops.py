@@ -16,13 +16,14 @@ from ivr.errors import IvrError
 from ivr.zone import stamp
 
 
-def users(store: Any, action: str, name: str | None, role: str | None, by: str) -> int:
-    """``ivr users list|disable|enable|set-role``. The last enabled admin is never
-    disabled or demoted: the store refuses (``UserChangeRefused``, one error line)."""
+def users(accounts: Any, action: str, name: str | None, role: str | None, by: str) -> int:
+    """``ivr users list|disable|enable|set-role`` on the console's ``AccountStore``. The last
+    enabled admin is never disabled or demoted: the store refuses (``UserChangeRefused``, one
+    error line)."""
     from ivr.console.auth import ADMIN, ROLES
 
     if action == "list":
-        listed = store.list_users()
+        listed = accounts.list_users()
         print(f"{'name':20s} {'role':8s} {'state':9s} {'created':26s} last login")
         for u in listed:
             print(f"{u['name']:20s} {u['role']:8s} "
@@ -33,17 +34,17 @@ def users(store: Any, action: str, name: str | None, role: str | None, by: str) 
         return 0
     if not name:
         raise IvrError(f"ivr users {action} needs a user name")
-    if store.user(name) is None:
+    if accounts.user(name) is None:
         raise IvrError(f"no user {name!r} (`ivr users list`)")
     if action == "set-role":
         if role not in ROLES:
             raise IvrError(f"set-role needs --role, one of {', '.join(ROLES)}")
-        before, after = store.save_user(name, role=role, keep_role=ADMIN, by=by)
+        before, after = accounts.save_user(name, role=role, keep_role=ADMIN, by=by)
         print(f"user {name}: role {before['role']} -> {after['role']}"
               + ("" if before["role"] != after["role"] else " (unchanged)"))
         return 0
     disabled = action == "disable"
-    before, _ = store.save_user(name, disabled=disabled, keep_role=ADMIN, by=by)
+    before, _ = accounts.save_user(name, disabled=disabled, keep_role=ADMIN, by=by)
     state = "disabled" if disabled else "enabled"
     print(f"user {name} {state}" + (" (already)" if before["disabled"] == disabled else
                                     "; their console sessions ended" if disabled else ""))
@@ -102,8 +103,7 @@ async def cmd_users(args: argparse.Namespace) -> int:
     from ivr.console.auth import ADMIN, MIN_PASSWORD, ROLES, hash_password
 
     if args.action != "add":
-        return users(open_store(args.project_obj)[0], args.action, args.name, args.role,
-                     args.by)
+        return users(_accounts(args.project_obj), args.action, args.name, args.role, args.by)
     if not args.name:
         raise IvrError("ivr users add needs a user name")
     if args.role not in ROLES:
@@ -115,14 +115,15 @@ async def cmd_users(args: argparse.Namespace) -> int:
         password = getpass.getpass(f"password for {args.name}: ")
     if len(password) < MIN_PASSWORD:
         raise IvrError(f"a console password needs at least {MIN_PASSWORD} characters")
-    store, _ = open_store(args.project_obj)
-    store.set_user(args.name, args.role, hash_password(password), keep_role=ADMIN)
+    _accounts(args.project_obj).set_user(args.name, args.role, hash_password(password),
+                                         keep_role=ADMIN)
     print(f"user {args.name} ({args.role}) saved")
     return 0
 
 
 async def cmd_verification(args: argparse.Namespace) -> int:
     """Phone verification locks (ivr/dialogue/lockout.py): list them, clear one (audited)."""
+    from ivr.console.accounts import AccountStore
     from ivr.dialogue.lockout import SqlLockout, account_key
 
     store, _ = open_store(args.project_obj)
@@ -130,7 +131,8 @@ async def cmd_verification(args: argparse.Namespace) -> int:
     if args.action == "unlock":
         account = account_key(args.account)
         cleared = lockout.unlock(account)
-        store.audit(args.by, "verification_unlock", None, f"{account}: {cleared} failure(s)")
+        AccountStore(store.engine).audit(args.by, "verification_unlock", None,
+                                         f"{account}: {cleared} failure(s)")
         print(f"{account}: {cleared} failure(s) cleared" if cleared else
               f"{account}: no failures to clear (see `ivr verification locks --all`)")
         return 0
@@ -152,3 +154,10 @@ async def cmd_verification(args: argparse.Namespace) -> int:
         print(f"({len(locks)} account(s); the limit: {policy.max_failures} failures within "
               f"{policy.window_h:g} h, times UTC)")
     return 0
+
+
+def _accounts(project: Any) -> Any:
+    """The console's accounts, in the call log's database."""
+    from ivr.console.accounts import AccountStore
+
+    return AccountStore(open_store(project)[0].engine)

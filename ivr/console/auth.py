@@ -1,19 +1,21 @@
 """Console logins: scrypt password hashes, sessions in the call log's database, CSRF
 tokens, a login throttle.
 
-Sessions are rows of the ``sessions`` table of the call log (SQLite or PostgreSQL), so a
-login made on one ``ivr serve`` instance is valid on every instance sharing that database
-behind a load balancer, and survives a restart. The row keeps only a SHA-256 of the cookie
-token (a copy of the database cannot be replayed as cookies), the CSRF token, the user, the
-role, when it was opened and when it was last used. Each session has two random tokens: the
-cookie (HttpOnly, so page scripts never see it) and a CSRF token that the page reads from
-``/console/api/me`` and sends back in the ``X-CSRF-Token`` header on every state-changing
-request. A session ends after ``IDLE_S`` unused or ``MAX_AGE_S`` after the login, whichever
-comes first, at logout, and when its user is disabled or given another role (or password).
-Wrong passwords are counted in the database too, per source address and per (source, name),
-so the throttle holds across instances (ivr/console/throttle.py).
+Sessions are rows of the ``sessions`` table of the call log's database (SQLite or
+PostgreSQL; ivr/console/accounts.py), so a login made on one ``ivr serve`` instance is valid
+on every instance sharing that database behind a load balancer, and survives a restart. The
+row keeps only a SHA-256 of the cookie token (a copy of the database cannot be replayed as
+cookies), the CSRF token, the user, the role, when it was opened and when it was last used.
+Each session has two random tokens: the cookie (HttpOnly, so page scripts never see it) and
+a CSRF token that the page reads from ``/console/api/me`` and sends back in the
+``X-CSRF-Token`` header on every state-changing request. A session ends after ``IDLE_S``
+unused or ``MAX_AGE_S`` after the login, whichever comes first, at logout, and when its user
+is disabled or given another role (or password). Wrong passwords are counted in the database
+too, per source address and per (source, name), so the throttle holds across instances
+(ivr/console/throttle.py).
 
-The store is synchronous: callers on the event loop run these methods on the executor.
+The account store is synchronous: callers on the event loop run these methods on the
+executor.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING
 import ivr.console.throttle  # noqa: F401
 
 if TYPE_CHECKING:
-    from ivr.calllog.store import CallStore
+    from ivr.console.accounts import AccountStore
 
 # scrypt cost: N=2^14, r=8, p=1 (16 MiB, ~50 ms): the interactive-login parameters of the
 # scrypt paper, cheap enough for a login form, dear enough to slow a stolen-table attack.
@@ -39,7 +41,7 @@ _N, _R, _P, _DKLEN = 2 ** 14, 8, 1, 32
 _SCHEME = "scrypt"
 
 OPS, TRAINER, ADMIN = "ops", "trainer", "admin"
-ROLES = (OPS, TRAINER, ADMIN)  # what each may do: ROUTES in ivr/console/__init__.py
+ROLES = (OPS, TRAINER, ADMIN)  # what each may do: ROUTES in ivr/console/routes.py
 
 COOKIE = "ivr_console"
 CSRF_HEADER = "X-CSRF-Token"
@@ -105,7 +107,7 @@ class Session:
 
 
 class Sessions:
-    """Logged-in users of every instance sharing the store, by cookie token. Methods
+    """Logged-in users of every instance sharing the database, by cookie token. Methods
     block on the database: run them on the executor."""
 
     def __init__(self, idle_s: float = IDLE_S, max_age_s: float = MAX_AGE_S,
@@ -114,32 +116,32 @@ class Sessions:
         self.max_age_s = max_age_s
         self.touch_s = touch_s
 
-    def open(self, store: CallStore, user: str, role: str) -> Session:
+    def open(self, accounts: AccountStore, user: str, role: str) -> Session:
         now = time.time()
         token = secrets.token_urlsafe(32)
         session = Session(user, role, secrets.token_urlsafe(32), token_hash(token), now, now,
                           token)
         # Expired rows are purged here, at each login: no timer, and no instance owns it.
-        store.add_session(session.token_hash, session.csrf, user, role, now,
-                          seen_before=now - self.idle_s, created_before=now - self.max_age_s)
+        accounts.add_session(session.token_hash, session.csrf, user, role, now,
+                             seen_before=now - self.idle_s, created_before=now - self.max_age_s)
         return session
 
-    def get(self, store: CallStore, token: str | None) -> Session | None:
+    def get(self, accounts: AccountStore, token: str | None) -> Session | None:
         """The live session of a cookie token (and it counts as used now)."""
         if not token:
             return None
-        row = store.session(token_hash(token))
+        row = accounts.session(token_hash(token))
         if row is None:
             return None
         now = time.time()
         if now - row["last_seen"] > self.idle_s or now - row["created_at"] > self.max_age_s:
-            store.end_session(row["token_hash"])
+            accounts.end_session(row["token_hash"])
             return None
         if now - row["last_seen"] >= self.touch_s:
-            store.touch_session(row["token_hash"], now)
+            accounts.touch_session(row["token_hash"], now)
             row["last_seen"] = now
         return Session(row["user"], row["role"], row["csrf"], row["token_hash"],
                        row["created_at"], row["last_seen"])
 
-    def close(self, store: CallStore, session: Session) -> None:
-        store.end_session(session.token_hash)
+    def close(self, accounts: AccountStore, session: Session) -> None:
+        accounts.end_session(session.token_hash)

@@ -30,7 +30,8 @@ import sqlalchemy as sa
 
 # The call log's metadata: ``CallStore`` creates this table with the others (this module is
 # imported by ivr/console/auth.py, so by every process that serves logins).
-from ivr.calllog.store import CallStore, metadata
+from ivr.calllog.schema import metadata
+from ivr.calllog.store import CallStore
 
 login_attempts = sa.Table(  # tries in progress and wrong passwords, per source and name
     "login_attempts", metadata,

@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from ivr.calllog.store import metadata
+from ivr.calllog.schema import metadata
 from ivr.errors import IvrError
 
 T = TypeVar("T")
