@@ -26,10 +26,10 @@ from typing import Any
 
 from ivr.bank import DemoBank
 from ivr.call import Call
-from ivr.calllog import CallEvent, Emit, EventSink, emitter
 from ivr.calllog.recorder import BATCH, CallRecorder
 from ivr.calllog.schema import calls, events
 from ivr.calllog.store import CallStore
+from ivr.core.events import CallEvent, Emit, EventSink, emitter
 from ivr.dialogue.engine import DialogueEngine
 from ivr.engine_factory import load_engine, stand_in_bank
 from ivr.project import Project

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ivr.call_record import CallRecord, Turn, standard_dialect
-from ivr.calllog import Emit, clip, end_summary
+from ivr.core.events import Emit, clip, end_summary
 from ivr.core.inputs import CallerInput, Choice, Hangup, Keys, Say, Silence, Unintelligible
 from ivr.dialogue.confidence import (
     NEVER_CONFIRMED,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ivr.calllog import Emit
+from ivr.core.events import Emit
 from ivr.dialogue.engine import TurnOutcome
 from ivr.handoff import skills_for
 from ivr.masking import mask_text

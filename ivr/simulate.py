@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.call import DTMF_KEYS, Call
-from ivr.calllog import EventSink, emitter
+from ivr.core.events import EventSink, emitter
 from ivr.core.inputs import CallerInput, Hangup, Keys, Say, Silence
 from ivr.dialogue.engine import DialogueEngine
 from ivr.errors import ScriptError, shown

@@ -35,7 +35,6 @@ from test_console import (
     login,
 )
 
-from ivr.calllog import CallEvent
 from ivr.calllog.recorder import CallLogSettings
 from ivr.calllog.schema import sessions
 from ivr.calllog.store import CallStore
@@ -59,6 +58,7 @@ from ivr.console.throttle import (
     parse_networks,
     source_key,
 )
+from ivr.core.events import CallEvent
 from ivr.errors import shown
 from ivr.project import Project
 from ivr.server.app import build_app

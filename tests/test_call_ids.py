@@ -33,9 +33,9 @@ from phones import (
 )
 from test_gateway import SPEECH, TOKEN, TWILIO_TOKEN, Server
 
-from ivr.calllog import CallEvent
 from ivr.calllog.recorder import CallLogSettings, CallRecorder
 from ivr.calllog.store import AmbiguousCall, CallNotFound, CallStore
+from ivr.core.events import CallEvent
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
 from ivr.server.state import CALL_LOG

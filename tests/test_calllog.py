@@ -17,11 +17,11 @@ import pytest
 import sqlalchemy as sa
 from conftest import KNOWN, UNKNOWN, fill
 
-from ivr.calllog import CallEvent
 from ivr.calllog.recorder import CallRecorder, recover
 from ivr.calllog.replay import Replayer
 from ivr.calllog.store import CallFilter, CallLogError, CallStore
 from ivr.cli import main
+from ivr.core.events import CallEvent
 from ivr.simulate import parse_script, run_script
 from ivr.voice.metrics import Metrics
 from ivr.voice.voice_locale import load_voice_locales

@@ -23,10 +23,10 @@ from conftest import KNOWN
 from phones import PlainPhone, TwilioPhone, serving
 
 from ivr.call import Call
-from ivr.calllog import CallEvent
 from ivr.calllog.recorder import CallLogSettings, CallRecorder
 from ivr.calllog.store import CallStore
 from ivr.cli import main
+from ivr.core.events import CallEvent
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
 from ivr.server.state import CALL_LOG, GATEWAY

@@ -273,9 +273,9 @@ def test_data_validate_names_each_problem_by_file_and_line(tmp_path: Path) -> No
 
 def _log_calls(url: str, *calls: tuple[str, str, str]) -> None:
     """Ended calls in the call log at ``url``: (call id, locale, outcome)."""
-    from ivr.calllog import CallEvent
     from ivr.calllog.recorder import CallRecorder
     from ivr.calllog.store import CallStore
+    from ivr.core.events import CallEvent
 
     store = CallStore(url)
     recorder = CallRecorder(store, "test-cli")

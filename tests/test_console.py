@@ -21,7 +21,6 @@ import pytest
 from conftest import KNOWN, copy_project
 from phones import PlainPhone, serving, speak
 
-from ivr.calllog import CallEvent
 from ivr.calllog.recorder import CallLogSettings
 from ivr.calllog.schema import calls
 from ivr.calllog.timeline import turn_view
@@ -37,6 +36,7 @@ from ivr.console.auth import (
 from ivr.console.figures import figures
 from ivr.console.routes import ROUTES
 from ivr.console.throttle import login_attempts
+from ivr.core.events import CallEvent
 from ivr.project import Project
 from ivr.promotion import write_live_pointer
 from ivr.server.app import build_app

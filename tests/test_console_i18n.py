@@ -39,11 +39,11 @@ from test_console import (
 )
 
 from ivr import zone
-from ivr.calllog import CallEvent
 from ivr.calllog.recorder import CallLogSettings
 from ivr.calllog.store import CallStore
 from ivr.console import CONSOLE, ConsoleContext, i18n, kpi
 from ivr.console.auth import hash_password
+from ivr.core.events import CallEvent
 from ivr.project import Project
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings

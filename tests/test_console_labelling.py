@@ -32,12 +32,12 @@ from test_console import (
     sign_in,
 )
 
-from ivr.calllog import CallEvent
 from ivr.calllog.recorder import CallLogSettings
 from ivr.calllog.store import CallStore
 from ivr.console import CONSOLE, ConsoleContext
 from ivr.console.auth import CSRF_HEADER, hash_password
 from ivr.console.routes import ROUTES, TRAINERS
+from ivr.core.events import CallEvent
 from ivr.labelling import SynonymError, add_synonym
 from ivr.project import Project
 from ivr.proposals import proposals_file, read_proposals

@@ -23,10 +23,10 @@ from phones import PlainPhone, serving, tone
 from test_console import OPS_PASSWORD, OPS_USER, http_client, login
 from test_fuzz_properties import Secret, revealed, secrets
 
-from ivr.calllog import CallEvent
 from ivr.calllog.recorder import CallLogSettings, CallRecorder
 from ivr.console import CONSOLE
 from ivr.console.auth import hash_password
+from ivr.core.events import CallEvent
 from ivr.knowledge import KnowledgeBase
 from ivr.masking import longest_number, mask_card, mask_entry, mask_text
 from ivr.server.app import build_app

@@ -24,7 +24,7 @@ from conftest import KNOWN, scripted_zh_services
 from phones import PlainPhone, serving, tone
 from prometheus_client.parser import text_string_to_metric_families
 
-from ivr.calllog import CallEvent
+from ivr.core.events import CallEvent
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
 from ivr.server.state import GATEWAY

@@ -15,9 +15,9 @@ from conftest import KNOWN
 from test_review import _calls
 
 from ivr import zone
-from ivr.calllog import CallEvent
 from ivr.calllog.recorder import CallRecorder
 from ivr.calllog.store import CallStore
+from ivr.core.events import CallEvent
 from ivr.dialogue.engine import DialogueEngine
 from ivr.review import find_item
 from ivr.simulate import parse_script, run_script

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ivr.calllog import CallEvent
+from ivr.core.events import CallEvent
 from ivr.dialogue.confidence import ConfidenceBands
 from ivr.dialogue.engine import TurnOutcome
 from ivr.voice.asr import ScriptedRecognizer

@@ -28,9 +28,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ivr.calllog import CallEvent
 from ivr.calllog.recording import RecordingTrack, repair_wav
 from ivr.calllog.store import CallStore
+from ivr.core.events import CallEvent
 from ivr.paths import inside
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ import reprlib
 from collections.abc import Iterable
 from typing import Any
 
-from ivr.calllog import TEXT_MAX, CallEvent
 from ivr.calllog.schema import COMPLETE, calls
+from ivr.core.events import TEXT_MAX, CallEvent
 
 # Columns of ``calls`` that these event kinds fill in from their data.
 SUMMARY_FROM = {

@@ -14,12 +14,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ivr.calllog import TEXT_MAX
+from ivr.core.events import TEXT_MAX
 
 LIVE, COMPLETE, INCOMPLETE = "live", "complete", "incomplete"  # a call's status
 
 # Call ids, caller ids (a SIP URI is often 40+ characters) and other values from outside fit
-# in TEXT_MAX (255) characters; longer ones are cut at the edge (``ivr.calllog.clip``) and,
+# in TEXT_MAX (255) characters; longer ones are cut at the edge (``ivr.core.events.clip``) and,
 # as a last defence, where ``calls`` is written (``_summaries``).
 metadata = sa.MetaData()
 calls = sa.Table(

@@ -22,7 +22,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ivr.calllog import TEXT_MAX, CallEvent
 from ivr.calllog.rows import dead_letter_json, searchable, storable, summaries
 from ivr.calllog.schema import (
     INCOMPLETE,
@@ -34,6 +33,7 @@ from ivr.calllog.schema import (
     labels,
     sqlite_durable,
 )
+from ivr.core.events import TEXT_MAX, CallEvent
 from ivr.errors import IvrError
 
 log = logging.getLogger(__name__)

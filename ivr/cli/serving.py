@@ -84,7 +84,7 @@ async def cmd_chat(args: argparse.Namespace) -> int:
     import uuid
 
     from ivr.call import Call
-    from ivr.calllog import emitter
+    from ivr.core.events import emitter
 
     engine = await open_engine(args.project_obj, args.model)
     recorder = open_call_log(args.project_obj)

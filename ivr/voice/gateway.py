@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ivr.calllog import clip
+from ivr.core.events import clip
 from ivr.handoff import AcdWebhook
 from ivr.voice.events import CallerHangup
 from ivr.voice.metrics import Metrics, log_call_end

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ivr.calllog import Emit
+from ivr.core.events import Emit
 from ivr.masking import mask_entry, mask_text
 from ivr.voice.asr import Hypothesis, Recognizer
 from ivr.voice.audio import SpeechDetector, duration_ms

@@ -30,7 +30,7 @@ from prometheus_client import (
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ivr.calllog import CallEvent
+from ivr.core.events import CallEvent
 from ivr.routing import QUEUES, REASONS
 
 TRANSPORTS = ("twilio", "websocket", "audiosocket")

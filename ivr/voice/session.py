@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ivr.call import Call, Turn
-from ivr.calllog import CallEvent, EventSink, end_summary
 from ivr.calllog.recording import RecordingTrack
+from ivr.core.events import CallEvent, EventSink, end_summary
 from ivr.core.inputs import CallerInput, Choice, Hangup, Keys, Say, Silence, Unintelligible
 from ivr.dialogue.engine import DialogueEngine
 from ivr.handoff import HandoffDesk

@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 from aiohttp import WSMsgType, web
 
-from ivr.calllog import clip
+from ivr.core.events import clip
 from ivr.voice.events import CallerHangup, CallOutput, InboundEvent
 
 T = TypeVar("T")
