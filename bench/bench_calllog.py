@@ -24,16 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ivr.bank import DemoBank
-from ivr.call import Call
 from ivr.calllog.recorder import BATCH, CallRecorder
 from ivr.calllog.schema import calls, events
 from ivr.calllog.store import CallStore
 from ivr.core.events import CallEvent, Emit, EventSink, emitter
+from ivr.dialogue.bank import DemoBank
+from ivr.dialogue.call import Call
 from ivr.dialogue.engine import DialogueEngine
-from ivr.engine_factory import load_engine, stand_in_bank
+from ivr.dialogue.engine_factory import load_engine, stand_in_bank
+from ivr.dialogue.simulate import Script, parse_script
 from ivr.project import Project
-from ivr.simulate import Script, parse_script
 
 PIN = "123456#"
 KNOWN, UNKNOWN = "+8613800000001", "+8613700000000"
@@ -122,7 +122,7 @@ class Mode:
 
 
 async def play(script: Script, engine: DialogueEngine, emit: Emit, call_id: str) -> list[float]:
-    """``ivr.simulate.run_script``, timing each input as the caller waits for it (ms)."""
+    """``ivr.dialogue.simulate.run_script``, timing each input as the caller waits for it (ms)."""
     call = Call(engine, caller_id=script.caller, locale=script.locale, call_id=call_id,
                 transport="simulate", emit=emit)
     t0 = time.perf_counter()

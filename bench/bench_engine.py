@@ -11,10 +11,10 @@ import statistics
 import time
 from pathlib import Path
 
-from ivr.engine_factory import load_engine, stand_in_bank
-from ivr.evaluation import load_heldout
+from ivr.dialogue.engine_factory import load_engine, stand_in_bank
+from ivr.dialogue.simulate import load_script, run_script
 from ivr.project import Project
-from ivr.simulate import load_script, run_script
+from ivr.trainer.evaluation import load_heldout
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -35,8 +35,8 @@ from conftest import copy_project  # noqa: E402
 
 from ivr.cli import quiet_cli_warnings  # noqa: E402
 from ivr.project import Project  # noqa: E402
-from ivr.promotion import PromotionRefused, promote, tell_server, write_live_pointer  # noqa: E402
-from ivr.training import Trainer  # noqa: E402
+from ivr.trainer.promotion import PromotionRefused, promote, tell_server, write_live_pointer  # noqa: E402
+from ivr.trainer.training import Trainer  # noqa: E402
 
 LABELS = [("complaint", "직원 응대가 불친절해서 정식으로 항의하려고요"),
           ("exchange_rate", "오늘 달러 환율 좀 알려 주실래요")]

@@ -43,7 +43,7 @@ async def on_thread(engine: Any, fn: Any) -> Any:
 
 
 async def one_pass(engine: Any, scripts: list[Any], bank: Any) -> int:
-    from ivr.simulate import run_script
+    from ivr.dialogue.simulate import run_script
 
     bank.reset()
     turns = 0
@@ -64,9 +64,9 @@ async def main() -> None:
     if args.rasa_validation:
         os.environ["IVR_RASA_ACTION_VALIDATION"] = "1"  # read when the engine loads
 
-    from ivr.engine_factory import load_engine, stand_in_bank
+    from ivr.dialogue.engine_factory import load_engine, stand_in_bank
+    from ivr.dialogue.simulate import load_script
     from ivr.project import Project
-    from ivr.simulate import load_script
 
     project = Project(ROOT, args.locale)
     scripts = [s for s in (load_script(p) for p in

@@ -20,7 +20,7 @@ import atheris
 with atheris.instrument_imports(include=["ivr"]):
     from invariants import check_error, check_event
 
-    from ivr.voice.transports import Limits, ProtocolError, audiosocket
+    from ivr.telephony import Limits, ProtocolError, audiosocket
 
 LIMITS = Limits(max_message_bytes=2048)  # low, so that oversize headers are within reach
 _loop = asyncio.new_event_loop()

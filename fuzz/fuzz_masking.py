@@ -21,7 +21,7 @@ import unicodedata
 import atheris
 
 with atheris.instrument_imports(include=["ivr"]):
-    from ivr.masking import mask_card, mask_entry, mask_text
+    from ivr.core.masking import mask_card, mask_entry, mask_text
 
 # Written apart from the masker, so that the two can disagree.
 CN = {c: str(i % 10) for i, c in enumerate("零一二三四五六七八九〇壹贰叁肆伍陆柒捌玖")} | {

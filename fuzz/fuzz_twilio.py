@@ -20,7 +20,7 @@ from aiohttp import WSMsgType
 with atheris.instrument_imports(include=["ivr"]):
     from invariants import check_event, parse
 
-    from ivr.voice.transports import ProtocolError, twilio
+    from ivr.telephony import ProtocolError, twilio
 
 
 def check(data: bytes) -> int:

@@ -22,8 +22,8 @@ from aiohttp import WSMsgType
 with atheris.instrument_imports(include=["ivr"]):
     from invariants import check_event, parse
 
+    from ivr.telephony import ProtocolError, websocket
     from ivr.voice.events import AudioIn
-    from ivr.voice.transports import ProtocolError, websocket
 
 
 def check(data: bytes) -> int:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ivr.telephony import ProtocolError
 from ivr.voice.events import AudioIn, CallerHangup, DigitIn, PlaybackDone
-from ivr.voice.transports import ProtocolError
 
 
 def check_event(event: object) -> None:

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from ivr.bank import DemoBank
+from ivr.dialogue.bank import DemoBank
 from ivr.dialogue.engine import DialogueEngine
+from ivr.dialogue.knowledge import KnowledgeBase
 from ivr.dialogue.lockout import MemoryLockout
-from ivr.knowledge import KnowledgeBase
+from ivr.dialogue.simulate import parse_script, run_script
 from ivr.project import Project
-from ivr.simulate import parse_script, run_script
-from ivr.training import train
+from ivr.trainer.training import train
 
 # Calls the tests make are logged here, never in the project's var/ (a test that needs its
 # own log sets these itself).

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ivr.bank import DemoBank
+from ivr.dialogue.bank import DemoBank
 
 
 class FakeCoreBank:

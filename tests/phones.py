@@ -24,8 +24,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from ivr.telephony.twilio import twilio_signature
 from ivr.voice.audio import FRAME_BYTES, pcm_to_ulaw, ulaw_to_pcm
-from ivr.voice.transports.twilio import twilio_signature
 
 SPEECH_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "test-speech"
 

@@ -16,7 +16,7 @@ from conftest import KNOWN
 from phones import PlainPhone, serving, silence, speak
 from test_asr import MENU, hear
 
-from ivr.engine_factory import SpeechModels
+from ivr.dialogue.engine_factory import SpeechModels
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
 from ivr.server.state import GATEWAY

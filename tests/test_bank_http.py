@@ -13,9 +13,9 @@ from decimal import Decimal
 
 import pytest
 
-from ivr.bank import CREDIT, DEBIT, BankUnavailable, DemoBank
-from ivr.bank_http import HttpBank
-from ivr.engine_factory import BankSettings, open_bank
+from ivr.dialogue.bank import CREDIT, DEBIT, BankUnavailable, DemoBank
+from ivr.dialogue.bank_http import HttpBank
+from ivr.dialogue.engine_factory import BankSettings, open_bank
 from ivr.errors import IvrError
 from tests.fake_core_bank import FakeCoreBank
 
@@ -56,7 +56,7 @@ async def test_every_operation_answers_as_the_demo_bank_does():
 
 
 async def test_no_card_phone_or_pin_in_any_url_or_log_line(caplog):
-    caplog.set_level(logging.WARNING, logger="ivr.bank_http")
+    caplog.set_level(logging.WARNING, logger="ivr.dialogue.bank_http")
     async with FakeCoreBank(fail_first=3) as server:  # warnings for the retried ones
         bank = HttpBank(server.url, retries=3, backoff_s=0.01)
         try:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ivr.calibration import (
+from ivr.dialogue.confidence import Band, ConfidenceBands
+from ivr.errors import DataFileError
+from ivr.trainer.calibration import (
     Scored,
     band_outcomes,
     expected_calibration_error,
@@ -15,9 +17,7 @@ from ivr.calibration import (
     rejection,
     reliability,
 )
-from ivr.dialogue.confidence import Band, ConfidenceBands
-from ivr.errors import DataFileError
-from ivr.promotion import gate
+from ivr.trainer.promotion import gate
 
 BANDS = ConfidenceBands(accept=0.8, confirm=0.45, control_accept=0.6, costly_accept=0.95)
 LOCALES = Path(__file__).resolve().parent.parent / "locales"

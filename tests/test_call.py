@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr.call import FAILURE_PROMPT, Call, InputError
 from ivr.core.inputs import Keys, Say
+from ivr.dialogue.call import FAILURE_PROMPT, Call, InputError
 from ivr.dialogue.confidence import ConfidenceBands
 from ivr.dialogue.engine import TurnOutcome
 

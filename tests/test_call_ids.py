@@ -39,9 +39,9 @@ from ivr.core.events import CallEvent
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
 from ivr.server.state import CALL_LOG
+from ivr.telephony import external_reference
 from ivr.voice.asr import ScriptedRecognizer
 from ivr.voice.session import VoiceServices, VoiceSettings
-from ivr.voice.transports import external_reference
 from ivr.voice.tts import EspeakTts, PromptAudio
 from ivr.voice.voice_locale import load_voice_locales
 

@@ -22,7 +22,7 @@ from ivr.calllog.replay import Replayer
 from ivr.calllog.store import CallFilter, CallLogError, CallStore
 from ivr.cli import main
 from ivr.core.events import CallEvent
-from ivr.simulate import parse_script, run_script
+from ivr.dialogue.simulate import parse_script, run_script
 from ivr.voice.metrics import Metrics
 from ivr.voice.voice_locale import load_voice_locales
 

@@ -22,11 +22,11 @@ import sqlalchemy as sa
 from conftest import KNOWN
 from phones import PlainPhone, TwilioPhone, serving
 
-from ivr.call import Call
 from ivr.calllog.recorder import CallLogSettings, CallRecorder
 from ivr.calllog.store import CallStore
 from ivr.cli import main
 from ivr.core.events import CallEvent
+from ivr.dialogue.call import Call
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
 from ivr.server.state import CALL_LOG, GATEWAY
@@ -300,7 +300,7 @@ async def test_callers_on_the_plain_socket_are_logged_a_long_one_cut_and_health_
     app, url = server
     ws_url = url.replace("http", "ws")
     callers = [SIP, "sip:" + "8" * 10240 + "\ud800@x", "tel:" + "7" * 296, KNOWN]
-    with caplog.at_level(logging.WARNING, logger="ivr.calllog"):
+    with caplog.at_level(logging.WARNING, logger="ivr.core.events"):
         for n, caller in enumerate(callers):
             phone: PlainPhone | TwilioPhone
             if n == 2:

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from ivr.call import CONFIRM_PROMPT, Call
 from ivr.core.inputs import Keys, Say
+from ivr.dialogue.call import CONFIRM_PROMPT, Call
 from ivr.dialogue.confidence import ConfidenceBands
 from ivr.dialogue.engine import TurnOutcome
-from ivr.knowledge import KnowledgeBase
+from ivr.dialogue.knowledge import KnowledgeBase
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -38,10 +38,10 @@ from ivr.console.routes import ROUTES
 from ivr.console.throttle import login_attempts
 from ivr.core.events import CallEvent
 from ivr.project import Project
-from ivr.promotion import write_live_pointer
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
 from ivr.server.state import CALL_LOG
+from ivr.trainer.promotion import write_live_pointer
 from ivr.voice.asr import SpeechModel, VoskRecognizer
 from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.tts import EspeakTts, PromptAudio

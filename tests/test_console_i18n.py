@@ -38,17 +38,17 @@ from test_console import (
     sign_in,
 )
 
-from ivr import zone
 from ivr.calllog.recorder import CallLogSettings
 from ivr.calllog.store import CallStore
 from ivr.console import CONSOLE, ConsoleContext, i18n, kpi
 from ivr.console.auth import hash_password
+from ivr.core import zone
 from ivr.core.events import CallEvent
 from ivr.project import Project
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
-from ivr.trends import trends
-from ivr.voc import Month, voice_of_customer
+from ivr.trainer.trends import trends
+from ivr.trainer.voc import Month, voice_of_customer
 from ivr.voice.session import VoiceServices
 from ivr.voice.tts import EspeakTts, PromptAudio
 

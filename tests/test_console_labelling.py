@@ -38,12 +38,12 @@ from ivr.console import CONSOLE, ConsoleContext
 from ivr.console.auth import CSRF_HEADER, hash_password
 from ivr.console.routes import ROUTES, TRAINERS
 from ivr.core.events import CallEvent
-from ivr.labelling import SynonymError, add_synonym
 from ivr.project import Project
-from ivr.proposals import proposals_file, read_proposals
-from ivr.review import ReviewError, find_cluster, review_queue
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
+from ivr.trainer.labelling import SynonymError, add_synonym
+from ivr.trainer.proposals import proposals_file, read_proposals
+from ivr.trainer.review import ReviewError, find_cluster, review_queue
 from ivr.voice.session import VoiceServices
 from ivr.voice.tts import EspeakTts, PromptAudio
 
@@ -187,7 +187,7 @@ async def test_a_proposal_is_validated_and_only_trainers_make_one(desk: Desk) ->
         resp = await trainer.post(f"{desk.url}/console/api/review/proposals",
                                   headers={CSRF_HEADER: csrf, "Origin": "https://evil.example"},
                                   json=good)
-        assert resp.status == 403  # another site's page (ivr/webguard.py)
+        assert resp.status == 403  # another site's page (ivr/server/webguard.py)
         ops_csrf = await login(ops, desk.url, OPS_USER, OPS_PASSWORD)
         resp = await ops.post(f"{desk.url}/console/api/review/proposals",
                               headers={CSRF_HEADER: ops_csrf}, json=good)

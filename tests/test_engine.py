@@ -62,8 +62,8 @@ async def test_a_model_loaded_to_serve_understands_exactly_as_rasa_would_load_it
 
     from ivr.dialogue import model_loading
     from ivr.dialogue.engine import DialogueEngine
-    from ivr.evaluation import load_heldout
-    from ivr.knowledge import KnowledgeBase
+    from ivr.dialogue.knowledge import KnowledgeBase
+    from ivr.trainer.evaluation import load_heldout
 
     assert RasaModel.load.__func__ is model_loading._load  # what `engine` was loaded with
     monkeypatch.setattr(RasaModel, "load", classmethod(model_loading.rasa_load))

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ivr.bank_http import HttpBank
+from ivr.dialogue.bank_http import HttpBank
+from ivr.dialogue.engine_factory import load_engine
+from ivr.dialogue.handoff import skills_for
 from ivr.dialogue.lockout import MemoryLockout
-from ivr.engine_factory import load_engine
-from ivr.handoff import skills_for
-from ivr.simulate import parse_script, run_script
+from ivr.dialogue.simulate import parse_script, run_script
 from tests.conftest import KNOWN, UNKNOWN, prompts
 from tests.fake_core_bank import FakeCoreBank
 
@@ -100,22 +100,22 @@ async def test_a_bank_down_at_the_greeting_serves_an_unknown_caller(http_engine,
 
 
 def test_the_engine_and_the_demo_bank_are_built_in_one_place():
-    """grep, as the issue asks: outside tests, only ivr/engine_factory.py builds them."""
+    """grep, as the issue asks: outside tests, only ivr/dialogue/engine_factory.py builds them."""
     built = re.compile(r"DialogueEngine\.load\(|DemoBank\(\)")
     found = sorted(str(p.relative_to(ROOT)) for folder in ("ivr", "bench")
                    for p in (ROOT / folder).rglob("*.py")
                    if built.search(p.read_text(encoding="utf-8")))
-    assert found == ["ivr/engine_factory.py"]
+    assert found == ["ivr/dialogue/engine_factory.py"]
 
 
 def test_speech_models_load_in_one_place():
-    """grep: outside tests, only ivr/engine_factory.py loads a speech model (``ivr serve``,
+    """grep: outside tests, only ivr/dialogue/engine_factory.py loads a speech model (``ivr serve``,
     ``ivr replay``, ``ivr models``); a decoder worker process loads its own copy of the
     models the factory loaded, from their paths."""
     found = sorted(str(p.relative_to(ROOT)) for folder in ("ivr", "bench")
                    for p in (ROOT / folder).rglob("*.py")
                    if "SpeechModel.load(" in p.read_text(encoding="utf-8"))
-    assert found == ["ivr/engine_factory.py", "ivr/voice/decoders.py"]
+    assert found == ["ivr/dialogue/engine_factory.py", "ivr/voice/decoders.py"]
 
 
 def test_a_new_locale_needs_no_code(tmp_path, monkeypatch):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from ivr.evaluation import evaluate, load_heldout, save_confusion_matrix
 from ivr.project import Project
+from ivr.trainer.evaluation import evaluate, load_heldout, save_confusion_matrix
 
 PHENOMENA = {"rejection", "traditional", "negation", "code_switching", "amounts_dates",
              "rambling", "dialect_more", "asr_homophone"}
@@ -69,7 +69,7 @@ def test_heldout_never_overlaps_training_data(project, locale):
 
 async def test_heldout_calls_are_played_and_compared(engine, tmp_path):
     from ivr.errors import ScriptError
-    from ivr.evaluation import evaluate_calls
+    from ivr.trainer.evaluation import evaluate_calls
 
     hesitant = tmp_path / "hesitant.yml"
     hesitant.write_text("tags: [rule1, hesitation]\nturns:\n  - say: 嗯……\n  - say: 呃，那个\n"

@@ -24,9 +24,9 @@ from aiohttp import WSMsgType
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from ivr.masking import mask_card, mask_entry, mask_text
+from ivr.core.masking import mask_card, mask_entry, mask_text
+from ivr.telephony import Limits, ProtocolError, audiosocket, json_object, twilio, websocket
 from ivr.voice.events import AudioIn, CallerHangup, DigitIn, PlaybackDone
-from ivr.voice.transports import Limits, ProtocolError, audiosocket, json_object, twilio, websocket
 
 # Bounded so the whole file stays well under a minute on a 2-core machine.
 BOUNDED = settings(max_examples=300, deadline=None,
@@ -541,7 +541,7 @@ def place_value(number: int, numerals: str, places: str, korean: bool) -> str:
 @st.composite
 def spoken_amount(draw: st.DrawFn) -> Secret:
     """A secret said as a number with place values: six to eight digits, the last not
-    zero (a round amount, 二十万, is no secret: ivr/masking.py)."""
+    zero (a round amount, 二十万, is no secret: ivr/core/masking.py)."""
     digits = draw(_digits(5, 7)) + draw(st.sampled_from("123456789"))
     value = int(digits)
     digits = str(value)

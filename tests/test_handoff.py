@@ -1,6 +1,6 @@
 """Handoff delivery to the ACD webhook over real loopback sockets."""
 
-from ivr.handoff import AcdWebhook, skills_for
+from ivr.dialogue.handoff import AcdWebhook, skills_for
 from tests.conftest import KNOWN, free_port
 from tests.fake_acd import FakeAcd
 

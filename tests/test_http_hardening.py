@@ -1,4 +1,4 @@
-"""What ``ivr serve`` checks before any route (ivr/webguard.py), over real sockets: the Host
+"""What ``ivr serve`` checks before any route (ivr/server/webguard.py), over real sockets: the Host
 header (DNS rebinding), another site's Origin, JSON-only machine APIs, and slow clients
 (a request head must be complete within the bound; connections per source are capped).
 
@@ -29,10 +29,10 @@ from ivr.project import Project
 from ivr.server.app import build_app
 from ivr.server.run import start_server
 from ivr.server.settings import ServerSettings
+from ivr.server.webguard import HostPolicy
+from ivr.telephony.twilio import twilio_signature
 from ivr.voice.session import VoiceServices
-from ivr.voice.transports.twilio import twilio_signature
 from ivr.voice.tts import EspeakTts, PromptAudio
-from ivr.webguard import HostPolicy
 
 PUBLIC_HOST = "ivr.bank.example"
 PUBLIC_URL = f"wss://{PUBLIC_HOST}"  # as docs/telephony.md has it behind a TLS proxy

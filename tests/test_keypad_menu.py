@@ -24,12 +24,12 @@ from test_calllog_voice import Server as LoggingServer
 
 from ivr.calllog.recorder import CallLogSettings
 from ivr.calllog.replay import Replayer
-from ivr.data_validation import validate
-from ivr.engine_factory import load_speech_models
+from ivr.dialogue.engine_factory import load_speech_models
 from ivr.errors import DataFileError
 from ivr.project import Project
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings, asr_workers
+from ivr.trainer.data_validation import validate
 from ivr.voice.keypad import Keypad
 from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.tts import EspeakTts, PromptAudio

@@ -4,11 +4,11 @@ import datetime
 
 import pytest
 
-from ivr.bank import CREDIT, DEBIT
+from ivr.dialogue.bank import CREDIT, DEBIT
+from ivr.dialogue.knowledge import KnowledgeBase
+from ivr.dialogue.routing import QUEUES, TOPICS
 from ivr.errors import DataFileError
-from ivr.knowledge import KnowledgeBase
 from ivr.project import Project
-from ivr.routing import QUEUES, TOPICS
 from ivr.yamlfile import read_mapping
 
 
@@ -118,8 +118,8 @@ def test_knowledge_topics_are_answered_from_the_file_not_the_code(project, tmp_p
     every knowledge topic has an answer, said with a response the domain has."""
     import yaml
 
-    from ivr.knowledge import Answer
-    from ivr.routing import Service
+    from ivr.dialogue.knowledge import Answer
+    from ivr.dialogue.routing import Service
 
     data = read_mapping(Project(project.root, locale).knowledge)
     first = data["branches"][0]

@@ -3,7 +3,7 @@ said in Korean, on the real trained ko model."""
 
 import pytest
 
-from ivr.handoff import skills_for
+from ivr.dialogue.handoff import skills_for
 from tests.conftest import UNKNOWN, VIP, prompts
 
 PIN = "123456"

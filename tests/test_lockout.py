@@ -16,13 +16,14 @@ import pytest
 import yaml
 from aiohttp import web
 
-from ivr.call import Call
 from ivr.calllog.store import CallStore
 from ivr.cli import main
 from ivr.console import CONSOLE, ConsoleContext, add_console
 from ivr.console.accounts import AccountStore
 from ivr.console.auth import CSRF_HEADER, hash_password
 from ivr.core.inputs import Keys, Say
+from ivr.dialogue.call import Call
+from ivr.dialogue.knowledge import KnowledgeBase
 from ivr.dialogue.lockout import (
     LockoutPolicy,
     MemoryLockout,
@@ -33,7 +34,6 @@ from ivr.dialogue.lockout import (
     customer_key,
 )
 from ivr.errors import DataFileError, IvrError
-from ivr.knowledge import KnowledgeBase
 from tests.conftest import KNOWN, UNKNOWN, prompts
 from tests.phones import serving
 

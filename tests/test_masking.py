@@ -27,12 +27,12 @@ from ivr.calllog.recorder import CallLogSettings, CallRecorder
 from ivr.console import CONSOLE
 from ivr.console.auth import hash_password
 from ivr.core.events import CallEvent
-from ivr.knowledge import KnowledgeBase
-from ivr.masking import longest_number, mask_card, mask_entry, mask_text
+from ivr.core.masking import longest_number, mask_card, mask_entry, mask_text
+from ivr.dialogue.knowledge import KnowledgeBase
+from ivr.dialogue.simulate import parse_script, run_script
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
 from ivr.server.state import CALL_LOG, GATEWAY
-from ivr.simulate import parse_script, run_script
 from ivr.voice.asr import Hypothesis, ScriptedRecognizer
 from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.tts import EspeakTts, PromptAudio

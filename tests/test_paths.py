@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.paths import inside
+from ivr.core.paths import inside
 
 
 @pytest.mark.parametrize("name", [

@@ -22,11 +22,11 @@ from ivr.calllog.recorder import CallLogSettings
 from ivr.cli import main
 from ivr.errors import ModelNotFoundError
 from ivr.project import Project
-from ivr.promotion import PromotionRefused, promote, tell_server, write_live_pointer
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
 from ivr.server.state import CALL_LOG, GATEWAY, LIVE_MODELS
-from ivr.training import Trainer, train
+from ivr.trainer.promotion import PromotionRefused, promote, tell_server, write_live_pointer
+from ivr.trainer.training import Trainer, train
 from ivr.voice.asr import ScriptedRecognizer, SpeechModel, VoskRecognizer
 from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.tts import EspeakTts, PromptAudio

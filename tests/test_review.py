@@ -19,18 +19,18 @@ from ivr.calllog.recorder import CallRecorder
 from ivr.calllog.store import CallStore
 from ivr.cli import main
 from ivr.dialogue.engine import DialogueEngine
-from ivr.labelling import (
+from ivr.dialogue.simulate import parse_script, run_script
+from ivr.nlu.normalizer import Normalizer
+from ivr.project import Project
+from ivr.trainer.labelling import (
     LabelError,
     SynonymError,
     add_synonym,
     label_intent,
     mark_asr_error,
 )
-from ivr.nlu.normalizer import Normalizer
-from ivr.project import Project
-from ivr.review import find_item, review_queue
-from ivr.simulate import parse_script, run_script
-from ivr.training import check_inputs
+from ivr.trainer.review import find_item, review_queue
+from ivr.trainer.training import check_inputs
 
 # Each a call; what the model makes of the first utterance is in the comment.
 CALLS = {

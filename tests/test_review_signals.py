@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ivr.review import call_items, cluster_items
-from ivr.review_signals import (
+from ivr.trainer.review import call_items, cluster_items
+from ivr.trainer.review_signals import (
     HANGUP_S,
     QUEUE_AT,
     SIGNALS,

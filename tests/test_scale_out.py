@@ -101,8 +101,8 @@ async def test_a_malformed_conversation_store_url_is_refused(url: str, project) 
     from ivr.errors import IvrError
 
     with pytest.raises(IvrError, match="redis://host:port/db"):
-        from ivr.bank import DemoBank
-        from ivr.knowledge import KnowledgeBase
+        from ivr.dialogue.bank import DemoBank
+        from ivr.dialogue.knowledge import KnowledgeBase
 
         await DialogueEngine.load(project.latest_model(), DemoBank(),
                                   KnowledgeBase.load(project.knowledge), conversations=url)

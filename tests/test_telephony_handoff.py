@@ -32,7 +32,7 @@ from ivr.errors import IvrError
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
 from ivr.server.state import AUDIOSOCKET_ADDRESS, CALL_LOG, GATEWAY
-from ivr.telephony import (
+from ivr.telephony.transfer import (
     NextStep,
     QueueTargets,
     Target,
@@ -40,7 +40,7 @@ from ivr.telephony import (
     route_twiml,
     summarize_result,
 )
-from ivr.voice.transports.twilio import twilio_signature
+from ivr.telephony.twilio import twilio_signature
 
 PUBLIC = "wss://ivr.bank.example"  # IVR_PUBLIC_URL: the engine behind a TLS proxy
 WORKFLOW = "WW" + "0123456789abcdef" * 2

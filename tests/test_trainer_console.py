@@ -32,13 +32,13 @@ from ivr.console import CONSOLE, ConsoleContext
 from ivr.console.auth import CSRF_HEADER, TRAINER, hash_password
 from ivr.console.routes import ROUTES, TRAINERS
 from ivr.dialogue.engine import DialogueEngine
+from ivr.dialogue.simulate import parse_script, run_script
 from ivr.nlu.normalizer import Normalizer
 from ivr.project import Project
-from ivr.promotion import write_live_pointer
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
 from ivr.server.state import CALL_LOG, GATEWAY, LIVE_MODELS
-from ivr.simulate import parse_script, run_script
+from ivr.trainer.promotion import write_live_pointer
 from ivr.voice.asr import ScriptedRecognizer
 from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.tts import EspeakTts, PromptAudio

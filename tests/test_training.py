@@ -6,12 +6,12 @@ import sys
 
 import pytest
 
-from ivr.bank import DemoBank
+from ivr.dialogue.bank import DemoBank
 from ivr.dialogue.engine import DialogueEngine
-from ivr.knowledge import KnowledgeBase
+from ivr.dialogue.knowledge import KnowledgeBase
 from ivr.project import Project
-from ivr.promotion import write_live_pointer
-from ivr.training import check_inputs
+from ivr.trainer.promotion import write_live_pointer
+from ivr.trainer.training import check_inputs
 from tests.conftest import copy_project
 
 UTTERANCE = "仲剩几多水"  # Cantonese slang: "how much money is left?"

@@ -13,9 +13,7 @@ import pytest
 from aiohttp import WSMsgType, web
 from conftest import free_port
 
-from ivr.voice.audio import pcm_to_ulaw
-from ivr.voice.events import AudioIn, CallerHangup, DigitIn, PlaybackDone
-from ivr.voice.transports import (
+from ivr.telephony import (
     Limits,
     ProtocolError,
     WebSocketOutput,
@@ -23,6 +21,8 @@ from ivr.voice.transports import (
     twilio,
     websocket,
 )
+from ivr.voice.audio import pcm_to_ulaw
+from ivr.voice.events import AudioIn, CallerHangup, DigitIn, PlaybackDone
 
 
 def text(obj) -> SimpleNamespace:

@@ -14,14 +14,14 @@ import pytest
 from conftest import KNOWN
 from test_review import _calls
 
-from ivr import zone
 from ivr.calllog.recorder import CallRecorder
 from ivr.calllog.store import CallStore
+from ivr.core import zone
 from ivr.core.events import CallEvent
 from ivr.dialogue.engine import DialogueEngine
-from ivr.review import find_item
-from ivr.simulate import parse_script, run_script
-from ivr.trends import judge, promotions, trends
+from ivr.dialogue.simulate import parse_script, run_script
+from ivr.trainer.review import find_item
+from ivr.trainer.trends import judge, promotions, trends
 
 DAY = 86400
 # Understood, nothing flagged: assumed right (the first in a Cantonese wording).

@@ -240,8 +240,8 @@ async def test_a_correction_after_routing_still_reroutes(call) -> None:
 async def test_a_hesitation_is_no_review_item_but_its_escalation_is(engine) -> None:
     """Trainers get no "no_match" item for 嗯 (nothing to label); two of them escalating is
     still worth a look."""
-    from ivr.call import Call
     from ivr.core.inputs import Say
+    from ivr.dialogue.call import Call
 
     signals: list[tuple[int, str]] = []
 

@@ -11,9 +11,9 @@ from conftest import KNOWN
 
 from ivr.calllog.recorder import CallRecorder
 from ivr.calllog.store import CallStore
+from ivr.dialogue.simulate import parse_script, run_script
 from ivr.errors import IvrError
-from ivr.simulate import parse_script, run_script
-from ivr.voc import Month, export, this_month
+from ivr.trainer.voc import Month, export, this_month
 
 
 async def test_the_export_counts_what_callers_asked_for_and_where_they_were_failed(

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from ivr.calllog.recording import RecordingTrack, repair_wav
 from ivr.calllog.store import CallStore
 from ivr.core.events import CallEvent
-from ivr.paths import inside
+from ivr.core.paths import inside
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ivr.bank import BankAdapter, CustomerInfo, DemoBank
-from ivr.call import Call
 from ivr.calllog.recording import caller_audio
 from ivr.calllog.store import CallFilter, CallStore
 from ivr.core.inputs import (
@@ -31,7 +29,9 @@ from ivr.core.inputs import (
     Silence,
     Unintelligible,
 )
-from ivr.engine_factory import load_engine, stand_in_bank
+from ivr.dialogue.bank import BankAdapter, CustomerInfo, DemoBank
+from ivr.dialogue.call import Call
+from ivr.dialogue.engine_factory import load_engine, stand_in_bank
 from ivr.errors import IvrError, shown
 from ivr.project import Project
 from ivr.voice.asr import Hypothesis, Recognizer

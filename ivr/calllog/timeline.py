@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ivr.zone import stamp  # the bank's zone, as every time the CLI prints
+from ivr.core.zone import stamp  # the bank's zone, as every time the CLI prints
 
 
 def turn_view(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

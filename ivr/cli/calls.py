@@ -7,8 +7,8 @@ import argparse
 
 from ivr.cli.common import open_store, parse_when
 from ivr.cli.printing import print_json, print_regression, print_replay
+from ivr.core.zone import stamp  # every time printed: the bank's zone, with its offset
 from ivr.errors import IvrError
-from ivr.zone import stamp  # every time printed: the bank's zone, with its offset
 
 
 async def cmd_calls(args: argparse.Namespace) -> int:
@@ -77,7 +77,7 @@ async def cmd_calls(args: argparse.Namespace) -> int:
 async def cmd_replay(args: argparse.Namespace) -> int:
     """Re-run logged calls through the engine (a new model) and say what changes."""
     from ivr.calllog.replay import Replayer
-    from ivr.engine_factory import offline_recognizers
+    from ivr.dialogue.engine_factory import offline_recognizers
     from ivr.voice.voice_locale import load_voice_locales
 
     if bool(args.call_id) == bool(args.since):

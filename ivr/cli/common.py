@@ -15,8 +15,8 @@ DEFAULT_LOCALE = "zh"
 
 
 async def open_engine(project: Project, model: Path | None, bank: Any = None):
-    """The locale's engine (ivr/engine_factory.py): the configured bank unless ``bank``."""
-    from ivr.engine_factory import load_engine
+    """The locale's engine (ivr/dialogue/engine_factory.py): the configured bank unless ``bank``."""
+    from ivr.dialogue.engine_factory import load_engine
 
     path = model or project.live_model()
     say_loading(path)
@@ -24,8 +24,9 @@ async def open_engine(project: Project, model: Path | None, bank: Any = None):
 
 
 async def close_engines(engines: Any) -> None:
-    """A bank adapter's connections closed before the program ends (ivr/engine_factory.py)."""
-    from ivr.engine_factory import close_engines as close_them
+    """A bank adapter's connections closed before the program ends
+    (ivr/dialogue/engine_factory.py)."""
+    from ivr.dialogue.engine_factory import close_engines as close_them
 
     await close_them(engines)
 

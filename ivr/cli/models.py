@@ -16,7 +16,7 @@ from ivr.project import Project
 
 
 async def cmd_train(args: argparse.Namespace) -> int:
-    from ivr.training import check_inputs, train, up_to_date
+    from ivr.trainer.training import check_inputs, train, up_to_date
 
     project: Project = args.project_obj
     # No --locale: every locale with a config/<locale>.yml (scripts/setup.sh relies on it).
@@ -38,10 +38,10 @@ async def cmd_train(args: argparse.Namespace) -> int:
 
 
 async def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ivr.calibration import save_reliability_diagram
     from ivr.dialogue.confidence import ConfidenceBands
-    from ivr.engine_factory import stand_in_bank
-    from ivr.evaluation import evaluate, evaluate_calls, load_heldout, save_confusion_matrix
+    from ivr.dialogue.engine_factory import stand_in_bank
+    from ivr.trainer.calibration import save_reliability_diagram
+    from ivr.trainer.evaluation import evaluate, evaluate_calls, load_heldout, save_confusion_matrix
 
     project = args.project_obj
     if args.candidate is not None:
@@ -75,7 +75,7 @@ async def cmd_evaluate(args: argparse.Namespace) -> int:
 async def _evaluate_candidate(args: argparse.Namespace) -> int:
     """``evaluate --candidate``: the candidate and the live model (or --model) side by side
     on the held-out set and on the trainers' labelled utterances."""
-    from ivr.evaluation import compare_models, format_comparison
+    from ivr.trainer.evaluation import compare_models, format_comparison
 
     project = args.project_obj
     live = (args.model or project.live_model()).resolve()
@@ -102,7 +102,7 @@ async def _evaluate_candidate(args: argparse.Namespace) -> int:
 
 async def cmd_promote(args: argparse.Namespace) -> int:
     """Make a model live if it is no worse on the held-out set; tell a server to load it."""
-    from ivr.promotion import promote, tell_server
+    from ivr.trainer.promotion import promote, tell_server
 
     project = args.project_obj
     done = await promote(project, args.model_file, force=args.force, by=args.by)
@@ -124,7 +124,7 @@ async def cmd_promote(args: argparse.Namespace) -> int:
 
 async def cmd_models(args: argparse.Namespace) -> int:
     """Each locale's dialogue model, speech model and TTS voice: found, or what to do."""
-    from ivr.engine_factory import load_speech_model
+    from ivr.dialogue.engine_factory import load_speech_model
     from ivr.errors import ModelNotFoundError
     from ivr.voice.tts import EspeakTts, TtsError
     from ivr.voice.voice_locale import load_voice_locales

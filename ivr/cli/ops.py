@@ -12,8 +12,8 @@ from typing import Any
 
 from ivr.cli.common import open_store
 from ivr.cli.printing import print_json
+from ivr.core.zone import stamp
 from ivr.errors import IvrError
-from ivr.zone import stamp
 
 
 def users(accounts: Any, action: str, name: str | None, role: str | None, by: str) -> int:

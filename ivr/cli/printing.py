@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.cli.common import EXIT_ERROR
-from ivr.zone import stamp  # every time printed: the bank's zone, with its offset
+from ivr.core.zone import stamp  # every time printed: the bank's zone, with its offset
 
 
 def print_json(obj: Any) -> None:
@@ -17,7 +17,7 @@ def print_json(obj: Any) -> None:
 
 
 def parse_output(text: str, parse: dict[str, Any], locale: str) -> dict[str, Any]:
-    from ivr.call_record import standard_dialect
+    from ivr.dialogue.call_record import standard_dialect
 
     return {
         "text": text,

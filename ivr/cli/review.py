@@ -14,8 +14,8 @@ from ivr.project import Project
 
 async def cmd_review(args: argparse.Namespace) -> int:
     """The trainers' review queue: list and show clusters, label them (docs/review.md)."""
-    from ivr import labelling
-    from ivr.review import find_cluster, find_item, resolve, review_queue
+    from ivr.trainer import labelling
+    from ivr.trainer.review import find_cluster, find_item, resolve, review_queue
 
     project: Project = args.project_obj
     store, _ = open_store(project)
@@ -62,7 +62,7 @@ async def cmd_review(args: argparse.Namespace) -> int:
 
 async def cmd_report(args: argparse.Namespace) -> int:
     """The monthly voice-of-the-customer export: a CSV and a chart image."""
-    from ivr.voc import Month, export, this_month
+    from ivr.trainer.voc import Month, export, this_month
 
     month = Month.parse(args.month or this_month())
     store, _ = open_store(args.project_obj)
@@ -82,7 +82,7 @@ async def cmd_report(args: argparse.Namespace) -> int:
 
 async def cmd_data(args: argparse.Namespace) -> int:
     """``ivr data validate``: one ``path:line: message`` line per problem (docs: README)."""
-    from ivr.data_validation import summary, validate
+    from ivr.trainer.data_validation import summary, validate
 
     report = validate(args.project_obj)
     for problem in report.problems:

@@ -22,9 +22,9 @@ from ivr.project import Project
 
 
 async def cmd_parse(args: argparse.Namespace) -> int:
-    from ivr.nlu_only import load_nlu_engine
+    from ivr.dialogue.nlu_only import load_nlu_engine
 
-    # The NLU part of the model alone; eager for one utterance (ivr/nlu_only.py).
+    # The NLU part of the model alone; eager for one utterance (ivr/dialogue/nlu_only.py).
     model = args.model or args.project_obj.live_model()
     say_loading(model)
     engine = await load_nlu_engine(model, eager=args.text is not None)
@@ -42,8 +42,8 @@ async def cmd_parse(args: argparse.Namespace) -> int:
 
 
 async def cmd_simulate(args: argparse.Namespace) -> int:
-    from ivr.handoff import AcdWebhook
-    from ivr.simulate import load_script
+    from ivr.dialogue.handoff import AcdWebhook
+    from ivr.dialogue.simulate import load_script
 
     scripts = [load_script(Path(p)) for p in args.scripts]  # all checked before the model loads
     project: Project = args.project_obj
@@ -63,7 +63,7 @@ async def cmd_simulate(args: argparse.Namespace) -> int:
 
 async def _simulate(args: argparse.Namespace, scripts: list, engines: dict, acd: Any,
                     recorder: Any) -> int:
-    from ivr.simulate import run_script
+    from ivr.dialogue.simulate import run_script
 
     failed = 0
     for script in scripts:
@@ -83,8 +83,8 @@ async def _simulate(args: argparse.Namespace, scripts: list, engines: dict, acd:
 async def cmd_chat(args: argparse.Namespace) -> int:
     import uuid
 
-    from ivr.call import Call
     from ivr.core.events import emitter
+    from ivr.dialogue.call import Call
 
     engine = await open_engine(args.project_obj, args.model)
     recorder = open_call_log(args.project_obj)
@@ -111,8 +111,8 @@ async def cmd_chat(args: argparse.Namespace) -> int:
 
 async def _chat(call: Any) -> None:
     """The caller at the terminal, until they hang up or the call ends."""
-    from ivr.call import InputError
     from ivr.core.inputs import Hangup, Keys, Say, Silence
+    from ivr.dialogue.call import InputError
 
     for prompt in await call.start():
         print(f"bot: {prompt}")

@@ -37,8 +37,8 @@ from ivr.console.throttle import LoginThrottle
 
 if TYPE_CHECKING:
     from ivr.calllog.replay import Replayer
-    from ivr.live_models import LiveModels
-    from ivr.training import Trainer
+    from ivr.server.live_models import LiveModels
+    from ivr.trainer.training import Trainer
 
 
 @dataclass

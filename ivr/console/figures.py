@@ -1,5 +1,5 @@
 """The Figures page (live figures of the calls in scope: ivr/console/kpi.py) and the Trends
-page (per day or week: ivr/trends.py)."""
+page (per day or week: ivr/trainer/trends.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ivr import zone
 from ivr.console import kpi
 from ivr.console.handling import blocking, context, json_answer, number
+from ivr.core import zone
 from ivr.project import Project
-from ivr.trends import trends
+from ivr.trainer.trends import trends
 
 TREND_DAYS = 30  # the Trends page's default period
 
@@ -54,7 +54,7 @@ def figures(counts: dict[str, Any], signals: dict[str, int], live: int, hours: f
 async def trend_lines(request: web.Request) -> web.StreamResponse:
     """Per day (per week past a month) over the last ``days`` for one ``locale``:
     containment, misroute rate, estimated accuracy per intent and per dialect, the
-    confusion matrix of labelled utterances and the promotions (ivr/trends.py)."""
+    confusion matrix of labelled utterances and the promotions (ivr/trainer/trends.py)."""
     ctx = context(request)
     days = number(request, "days", TREND_DAYS, 1, 366)
     locale = request.query.get("locale") or "zh"

@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
-from ivr import zone
-from ivr.review_signals import SIGNALS
+from ivr.core import zone
+from ivr.trainer.review_signals import SIGNALS
 
 STATIC = Path(__file__).parent / "static"
 CATALOGUES = STATIC / "i18n"

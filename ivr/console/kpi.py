@@ -15,9 +15,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ivr import zone
 from ivr.calllog.schema import calls as call_table
 from ivr.calllog.store import LIVE, CallStore
+from ivr.core import zone
 
 # Calls people made to try the engine, not customers: out of the figures by default.
 TEST_TRANSPORTS = frozenset({"simulate", "chat"})

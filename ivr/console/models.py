@@ -1,7 +1,7 @@
 """The Models page, for trainers: each locale's model files, the live one and the one this
-server serves; training a candidate (in a child process, ivr/training.py), comparing it with
+server serves; training a candidate (in a child process, ivr/trainer/training.py), comparing it with
 the live model, and promoting it, which swaps it into this running server
-(ivr/promotion.py, ivr/live_models.py)."""
+(ivr/trainer/promotion.py, ivr/server/live_models.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from ivr.errors import IvrError, ModelNotFoundError
 from ivr.project import Project
 
 if TYPE_CHECKING:
-    from ivr.training import Trainer
+    from ivr.trainer.training import Trainer
 
 
 def _model_names(project: Project) -> dict[str, Any]:
@@ -102,7 +102,7 @@ async def compare(request: web.Request) -> web.StreamResponse:
     candidate = await blocking(_candidate, project, body.get("model"))
     try:
         live = await blocking(project.live_model)
-        from ivr.evaluation import compare_models
+        from ivr.trainer.evaluation import compare_models
 
         results = await compare_models(project, live, candidate)
     except IvrError as e:
@@ -115,7 +115,7 @@ async def promote_model(request: web.Request) -> web.StreamResponse:
     """JSON ``{"locale", "model"?, "force"?}``: gate the candidate on the held-out set (409
     when it is worse, unless ``force``), point the locale at it, and swap it into this
     server: new calls get it, calls in progress finish on the old model."""
-    from ivr.promotion import PromotionRefused, promote
+    from ivr.trainer.promotion import PromotionRefused, promote
 
     body = await json_body(request, "locale")
     project = locale_project(request, body["locale"])

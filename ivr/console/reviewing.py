@@ -1,6 +1,6 @@
 """The Review page, for trainers: the review queue of misunderstood utterances in clusters,
 labelling them (an intent, an ASR error, a dialect synonym), and proposing new intents for
-another trainer to accept or reject (ivr/review.py, ivr/labelling.py, ivr/proposals.py).
+another trainer to accept or reject (ivr/trainer/: review.py, labelling.py, proposals.py).
 Labelling writes the project's training data: it runs off the event loop, and what it
 refuses becomes a 400 (a call it cannot find a 404)."""
 
@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from ivr import labelling, proposals, review
 from ivr.calllog.store import CallLogError
 from ivr.console.handling import (
     Refused,
@@ -29,6 +28,7 @@ from ivr.console.handling import (
 )
 from ivr.errors import IvrError
 from ivr.project import Project
+from ivr.trainer import labelling, proposals, review
 
 T = TypeVar("T")
 
@@ -151,7 +151,7 @@ async def list_proposals(request: web.Request) -> web.StreamResponse:
 
 async def propose_intent(request: web.Request) -> web.StreamResponse:
     """JSON ``{"locale", "target": CLUSTER or CALL_ID:TURN, "intent", "label", "route",
-    "hours"?}``: propose a new intent for the utterances (ivr/proposals.py), pending review;
+    "hours"?}``: propose a new intent for the utterances (ivr/trainer/proposals.py), pending review;
     the live domain and training data are not touched."""
     body = await json_body(request, "locale", "target", "intent", "label", "route")
     project = locale_project(request, body["locale"])

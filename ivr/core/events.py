@@ -1,7 +1,7 @@
 """The call's events: everything that happens on a call, on every transport, as an
 ordered stream (docs/calllog.md lists the kinds).
 
-Producers (``ivr.call.Call`` for the dialogue, ``VoiceSession`` and its processors for
+Producers (``ivr.dialogue.call.Call`` for the dialogue, ``VoiceSession`` and its processors for
 audio, keys and prompts) emit ``CallEvent``s, already masked; observers (the call log's
 ``CallRecorder``, the metrics) take them. Every layer imports them from here: the event
 type belongs to no one layer.

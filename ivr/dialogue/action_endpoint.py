@@ -14,10 +14,10 @@ from rasa.utils.endpoints import ClientResponseError, EndpointConfig
 from rasa_sdk.executor import ActionExecutor
 from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundException
 
-from ivr.bank import BankAdapter
 from ivr.dialogue.actions import build_actions
+from ivr.dialogue.bank import BankAdapter
+from ivr.dialogue.knowledge import KnowledgeBase
 from ivr.dialogue.lockout import Lockout
-from ivr.knowledge import KnowledgeBase
 
 
 class InProcessActionEndpoint(EndpointConfig):

@@ -20,8 +20,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from ivr.dialogue.routing import TOPICS
 from ivr.errors import DataFileError
-from ivr.routing import TOPICS
 from ivr.yamlfile import read_mapping
 
 # Not understood, or understood as something the bank does not do: either way the engine

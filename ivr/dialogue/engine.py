@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ivr.bank import BankAdapter
+from ivr.dialogue.bank import BankAdapter
 from ivr.dialogue.confidence import ConfidenceBands
+from ivr.dialogue.knowledge import KnowledgeBase
 from ivr.dialogue.utterance import UtterancePrep
 from ivr.errors import IvrError, ModelNotFoundError, shown
-from ivr.knowledge import KnowledgeBase
 from ivr.project import find_root
 
 if TYPE_CHECKING:

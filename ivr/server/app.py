@@ -17,24 +17,24 @@ from ivr.calllog.replay import Replayer
 from ivr.calllog.store import CallStore
 from ivr.console import CONSOLE, THROTTLE, ConsoleContext, add_console
 from ivr.console.throttle import LoginThrottle
+from ivr.dialogue.engine_factory import load_speech_models
+from ivr.dialogue.handoff import AcdWebhook
 from ivr.dialogue.lockout import SqlLockout
-from ivr.engine_factory import load_speech_models
 from ivr.errors import IvrError
-from ivr.handoff import AcdWebhook
-from ivr.live_models import LiveModels, load_engine
 from ivr.project import Project
+from ivr.server.live_models import LiveModels, load_engine
 from ivr.server.routes import add_routes, audiosocket_call
 from ivr.server.settings import ServerSettings, asr_workers, measured_capacity
 from ivr.server.state import AUDIOSOCKET_ADDRESS, CALL_LOG, GATEWAY, LIVE_MODELS, SETTINGS, WARM_UP
-from ivr.telephony import HANDOFF, Handoff, QueueTargets, add_handoff_routes
-from ivr.training import Trainer
+from ivr.server.webguard import HostPolicy, request_guard
+from ivr.telephony.transfer import HANDOFF, Handoff, QueueTargets, add_handoff_routes
+from ivr.trainer.training import Trainer
 from ivr.voice.events import CallerHangup
 from ivr.voice.gateway import Gateway
 from ivr.voice.session import VoiceServices
 from ivr.voice.tts import EspeakTts, PromptAudio
 from ivr.voice.voice_locale import load_voice_locales
 from ivr.voice.warmup import warm_up
-from ivr.webguard import HostPolicy, request_guard
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def build_app(settings: ServerSettings, services: VoiceServices | None = None,
     (default: when the app loads its own services) warms dialogue, prompts and decoders
     before the app starts, so the server listens, and ``/health`` answers, only once warm
     (ivr/voice/warmup.py)."""
-    # Host, Origin and Content-Type are checked before any route (ivr/webguard.py).
+    # Host, Origin and Content-Type are checked before any route (ivr/server/webguard.py).
     hosts = HostPolicy.for_server(settings.host, settings.public_url, settings.allowed_hosts)
     app = web.Application(client_max_size=settings.limits.max_message_bytes,
                           middlewares=[request_guard(hosts)])

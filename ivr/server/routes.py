@@ -12,11 +12,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ivr.calllog.store import AmbiguousCall, CallLogError, CallNotFound
+from ivr.dialogue.routing import QUEUES
 from ivr.errors import IvrError
-from ivr.routing import QUEUES
 from ivr.server.state import CALL_LOG, GATEWAY, LIVE_MODELS, SETTINGS, WARM_UP
+from ivr.telephony import audiosocket, twilio, websocket
 from ivr.voice.gateway import Gateway
-from ivr.voice.transports import audiosocket, twilio, websocket
 
 log = logging.getLogger(__name__)
 

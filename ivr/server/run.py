@@ -12,8 +12,8 @@ from ivr.console.throttle import parse_networks
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
 from ivr.server.state import AUDIOSOCKET_ADDRESS, GATEWAY
+from ivr.server.webguard import ConnectionGuard, GuardedSite
 from ivr.voice.metrics import show_call_ends
-from ivr.webguard import ConnectionGuard, GuardedSite
 
 
 async def start_server(app: web.Application, settings: ServerSettings

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from ivr.calllog.recorder import CallLogSettings
 from ivr.errors import IvrError, shown
+from ivr.telephony import Limits
 from ivr.voice.session import VoiceSettings
-from ivr.voice.transports import Limits
 
 
 @dataclass
@@ -26,7 +26,7 @@ class ServerSettings:
     public_url: str | None = field(default_factory=lambda: os.environ.get("IVR_PUBLIC_URL"))
     ws_token: str | None = field(default_factory=lambda: os.environ.get("IVR_WS_TOKEN"))
     acd_url: str | None = field(default_factory=lambda: os.environ.get("IVR_ACD_URL"))
-    # Where Twilio puts escalated callers through, per queue (ivr/telephony.py)
+    # Where Twilio puts escalated callers through, per queue (ivr/telephony/transfer.py)
     queue_numbers: str | None = field(
         default_factory=lambda: os.environ.get("IVR_QUEUE_NUMBERS"))
     pointer_poll_s: float = 3.0  # how often models/live.yml is checked for a promotion
@@ -43,7 +43,7 @@ class ServerSettings:
     call_log: CallLogSettings | None = None  # None: $IVR_CALL_LOG etc., else under var/
     limits: Limits = field(default_factory=Limits)
     voice: VoiceSettings = field(default_factory=VoiceSettings)
-    # HTTP hardening (ivr/webguard.py): host names the Host header may give beyond loopback,
+    # HTTP hardening (ivr/server/webguard.py): host names the Host header may give beyond loopback,
     # the bind host and IVR_PUBLIC_URL's; proxies whose X-Forwarded-For is believed (and
     # whose connections are not capped); how long a request head may take; connections
     # one source may hold open (0: no cap).

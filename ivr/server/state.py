@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ivr.calllog.recorder import CallRecorder
-from ivr.live_models import LiveModels
+from ivr.server.live_models import LiveModels
 from ivr.server.settings import ServerSettings
 from ivr.voice.gateway import Gateway
 

@@ -12,11 +12,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ivr.core.events import clip
-from ivr.handoff import AcdWebhook
+from ivr.dialogue.handoff import AcdWebhook
+from ivr.telephony import Limits, external_reference
 from ivr.voice.events import CallerHangup
 from ivr.voice.metrics import Metrics, log_call_end
 from ivr.voice.session import VoiceServices, VoiceSession
-from ivr.voice.transports import Limits, external_reference
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ivr.core.events import Emit
-from ivr.masking import mask_entry, mask_text
+from ivr.core.masking import mask_entry, mask_text
 from ivr.voice.asr import Hypothesis, Recognizer
 from ivr.voice.audio import SpeechDetector, duration_ms
 from ivr.voice.digit_entry import InputTimer

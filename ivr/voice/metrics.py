@@ -31,7 +31,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from ivr.core.events import CallEvent
-from ivr.routing import QUEUES, REASONS
+from ivr.dialogue.routing import QUEUES, REASONS
 
 TRANSPORTS = ("twilio", "websocket", "audiosocket")
 OUTCOMES = ("self_service", "escalated", "hangup", "busy")  # docs/routing.md, and busy

@@ -13,9 +13,9 @@ import logging
 import time
 from collections.abc import Sequence
 
-from ivr.call import Call
 from ivr.calllog.recording import RecordingTrack
 from ivr.core.events import Emit
+from ivr.dialogue.call import Call
 from ivr.voice.audio import duration_ms
 from ivr.voice.events import CallOutput
 from ivr.voice.tts import PromptAudio

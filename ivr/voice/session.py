@@ -1,6 +1,6 @@
 """One phone call on the voice path: caller audio and keys in, prompt audio out.
 
-The session drives ``ivr.call.Call`` (the dialogue) with the caller's inputs, asks which
+The session drives ``ivr.dialogue.call.Call`` (the dialogue) with the caller's inputs, asks which
 language at call start, offers key menus to a caller whose language cannot be heard, and
 ends the call (the handoff delivered to the ACD). The work of the line is done by its
 processors, each testable alone: ``Inbox`` (turn-taking), ``Listener`` (VAD, recognisers,
@@ -19,12 +19,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ivr.call import Call, Turn
 from ivr.calllog.recording import RecordingTrack
 from ivr.core.events import CallEvent, EventSink, end_summary
 from ivr.core.inputs import CallerInput, Choice, Hangup, Keys, Say, Silence, Unintelligible
+from ivr.dialogue.call import Call, Turn
 from ivr.dialogue.engine import DialogueEngine
-from ivr.handoff import HandoffDesk
+from ivr.dialogue.handoff import HandoffDesk
 from ivr.voice.asr import Recognizer
 from ivr.voice.caller_input import Inbox, Key, Timeout
 from ivr.voice.digit_entry import DigitEntry, InputTimer

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
+from ivr.core.paths import inside
 from ivr.errors import IvrError
-from ivr.paths import inside
 from ivr.voice.audio import load_audio_file, to_telephone
 
 log = logging.getLogger(__name__)

@@ -65,7 +65,7 @@ async def warm_up(services: VoiceServices, decoder_workers: int = 1) -> dict[str
 
 async def warm_dialogue(engine: Any, voice: VoiceLocale | None) -> None:
     """One parse and a two-turn conversation no one hears (see the module's docstring)."""
-    from ivr.call import _event
+    from ivr.dialogue.call import _event
     from ivr.dialogue.engine import NO_MATCH_INTENT
 
     phrases = voice.all_phrases() if voice else []

@@ -1003,7 +1003,7 @@ function outcomeList(result, heading) {
       o.detail ? h("span", {class: "muted"}, ` ${o.detail}`) : ""))));
 }
 
-// Why an utterance is queued (ivr/review_signals.py): each signal with its weight, and the
+// Why an utterance is queued (ivr/trainer/review_signals.py): each signal with its weight, and the
 // words that show it when they are another turn's (the correction, the repeat).
 function whyFlags(item) {
   return h("div", {class: "flags why"}, (item.why || []).map((w) => h("div", {"data-signal": w.signal},

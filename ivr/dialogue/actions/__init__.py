@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from rasa_sdk import Action
 
-from ivr.bank import BankAdapter
 from ivr.dialogue.actions.control import (
     ActionAffirm,
     ActionDeny,
@@ -36,8 +35,9 @@ from ivr.dialogue.actions.routing import (
 )
 from ivr.dialogue.actions.service import ActionServe
 from ivr.dialogue.actions.verification import ValidateVerificationForm
+from ivr.dialogue.bank import BankAdapter
+from ivr.dialogue.knowledge import KnowledgeBase
 from ivr.dialogue.lockout import Lockout, MemoryLockout
-from ivr.knowledge import KnowledgeBase
 
 
 def build_actions(bank: BankAdapter, kb: KnowledgeBase,

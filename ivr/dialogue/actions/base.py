@@ -7,10 +7,10 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from ivr.bank import BankAdapter
+from ivr.dialogue.bank import BankAdapter
+from ivr.dialogue.knowledge import KnowledgeBase
 from ivr.dialogue.lockout import Lockout, caller_key, customer_key
-from ivr.knowledge import KnowledgeBase
-from ivr.routing import priority_for, queue_for
+from ivr.dialogue.routing import priority_for, queue_for
 
 MAX_ATTEMPTS = 3          # wrong PINs or card numbers before escalation
 MAX_UNCLEAR_TURNS = 2     # no-match / no-input turns in a row before escalation (rule 1)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 
-from ivr.bank import CREDIT, BankUnavailable
 from ivr.dialogue.actions.base import (
     FORM,
     MAX_UNCLEAR_TURNS,
@@ -21,9 +20,10 @@ from ivr.dialogue.actions.base import (
     understood,
 )
 from ivr.dialogue.actions.service import answer, serve
+from ivr.dialogue.bank import CREDIT, BankUnavailable
 from ivr.dialogue.confidence import competing_topics
-from ivr.knowledge import KnowledgeBase
-from ivr.routing import FOLLOW_UPS, TOPICS, Service
+from ivr.dialogue.knowledge import KnowledgeBase
+from ivr.dialogue.routing import FOLLOW_UPS, TOPICS, Service
 
 
 class ActionGreet(BankAction):

@@ -8,7 +8,6 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from ivr.bank import DEBIT, BankAdapter, BankUnavailable
 from ivr.dialogue.actions.base import (
     BANK_FAILED,
     OFFER_CARDS,
@@ -17,7 +16,8 @@ from ivr.dialogue.actions.base import (
     escalate,
     escalate_locked,
 )
-from ivr.knowledge import KnowledgeBase
+from ivr.dialogue.bank import DEBIT, BankAdapter, BankUnavailable
+from ivr.dialogue.knowledge import KnowledgeBase
 
 
 async def serve(

@@ -7,11 +7,11 @@ from typing import Any
 
 from rasa_sdk import FormValidationAction
 
-from ivr.bank import BankUnavailable
+from ivr.core.masking import mask_card
 from ivr.dialogue.actions.base import BANK_FAILED, MAX_ATTEMPTS, BankAction
+from ivr.dialogue.bank import BankUnavailable
 from ivr.dialogue.lockout import caller_key, customer_key
-from ivr.masking import mask_card
-from ivr.routing import priority_for, queue_for
+from ivr.dialogue.routing import priority_for, queue_for
 
 
 class ValidateVerificationForm(FormValidationAction, BankAction):

@@ -24,9 +24,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from ivr import zone
 from ivr.calllog.store import LIVE, CallFilter, CallStore
-from ivr.review import EVENT_KINDS, call_items
+from ivr.core import zone
+from ivr.trainer.review import EVENT_KINDS, call_items
 
 Verdict = Literal["right", "wrong", "assumed", "pending"]
 # A period longer than this many days is shown by (ISO, Monday-first) week, else by day.

@@ -13,11 +13,11 @@ was found; the live models are checked here.
 
 from __future__ import annotations
 
-from ivr.data_validation.locale_files import check_knowledge, check_locale_file
-from ivr.data_validation.rasa_data import check_domain, check_nlu, check_rules
-from ivr.data_validation.report import Report
-from ivr.data_validation.yaml_nodes import YamlFiles, node_items
 from ivr.project import Project
+from ivr.trainer.data_validation.locale_files import check_knowledge, check_locale_file
+from ivr.trainer.data_validation.rasa_data import check_domain, check_nlu, check_rules
+from ivr.trainer.data_validation.report import Report
+from ivr.trainer.data_validation.yaml_nodes import YamlFiles, node_items
 
 
 def validate(project: Project) -> Report:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.dialogue.engine import DialogueEngine
-from ivr.engine_factory import load_engine
+from ivr.dialogue.engine_factory import load_engine
 from ivr.errors import IvrError
 from ivr.project import Project
 from ivr.voice.gateway import Gateway

@@ -36,12 +36,12 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from ivr.calllog.store import CallLogError, CallStore
+from ivr.dialogue.routing import QUEUES
 from ivr.errors import IvrError
-from ivr.routing import QUEUES
+from ivr.telephony import is_loopback
+from ivr.telephony.twilio import twilio_signature
+from ivr.telephony.websocket import authorized
 from ivr.voice.gateway import Gateway
-from ivr.voice.transports import is_loopback
-from ivr.voice.transports.twilio import twilio_signature
-from ivr.voice.transports.websocket import authorized
 
 log = logging.getLogger(__name__)
 

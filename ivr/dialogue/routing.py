@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from ivr.bank import CREDIT, DEBIT
+from ivr.dialogue.bank import CREDIT, DEBIT
 
 
 class Service(Enum):
@@ -42,7 +42,7 @@ class Topic:
     queue: str
     priority: str = NORMAL
     # How the bot names a topic or a queue to the caller is locale data: the `labels:`
-    # section of knowledge/<locale>.yml (ivr.knowledge.Labels).
+    # section of knowledge/<locale>.yml (ivr.dialogue.knowledge.Labels).
 
 
 TOPICS: dict[str, Topic] = {

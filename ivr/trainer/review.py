@@ -1,7 +1,7 @@
 """The review queue: the utterances of logged calls worth a trainer's look, grouped by what
 the model made of them and by wording, so a trainer labels a cluster, not a line.
 
-An item is a ``say`` turn whose misroute signals (ivr/review_signals.py: the dialogue's,
+An item is a ``say`` turn whose misroute signals (ivr/trainer/review_signals.py: the dialogue's,
 the caller's next words, how the call ended, the agent desktop's feedback) weigh enough;
 it carries them as ``why``. docs/review.md has the rules, weights and thresholds. Every
 function here is synchronous (the console runs them in a thread).
@@ -17,7 +17,7 @@ from typing import Any
 
 from ivr.calllog.store import LIVE, CallFilter, CallStore
 from ivr.errors import IvrError, Remedy
-from ivr.review_signals import (
+from ivr.trainer.review_signals import (
     EVENT_KINDS,
     FEEDBACK,
     QUEUE_AT,

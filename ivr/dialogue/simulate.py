@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ivr.call import DTMF_KEYS, Call
 from ivr.core.events import EventSink, emitter
 from ivr.core.inputs import CallerInput, Hangup, Keys, Say, Silence
+from ivr.dialogue.call import DTMF_KEYS, Call
 from ivr.dialogue.engine import DialogueEngine
+from ivr.dialogue.handoff import AcdWebhook
 from ivr.errors import ScriptError, shown
-from ivr.handoff import AcdWebhook
 from ivr.project import Project
 from ivr.yamlfile import read_mapping
 

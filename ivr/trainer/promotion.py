@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 
 from ivr.errors import IvrError, ModelNotFoundError, Remedy, shown
-from ivr.evaluation import compare_models
 from ivr.project import Project, read_live_pointer
+from ivr.trainer.evaluation import compare_models
 
 
 class PromotionRefused(IvrError):

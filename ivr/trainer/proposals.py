@@ -7,7 +7,7 @@ is (``Project.nlu_files``), so a proposal neither changes the model's fingerprin
 Rasa. Another trainer or an admin accepts or rejects it in the console; a developer turns an
 accepted one into domain and data (docs/review.md, "Proposed intents"). The utterances are
 labelled (``kind: proposal``, no intent) and leave the review queue like any label's.
-All synchronous, like ivr/labelling.py (the console runs these in its executor).
+All synchronous, like ivr/trainer/labelling.py (the console runs these in its executor).
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ import yaml
 
 from ivr.calllog.store import CallStore
 from ivr.console.accounts import AccountStore
+from ivr.core.masking import mask_text
+from ivr.dialogue.routing import QUEUES
 from ivr.errors import DataFileError, IvrError, shown
-from ivr.label_files import one_at_a_time, utc_now
-from ivr.labelling import Outcome, _consider, _Index, _same_locale
-from ivr.masking import mask_text
 from ivr.project import Project
-from ivr.review import Item
-from ivr.routing import QUEUES
+from ivr.trainer.label_files import one_at_a_time, utc_now
+from ivr.trainer.labelling import Outcome, _consider, _Index, _same_locale
+from ivr.trainer.review import Item
 from ivr.yamlfile import read_mapping, read_yaml
 
 ANSWER = "answer"  # the engine serves the new intent itself (a developer writes the answer)

@@ -12,9 +12,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ivr.bank import CREDIT, DEBIT
+from ivr.dialogue.bank import CREDIT, DEBIT
+from ivr.dialogue.routing import QUEUES, TOPICS
 from ivr.errors import DataFileError, shown
-from ivr.routing import QUEUES, TOPICS
 from ivr.yamlfile import read_mapping
 
 
@@ -36,7 +36,7 @@ class Labels:
 
     topics: dict[str, str]      # by intent
     queues: dict[str, str]      # by queue name
-    card_types: dict[str, str]  # by canonical card type (ivr.bank CREDIT / DEBIT)
+    card_types: dict[str, str]  # by canonical card type (ivr.dialogue.bank CREDIT / DEBIT)
     currencies: dict[str, str]  # by canonical currency (the exchange_rates keys)
     default_currencies: tuple[str, ...]  # quoted when the caller named none
     separator: str        # between two quoted rates
@@ -195,7 +195,7 @@ class KnowledgeBase:
             raise DataFileError(f"{shown(path)}: malformed knowledge base ({e!r})") from None
 
     def answer(self, topic: str, said: str, currency: str | None = None) -> list[Answer]:
-        """What a knowledge topic (``Service.KNOWLEDGE`` in ivr/routing.py) says: branches
+        """What a knowledge topic (``Service.KNOWLEDGE`` in ivr/dialogue/routing.py) says: branches
         in the city named in ``said`` (else all), ``currency``'s rate (else the default
         ones), the interest rates; nothing for any other topic."""
         if topic == "branch_info":

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ivr.bank import BankAdapter, DemoBank
+from ivr.dialogue.bank import BankAdapter, DemoBank
 from ivr.errors import IvrError
 from ivr.project import Project
 
@@ -79,7 +79,7 @@ def open_bank(settings: BankSettings | None = None) -> BankAdapter:
     """The bank adapter ``settings`` name (default: the environment's)."""
     settings = settings or BankSettings.from_env()
     if settings.kind == "http":
-        from ivr.bank_http import HttpBank
+        from ivr.dialogue.bank_http import HttpBank
 
         return HttpBank(settings.url, settings.token, settings.timeout_s, settings.retries)
     return stand_in_bank()
@@ -98,7 +98,7 @@ async def load_engine(project: Project, model: Path | None = None, *,
     conversations in ``conversations`` (a Redis URL; None: in this process), failed
     verifications counted in ``lockout`` (None: in this process)."""
     from ivr.dialogue.engine import DialogueEngine
-    from ivr.knowledge import KnowledgeBase
+    from ivr.dialogue.knowledge import KnowledgeBase
 
     kb = KnowledgeBase.load(project.knowledge)  # a malformed file fails before the model loads
     return await DialogueEngine.load(model or project.live_model(), bank or open_bank(), kb,

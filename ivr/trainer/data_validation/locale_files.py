@@ -7,10 +7,16 @@ from pathlib import Path
 
 import yaml
 
-from ivr.data_validation.rasa_data import DomainNames
-from ivr.data_validation.report import Report
-from ivr.data_validation.yaml_nodes import YamlFiles, node_get, node_items, node_scalar, node_seq
 from ivr.project import Project
+from ivr.trainer.data_validation.rasa_data import DomainNames
+from ivr.trainer.data_validation.report import Report
+from ivr.trainer.data_validation.yaml_nodes import (
+    YamlFiles,
+    node_get,
+    node_items,
+    node_scalar,
+    node_seq,
+)
 
 # What each locale-file block may hold (ivr/dialogue/utterance.py, confidence.py): an
 # unknown key is a typo the loaders would silently ignore.
@@ -24,7 +30,7 @@ BLOCK_KEYS = {
 def check_locale_file(path: Path, files: YamlFiles, domain: DomainNames) -> None:
     """``expects:`` names responses and grammars that exist; the understanding blocks
     (fillers, loanwords, corrections, confidence) load."""
-    from ivr.call import CONFIRM_PROMPT  # the engine's own prompt, not a response
+    from ivr.dialogue.call import CONFIRM_PROMPT  # the engine's own prompt, not a response
     from ivr.dialogue.confidence import ConfidenceBands
     from ivr.dialogue.utterance import Corrections, Hesitations, Loanwords
     from ivr.errors import IvrError
@@ -80,7 +86,7 @@ def _check_keypad(keypad: yaml.Node | None, name: str, report: Report,
     """``keypad:`` (ivr/voice/keypad.py): every key means an intent of the domain, and
     ``after:`` and ``instead:`` name responses (the engine's own loader checks the rest
     when a server starts)."""
-    from ivr.call import CONFIRM_PROMPT
+    from ivr.dialogue.call import CONFIRM_PROMPT
 
     for _, menu in node_items(node_get(keypad, "menus")[1]):
         for _, choice in node_items(node_get(menu, "keys")[1]):
@@ -97,9 +103,9 @@ def _check_keypad(keypad: yaml.Node | None, name: str, report: Report,
 def check_knowledge(project: Project, files: YamlFiles, domain: DomainNames) -> None:
     """``knowledge/<locale>.yml``: the knowledge base loads, and its ``labels.topics`` has a
     label for every topic of the routing contract, each a domain intent."""
+    from ivr.dialogue.knowledge import KnowledgeBase
+    from ivr.dialogue.routing import TOPICS
     from ivr.errors import IvrError
-    from ivr.knowledge import KnowledgeBase
-    from ivr.routing import TOPICS
 
     path = project.knowledge
     report, name = files.report, files.name(path)

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 # Programs' APIs (no console session): a browser page has no business calling them.
 MACHINE_APIS = frozenset({"/twilio", "/ws", "/audiosocket/calls", "/acd/feedback",
                           "/admin/models/reload", "/metrics", "/audiosocket/result",
-                          # Twilio's webhooks: forms, not JSON (ivr/telephony.py checks
+                          # Twilio's webhooks: forms, not JSON (ivr/telephony/transfer.py checks
                           # their type, and their signature or a loopback source)
                           "/twilio/voice", "/twilio/after-stream"})
 JSON_APIS = frozenset({"/audiosocket/calls", "/acd/feedback", "/admin/models/reload"})

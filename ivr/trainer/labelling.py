@@ -5,7 +5,7 @@
 - an ASR error: what the caller really said (a label only; an example too with an intent);
 - a dialect synonym (``dialects.yml``) or an ASR near-homophone term (``lexicon.yml``).
 
-Files are appended to as text (ivr/label_files.py), so every comment and line people
+Files are appended to as text (ivr/trainer/label_files.py), so every comment and line people
 wrote stays as it was. Every label is also recorded in the call log's ``labels`` table, which
 takes the labelled utterances out of the review queue. docs/review.md has the rules. All
 synchronous.
@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from ivr.calllog.store import CallStore
+from ivr.core.masking import mask_text
 from ivr.errors import DataFileError, IvrError, Remedy, shown
-from ivr.label_files import (
+from ivr.nlu.normalizer import HOMOPHONE, MANDARIN, Normalizer
+from ivr.project import Project
+from ivr.trainer.label_files import (
     add_dialect_phrase,
     add_lexicon_term,
     append_examples,
@@ -28,10 +31,7 @@ from ivr.label_files import (
     one_at_a_time,
     utc_now,
 )
-from ivr.masking import mask_text
-from ivr.nlu.normalizer import HOMOPHONE, MANDARIN, Normalizer
-from ivr.project import Project
-from ivr.review import Item, canonical
+from ivr.trainer.review import Item, canonical
 from ivr.yamlfile import read_mapping
 
 ASR = "asr"  # the "dialect" of a near-homophone: it goes to lexicon.yml (see add_synonym)

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from ivr.bank import BankUnavailable, Bill, CustomerInfo, Transaction
+from ivr.dialogue.bank import BankUnavailable, Bill, CustomerInfo, Transaction
 
 log = logging.getLogger(__name__)
 

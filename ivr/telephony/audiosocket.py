@@ -20,9 +20,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from ivr.telephony import CallHost, Limits, ProtocolError
 from ivr.voice.audio import FRAME_BYTES, FRAME_MS, frames
 from ivr.voice.events import AudioIn, CallerHangup, DigitIn, InboundEvent, PlaybackDone
-from ivr.voice.transports import CallHost, Limits, ProtocolError
 
 log = logging.getLogger(__name__)
 

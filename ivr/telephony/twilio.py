@@ -21,9 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ivr.voice.audio import pcm_to_ulaw, ulaw_to_pcm
-from ivr.voice.events import AudioIn, CallerHangup, DigitIn, InboundEvent, PlaybackDone
-from ivr.voice.transports import (
+from ivr.telephony import (
     CallHost,
     ProtocolError,
     WebSocketOutput,
@@ -31,6 +29,8 @@ from ivr.voice.transports import (
     json_object,
     run_websocket_call,
 )
+from ivr.voice.audio import pcm_to_ulaw, ulaw_to_pcm
+from ivr.voice.events import AudioIn, CallerHangup, DigitIn, InboundEvent, PlaybackDone
 
 CHUNK_BYTES = 800  # mu-law bytes per media message: 100 ms
 DTMF_DIGITS = set("0123456789*#")

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ivr.calibration import (
+from ivr.dialogue.confidence import ConfidenceBands
+from ivr.dialogue.engine import DialogueEngine
+from ivr.errors import DataFileError, shown
+from ivr.nlu.normalizer import MANDARIN
+from ivr.project import Project
+from ivr.trainer.calibration import (
     Scored,
     band_outcomes,
     expected_calibration_error,
@@ -19,11 +24,6 @@ from ivr.calibration import (
     rejection,
     reliability,
 )
-from ivr.dialogue.confidence import ConfidenceBands
-from ivr.dialogue.engine import DialogueEngine
-from ivr.errors import DataFileError, shown
-from ivr.nlu.normalizer import MANDARIN
-from ivr.project import Project
 
 # The plain form of each locale's held-out set; every other form (a dialect, ASR errors,
 # casual or oddly spaced Korean) is the "dialect and ASR" part of the report.
@@ -167,8 +167,8 @@ async def compare_models(project: Project, live: Path, candidate: Path,
                          labelled: bool = True) -> dict[str, dict[str, Any]]:
     """Both models scored on the held-out set and (``labelled``, when there are any) on
     the trainers' labelled utterances: ``{set: {"live", "candidate", "comparison"}}``."""
-    from ivr.call_record import standard_dialect
-    from ivr.engine_factory import load_engine, stand_in_bank
+    from ivr.dialogue.call_record import standard_dialect
+    from ivr.dialogue.engine_factory import load_engine, stand_in_bank
 
     form = standard_dialect(project.locale)
     sets = {"heldout": load_heldout(project.heldout, form)}
@@ -253,8 +253,8 @@ async def evaluate_calls(engine: DialogueEngine, paths: list[Path],
     (extra turns for callers). ``reset``: puts the bank back between calls (a card
     frozen in one stays frozen), as failed verifications are (each call is a fresh day)."""
     from ivr.dialogue.lockout import MemoryLockout
+    from ivr.dialogue.simulate import parse_script, run_script
     from ivr.errors import ScriptError
-    from ivr.simulate import parse_script, run_script
     from ivr.yamlfile import read_mapping
 
     calls, by_tag = [], defaultdict(list)

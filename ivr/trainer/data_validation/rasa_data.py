@@ -11,15 +11,15 @@ from pathlib import Path
 
 import yaml
 
-from ivr.data_validation.report import Report
-from ivr.data_validation.yaml_nodes import (
+from ivr.project import NORMALIZER_FILES, Project
+from ivr.trainer.data_validation.report import Report
+from ivr.trainer.data_validation.yaml_nodes import (
     YamlFiles,
     node_get,
     node_items,
     node_scalar,
     node_seq,
 )
-from ivr.project import NORMALIZER_FILES, Project
 
 _ANNOTATION = re.compile(r"\[([^\]]*)\](?:\(([^)]*)\)|\{([^}]*)\})")
 

@@ -1,7 +1,7 @@
 """What a call records and amounts to: each turn as masked call-log events (with the
 signals a trainer reviews) and the summary an agent, the ACD and ``ivr simulate`` get.
 
-``Call`` (ivr/call.py) takes the caller's inputs and drives the dialogue; this half reads
+``Call`` (ivr/dialogue/call.py) takes the caller's inputs and drives the dialogue; this half reads
 what it has done, and writes nothing but the call log.
 """
 
@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from ivr.core.events import Emit
+from ivr.core.masking import mask_text
 from ivr.dialogue.engine import TurnOutcome
-from ivr.handoff import skills_for
-from ivr.masking import mask_text
+from ivr.dialogue.handoff import skills_for
 from ivr.nlu.normalizer import MANDARIN
 
 LOW_CONFIDENCE = 0.5  # below it, or top two this close, an understanding is worth a look

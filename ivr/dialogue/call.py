@@ -4,7 +4,8 @@ Every source of input (the voice session, ``ivr simulate``, ``ivr chat``, ``ivr 
 turns what it receives into one of the types in ``ivr.core.inputs`` and hands it to
 ``Call.take``; ``Call.finish`` is the one way a call ends. This class knows nothing of
 sockets. Everything it records is masked here, at the one point where caller input enters
-the engine's records; what it records and amounts to is ``CallRecord`` (ivr/call_record.py).
+the engine's records; what it records and amounts to is ``CallRecord``
+(ivr/dialogue/call_record.py).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
-from ivr.call_record import CallRecord, Turn, standard_dialect
 from ivr.core.events import Emit, clip, end_summary
 from ivr.core.inputs import CallerInput, Choice, Hangup, Keys, Say, Silence, Unintelligible
+from ivr.core.masking import longest_number, mask_card, mask_entry, mask_text
+from ivr.dialogue.call_record import CallRecord, Turn, standard_dialect
 from ivr.dialogue.confidence import (
     NEVER_CONFIRMED,
     REJECTIONS,
@@ -30,10 +32,9 @@ from ivr.dialogue.confidence import (
 )
 from ivr.dialogue.engine import NO_MATCH_INTENT as NO_MATCH
 from ivr.dialogue.engine import DialogueEngine, TurnOutcome
+from ivr.dialogue.handoff import HandoffDesk
+from ivr.dialogue.routing import priority_for, queue_for
 from ivr.errors import IvrError
-from ivr.handoff import HandoffDesk
-from ivr.masking import longest_number, mask_card, mask_entry, mask_text
-from ivr.routing import priority_for, queue_for
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from ivr.voice.audio import FRAME_BYTES
-from ivr.voice.events import AudioIn, CallerHangup, DigitIn, InboundEvent, PlaybackDone
-from ivr.voice.transports import (
+from ivr.telephony import (
     CallHost,
     ProtocolError,
     WebSocketOutput,
@@ -22,6 +20,8 @@ from ivr.voice.transports import (
     json_object,
     run_websocket_call,
 )
+from ivr.voice.audio import FRAME_BYTES
+from ivr.voice.events import AudioIn, CallerHangup, DigitIn, InboundEvent, PlaybackDone
 
 CHUNK_BYTES = FRAME_BYTES * 5  # 100 ms of audio per binary message
 DTMF_DIGITS = set("0123456789*#")

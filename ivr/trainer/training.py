@@ -42,7 +42,7 @@ FINETUNE_EPOCH_FRACTION = 0.2
 def train(project: Project, force: bool = False, finetune: bool = False) -> TrainResult:
     """Train the locale's model of its current inputs (``finetune``: starting from the live
     model, for a fifth of the epochs; the data may gain examples, not intents or slots)."""
-    from ivr.promotion import adopt_first_model  # (it loads the evaluation: only here)
+    from ivr.trainer.promotion import adopt_first_model  # (it loads the evaluation: only here)
 
     fingerprint = project.fingerprint()
     target = project.model_for(fingerprint)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from ivr.data_validation.report import Report
 from ivr.project import Project
+from ivr.trainer.data_validation.report import Report
 
 
 def node_items(node: yaml.Node | None) -> Iterator[tuple[yaml.ScalarNode, yaml.Node]]:

@@ -12,8 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ivr import zone
 from ivr.calllog.store import CallFilter, CallStore
+from ivr.core import zone
 from ivr.errors import IvrError
 
 FAILURES = ("no_match", "no_input", "verification_failed", "verification_locked",

@@ -25,9 +25,9 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from ivr.dialogue.routing import TOPICS
 from ivr.dialogue.utterance import Corrections
 from ivr.errors import IvrError
-from ivr.routing import TOPICS
 from ivr.yamlfile import read_mapping
 
 # How soon a hang-up after an answer counts as "right after" it (a caller who heard what
@@ -36,13 +36,13 @@ HANGUP_S = 5.0
 # An utterance is queued when its signals weigh at least this.
 QUEUE_AT = 1.0
 # Two wordings this close (difflib ratio, punctuation and spaces dropped) are one request
-# said again; the review queue clusters by the same figure (ivr/review.py).
+# said again; the review queue clusters by the same figure (ivr/trainer/review.py).
 SIMILARITY = 0.6
 # A restating opener this long says what was meant even without a negation before it
 # (我是说 / 我说的是); the one-character 是 of the locale's list would read every yes as one.
 RESTATE_MIN_CHARS = 3
 _NOT_WORDS = re.compile(r"[\W_]+")
-_LOCALES = Path(__file__).resolve().parents[1] / "locales"
+_LOCALES = Path(__file__).resolve().parents[2] / "locales"  # the source checkout's
 
 
 @dataclass(frozen=True)
