@@ -140,7 +140,8 @@ async def _reload_models(request: web.Request) -> web.Response:
 async def _metrics(request: web.Request) -> web.Response:
     if not websocket.authorized(request, request.app[SETTINGS].ws_token):
         return web.Response(status=401)
-    body = generate_latest(request.app[GATEWAY].metrics.registry)
+    # The process collector reads /proc: off the event loop, as every file read is.
+    body = await asyncio.to_thread(generate_latest, request.app[GATEWAY].metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
