@@ -381,3 +381,31 @@ def scripted_zh_services(engine: DialogueEngine, project: Project, scripts: dequ
         recognizer_for=lambda locale: ScriptedRecognizer(
             scripts.popleft() if scripts else [], end_of_speech_ms=300),
         default_locale="zh", settings=VoiceSettings(**settings))
+
+
+@pytest.fixture
+def no_blocking_on_the_loop() -> Iterator[Any]:
+    """Fails a test whose engine code blocks the main event loop: a file read or write, a
+    stat, a sleep, a socket call from ``ivr`` while the loop runs (blockbuster, as aiohttp's
+    own tests use it). The dialogue thread runs its own loop and is there to block (Rasa),
+    so only the main thread is checked; a log line written to stderr is allowed."""
+    from blockbuster import BlockBuster
+
+    buster = BlockBuster(scanned_modules=["ivr"])
+    for function in buster.functions.values():
+        function.can_block_predicate = _off_the_main_thread_or(function.can_block_predicate)
+    buster.functions["io.TextIOWrapper.write"].can_block_in("logging/__init__.py", {"emit"})
+    buster.activate()
+    try:
+        yield buster
+    finally:
+        buster.deactivate()
+
+
+def _off_the_main_thread_or(allowed: Any) -> Any:
+    """Blocking is allowed off the main thread, or where blockbuster allows it anyway (a
+    non-blocking socket, a read of /dev/urandom...)."""
+    def can_block(*args: Any, **kwargs: Any) -> bool:
+        return threading.current_thread() is not threading.main_thread() or bool(
+            allowed(*args, **kwargs))
+    return can_block

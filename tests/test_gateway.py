@@ -59,6 +59,8 @@ class BrokenRecognizer(ScriptedRecognizer):
         return None
 
 
+pytestmark = pytest.mark.usefixtures("no_blocking_on_the_loop")
+
 class SlowRecognizer(ScriptedRecognizer):
     """A recogniser on an overloaded machine: 20 ms of audio takes 20 ms to decode."""
 

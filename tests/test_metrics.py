@@ -31,6 +31,8 @@ from ivr.server.state import GATEWAY
 from ivr.voice.gateway import Gateway
 from ivr.voice.metrics import STAGES, Metrics, log_call_end, show_call_ends
 
+pytestmark = pytest.mark.usefixtures("no_blocking_on_the_loop")
+
 TOKEN = "metrics-token"
 SPEECH = tone(700, hz=300)
 DASHBOARD = Path(__file__).resolve().parents[1] / "docs" / "grafana-dashboard.json"

@@ -42,6 +42,8 @@ from ivr.telephony.transfer import (
 )
 from ivr.telephony.twilio import twilio_signature
 
+pytestmark = pytest.mark.usefixtures("no_blocking_on_the_loop")
+
 PUBLIC = "wss://ivr.bank.example"  # IVR_PUBLIC_URL: the engine behind a TLS proxy
 WORKFLOW = "WW" + "0123456789abcdef" * 2
 NUMBERS = (f"complaints={WORKFLOW},general=+862150000000,"

@@ -24,6 +24,8 @@ from ivr.telephony import (
 from ivr.voice.audio import pcm_to_ulaw
 from ivr.voice.events import AudioIn, CallerHangup, DigitIn, PlaybackDone
 
+pytestmark = pytest.mark.usefixtures("no_blocking_on_the_loop")
+
 
 def text(obj) -> SimpleNamespace:
     return SimpleNamespace(type=WSMsgType.TEXT, data=json.dumps(obj))

@@ -17,6 +17,8 @@ from ivr.voice.listening import Listener
 from ivr.voice.playback import Playback
 from ivr.voice.tts import PromptAudio
 
+pytestmark = pytest.mark.usefixtures("no_blocking_on_the_loop")
+
 NO_INPUT_S, INTER_DIGIT_S, GRACE_S = 5.0, 3.0, 1.0
 
 

@@ -7,6 +7,8 @@ from voice_fakes import MENU
 
 from ivr.voice.digit_entry import DIGITS, NO_INPUT, DigitEntry, InputTimer
 
+pytestmark = pytest.mark.usefixtures("no_blocking_on_the_loop")
+
 
 class Clock:
     def __init__(self) -> None:

@@ -28,6 +28,8 @@ from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.tts import EspeakTts, PromptAudio
 from ivr.voice.voice_locale import load_voice_locales
 
+pytestmark = pytest.mark.usefixtures("no_blocking_on_the_loop")
+
 TOKEN = "ko-test-token"
 
 

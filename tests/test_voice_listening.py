@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from voice_fakes import LOUD, QUIET, ScriptedVoice, run_virtual, voice_locale
 
 from ivr.calllog.recording import RecordingTrack
@@ -14,6 +15,8 @@ from ivr.voice.digit_entry import InputTimer
 from ivr.voice.listening import Listener, Speech
 from ivr.voice.playback import Playback
 from ivr.voice.tts import PromptAudio
+
+pytestmark = pytest.mark.usefixtures("no_blocking_on_the_loop")
 
 BARGE_IN_MS = 300
 

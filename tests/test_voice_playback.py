@@ -13,6 +13,8 @@ from ivr.calllog.recording import RecordingTrack
 from ivr.voice.playback import Playback
 from ivr.voice.tts import PromptAudio
 
+pytestmark = pytest.mark.usefixtures("no_blocking_on_the_loop")
+
 GRACE_S = 1.0
 
 

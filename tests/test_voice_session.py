@@ -27,6 +27,8 @@ from voice_fakes import (
 from ivr.voice.events import AudioIn
 from ivr.voice.session import VoiceSession
 
+pytestmark = pytest.mark.usefixtures("no_blocking_on_the_loop")
+
 GREETING_S = len(GREETING) * MS_PER_CHARACTER / 1000
 NO_INPUT_S = SETTINGS.no_input_ms / 1000
 
