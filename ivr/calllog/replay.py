@@ -110,8 +110,8 @@ class Replayer:
         from ivr.dialogue.lockout import NoLockout
 
         project = Project(self.root, locale)
-        path = (model or project.live_model()).resolve()
-        if not path.is_file():
+        path = await asyncio.to_thread(lambda: (model or project.live_model()).resolve())
+        if not await asyncio.to_thread(path.is_file):
             raise ReplayError(f"no model at {shown(path)}")
         if path not in self._engines:
             while len(self._engines) >= self._keep:
@@ -143,7 +143,7 @@ class Replayer:
         engine = await self._engine(locale, model)
         inputs = _inputs(events)
         self._script_bank(events)
-        recording = self._recording(call_row)
+        recording = await asyncio.to_thread(self._recording, call_row)
         call = Call(engine, call_row.get("caller") or "", locale,
                     call_id=f"replay-{call_id}", transport="replay")
         await call.start()

@@ -100,7 +100,8 @@ class DialogueEngine:
         this process's memory."""
         loop, agent = await load_on_dialogue_thread(
             model_path, lambda: _load_agent(model_path, bank, kb, conversations, lockout))
-        return cls(agent, model_path, loop, conversations, kb, bank)
+        # It reads the locale's file: off the event loop (a live swap runs beside calls).
+        return await asyncio.to_thread(cls, agent, model_path, loop, conversations, kb, bank)
 
     @property
     def lockout(self) -> Lockout:

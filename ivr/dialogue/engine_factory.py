@@ -100,9 +100,10 @@ async def load_engine(project: Project, model: Path | None = None, *,
     from ivr.dialogue.engine import DialogueEngine
     from ivr.dialogue.knowledge import KnowledgeBase
 
-    kb = KnowledgeBase.load(project.knowledge)  # a malformed file fails before the model loads
-    return await DialogueEngine.load(model or project.live_model(), bank or open_bank(), kb,
-                                     conversations, lockout)
+    # Files are read off the event loop: a live swap loads an engine while calls go on.
+    kb = await asyncio.to_thread(KnowledgeBase.load, project.knowledge)  # before the model
+    model = model or await asyncio.to_thread(project.live_model)
+    return await DialogueEngine.load(model, bank or open_bank(), kb, conversations, lockout)
 
 
 async def close_engines(engines: Iterable[DialogueEngine]) -> None:
