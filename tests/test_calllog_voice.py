@@ -29,6 +29,8 @@ from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.tts import EspeakTts, PromptAudio
 from ivr.voice.voice_locale import load_voice_locales
 
+pytestmark = pytest.mark.usefixtures("no_blocking_on_the_loop")
+
 TOKEN = "calllog-test-token"
 
 
@@ -45,8 +47,8 @@ class Server:
         for _ in range(int(timeout / 0.05)):
             if any(call_id in (r["call_id"], r.get("external_id"))
                    for r in self.gateway.results):
-                assert self.recorder.flush()
-                return self.recorder.store.find_call(call_id)
+                assert await asyncio.to_thread(self.recorder.flush)
+                return await asyncio.to_thread(self.recorder.store.find_call, call_id)
             await asyncio.sleep(0.05)
         raise AssertionError(f"call {call_id} did not end")
 
@@ -108,7 +110,7 @@ async def test_a_voice_call_is_logged_with_its_asr_and_a_two_channel_recording(
     call = await server.logged(calls["transactions"])
     assert (call["status"], call["transport"], call["locale"]) == ("complete", "twilio", "ko")
     assert (call["outcome"], call["intent"]) == ("self_service", "recent_transactions")
-    events = server.recorder.store.events(call["call_id"])
+    events = await asyncio.to_thread(server.recorder.store.events, call["call_id"])
     kinds = [e["kind"] for e in events]
     for kind in ("start", "prompt", "partial", "speech", "turn", "dtmf", "verification",
                  "end"):
@@ -142,8 +144,9 @@ async def test_replay_decodes_the_recording_again_and_reproduces_the_route(
     for call_id in calls.values():
         await server.logged(call_id)
     store = server.recorder.store
-    replayer = Replayer(store, project.root, load_voice_locales(project.root / "locales"),
-                        server.recorder.recordings, lambda loc: VoskRecognizer(korean_model))
+    locales = await asyncio.to_thread(load_voice_locales, project.root / "locales")
+    replayer = Replayer(store, project.root, locales, server.recorder.recordings,
+                        lambda loc: VoskRecognizer(korean_model))
     try:
         same = await replayer.replay(calls["transactions"])
         assert same["source"] == "audio" and not same["route_changed"]
@@ -177,7 +180,7 @@ async def test_the_agent_desktop_reports_a_wrong_queue(server: Server,
     call_id = calls["complaint"]
     await server.logged(call_id)
     store = server.recorder.store
-    last = store.events(call_id)[-1]
+    last = (await asyncio.to_thread(store.events, call_id))[-1]
     feedback = {"call_id": call_id, "kind": "requeued", "from_queue": "complaints",
                 "to_queue": "general", "agent": "agent-0042"}
     url = f"{server.url}/acd/feedback"
@@ -192,9 +195,9 @@ async def test_the_agent_desktop_reports_a_wrong_queue(server: Server,
         assert missing.status == 404
         ok = await http.post(url, json=feedback, headers=auth)
         assert ok.status == 200, await ok.text()
-    added = store.events(call_id)[-1]
+    added = (await asyncio.to_thread(store.events, call_id))[-1]
     assert added["kind"] == "feedback" and added["seq"] == last["seq"] + 1
     assert added["data"] == {"kind": "requeued", "from_queue": "complaints",
                              "to_queue": "general", "agent": "agent-0042"}
-    label = store.labels_for([call_id])[call_id]
+    label = (await asyncio.to_thread(store.labels_for, [call_id]))[call_id]
     assert (label["queue"], label["by"]) == ("general", "agent-0042")

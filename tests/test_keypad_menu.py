@@ -35,6 +35,8 @@ from ivr.voice.session import VoiceServices, VoiceSettings
 from ivr.voice.tts import EspeakTts, PromptAudio
 from ivr.voice.voice_locale import VoiceLocale, load_voice_locales
 
+pytestmark = pytest.mark.usefixtures("no_blocking_on_the_loop")
+
 TOKEN = "keypad-test-token"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,7 +113,7 @@ class Server(LoggingServer):
     async def logged(self, call_id: str, timeout: float = 30) -> tuple[dict, list[dict]]:
         """The call's row and events once it has ended and everything is written."""
         call = await super().logged(call_id, timeout)
-        return call, self.recorder.store.events(call["call_id"])
+        return call, await asyncio.to_thread(self.recorder.store.events, call["call_id"])
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +241,8 @@ async def test_a_lost_credit_card_by_keys_and_its_replay(server: Server, project
     assert card["input"] == {"dtmf": "2", "menu": "inform"}
     assert card["entities"] == [{"entity": "card_type", "value": "信用卡"}]
 
-    replayer = Replayer(server.recorder.store, project.root, {"zh": zh_locale()})
+    replayer = Replayer(server.recorder.store, project.root,
+                        {"zh": await asyncio.to_thread(zh_locale)})
     try:
         replay = await replayer.replay(call["call_id"])
     finally:
