@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from voice_fakes import QUIET, ScriptedVoice, now, run_virtual, voice_locale
+from voice_fakes import QUIET, CapturingOutput, ScriptedVoice, now, run_virtual, voice_locale
 
 from ivr.core.inputs import Hangup
 from ivr.voice.caller_input import Inbox, Key, Timeout
@@ -22,17 +22,6 @@ pytestmark = pytest.mark.usefixtures("no_blocking_on_the_loop")
 NO_INPUT_S, INTER_DIGIT_S, GRACE_S = 5.0, 3.0, 1.0
 
 
-class Output:
-    def __init__(self) -> None:
-        self.cleared = 0
-
-    async def play(self, pcm: bytes, mark: str, text: str) -> None:
-        pass
-
-    async def clear(self) -> None:
-        self.cleared += 1
-
-
 def inbox(max_queued_audio: int = 500) -> Inbox:
     def emit(kind: str, **data: Any) -> None:
         pass
@@ -41,7 +30,7 @@ def inbox(max_queued_audio: int = 500) -> Inbox:
         pass
 
     playback = Playback(PromptAudio(ScriptedVoice()), GRACE_S, emit)
-    playback.output = Output()  # type: ignore[assignment]
+    playback.output = CapturingOutput()  # type: ignore[assignment]
     timer = InputTimer(int(NO_INPUT_S * 1000), int(INTER_DIGIT_S * 1000))
     listener = Listener(playback, timer, emit, 400, 300, lambda: False, failed)
     return Inbox(playback, timer, listener, audio_stall_ms=2000,

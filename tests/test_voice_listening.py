@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from voice_fakes import LOUD, QUIET, ScriptedVoice, run_virtual, voice_locale
+from voice_fakes import LOUD, QUIET, CapturingOutput, ScriptedVoice, run_virtual, voice_locale
 
 from ivr.calllog.recording import RecordingTrack
 from ivr.voice.asr import Hypothesis, ScriptedRecognizer
@@ -21,17 +21,6 @@ pytestmark = pytest.mark.usefixtures("no_blocking_on_the_loop")
 BARGE_IN_MS = 300
 
 
-class Output:
-    def __init__(self) -> None:
-        self.cleared = 0
-
-    async def play(self, pcm: bytes, mark: str, text: str) -> None:
-        pass
-
-    async def clear(self) -> None:
-        self.cleared += 1
-
-
 class Ears:
     """A listener and what it did: events, failures, the recording's caller channel."""
 
@@ -41,7 +30,7 @@ class Ears:
         self.secret = secret
         self.recorded: list[bytes] = []
         self.playback = Playback(PromptAudio(ScriptedVoice()), 1.0, self.emit)
-        self.output = Output()
+        self.output = CapturingOutput()
         self.playback.output = self.output  # type: ignore[assignment]
         self.playback.recording = RecordingTrack(self.recorded.append)
         self.timer = InputTimer(no_input_ms=5000, inter_digit_ms=3000)

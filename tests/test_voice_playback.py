@@ -7,7 +7,14 @@ import asyncio
 from typing import Any
 
 import pytest
-from voice_fakes import MS_PER_CHARACTER, ScriptedVoice, now, run_virtual, voice_locale
+from voice_fakes import (
+    MS_PER_CHARACTER,
+    CapturingOutput,
+    ScriptedVoice,
+    now,
+    run_virtual,
+    voice_locale,
+)
 
 from ivr.calllog.recording import RecordingTrack
 from ivr.voice.playback import Playback
@@ -16,21 +23,6 @@ from ivr.voice.tts import PromptAudio
 pytestmark = pytest.mark.usefixtures("no_blocking_on_the_loop")
 
 GRACE_S = 1.0
-
-
-class Output:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []  # (mark, text)
-        self.cleared = 0
-
-    async def play(self, pcm: bytes, mark: str, text: str) -> None:
-        self.sent.append((mark, text))
-
-    async def clear(self) -> None:
-        self.cleared += 1
-
-    async def end(self, result: dict[str, Any]) -> None:
-        pass
 
 
 class StandInCall:
@@ -43,11 +35,11 @@ class StandInCall:
         self.ended = True
 
 
-def playback() -> tuple[Playback, Output, list[tuple[str, dict[str, Any]]]]:
+def playback() -> tuple[Playback, CapturingOutput, list[tuple[str, dict[str, Any]]]]:
     events: list[tuple[str, dict[str, Any]]] = []
     player = Playback(PromptAudio(ScriptedVoice()), GRACE_S,
                       lambda kind, **data: events.append((kind, data)), "call-1")
-    player.output = Output()
+    player.output = CapturingOutput()
     return player, player.output, events  # type: ignore[return-value]
 
 

@@ -197,6 +197,24 @@ def services(*heard: list[str], engines: dict[str, Any] | None = None,
 
 
 # --- the line -------------------------------------------------------------------------
+class CapturingOutput:
+    """A transport's output with no session behind it (the processors' own tests): what
+    was played (mark, text), and how often playback was cleared."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+        self.cleared = 0
+
+    async def play(self, pcm: bytes, mark: str, text: str) -> None:
+        self.sent.append((mark, text))
+
+    async def clear(self) -> None:
+        self.cleared += 1
+
+    async def end(self, result: dict[str, Any]) -> None:
+        pass
+
+
 class Transport:
     """A capturing ``CallOutput``: each prompt plays for its length after the one before,
     then the transport reports it played, as a real one does; ``clear`` drops what is not
