@@ -65,12 +65,20 @@ class ReplayBank:
         return self.pins.pop(0) if self.pins else False
 
 
+# The report's word for each kind of input.
+_KINDS: dict[type, str] = {Say: "say", Unintelligible: "unmatched", Keys: "dtmf",
+                           Choice: "menu", Silence: "silence", Hangup: "hangup"}
+
+
 @dataclass
 class _Input:
-    kind: str  # say | unmatched | dtmf | menu | silence | hangup: the report's word for it
     said: CallerInput
     audio_ms: tuple[int, int] | None = None
     recorded: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return _KINDS[type(self.said)]
 
 
 def route_of(summary: dict[str, Any]) -> str:
@@ -302,21 +310,21 @@ def _inputs(events: list[dict[str, Any]]) -> list[_Input]:
         heard_ms = asr.get("audio_ms") if not asr.get("muted") else None
         span = (int(heard_ms[0]), int(heard_ms[1])) if heard_ms else None
         if "say" in said and said.get("unmatched"):
-            inputs.append(_Input("unmatched", Unintelligible(said["say"]), span, recorded))
+            inputs.append(_Input(Unintelligible(said["say"]), span, recorded))
         elif "say" in said:
-            inputs.append(_Input("say", Say(said["say"]), span, recorded))
+            inputs.append(_Input(Say(said["say"]), span, recorded))
         elif said.get("menu"):  # a key menu's choice: the request the key named then
             entities = tuple((str(e["entity"]), str(e["value"]))
                              for e in data.get("entities") or [])
-            inputs.append(_Input("menu", Choice(said["dtmf"], said["menu"], entities),
+            inputs.append(_Input(Choice(said["dtmf"], said["menu"], entities),
                                  recorded=recorded))
         elif "dtmf" in said:
             keys = Keys(_keys(said["dtmf"], data.get("entry")))
-            inputs.append(_Input("dtmf", keys, recorded=recorded))
+            inputs.append(_Input(keys, recorded=recorded))
         elif said.get("silence"):
-            inputs.append(_Input("silence", Silence(), recorded=recorded))
+            inputs.append(_Input(Silence(), recorded=recorded))
         elif said.get("hangup"):
-            inputs.append(_Input("hangup", Hangup(said.get("heard", "")), recorded=recorded))
+            inputs.append(_Input(Hangup(said.get("heard", "")), recorded=recorded))
     return inputs
 
 
