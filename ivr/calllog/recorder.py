@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 from ivr.calllog.recording import RecordingTrack, repair_wav
 from ivr.calllog.store import CallStore
-from ivr.core.events import CallEvent
+from ivr.core.events import CallEnded, CallEvent, RecordingStarted, kind_of
 from ivr.core.paths import inside
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class CallRecorder:
     def record(self, event: CallEvent) -> None:
         seq = self._seq.get(event.call_id, 0) + 1
         self._seq[event.call_id] = seq
-        if event.kind == "end":
+        if isinstance(event, CallEnded):
             del self._seq[event.call_id]
         self._put(("event", seq, event))
 
@@ -107,7 +107,7 @@ class CallRecorder:
             return None
         relative = Path(time.strftime("%Y-%m-%d", time.gmtime())) / f"{call_id}.wav"
         self._paths[call_id] = self.recordings / relative
-        self.record(CallEvent(call_id, "recording", {"recording": str(relative)}))
+        self.record(RecordingStarted(call_id=call_id, recording=str(relative)))
         return RecordingTrack(lambda chunk: self._put(("audio", call_id, chunk)))
 
     async def settled(self, timeout_s: float = 2.0) -> bool:
@@ -189,7 +189,7 @@ class CallRecorder:
                 audio.setdefault(item[1], bytearray()).extend(item[2])
             elif item[0] == "event":
                 batch.append((item[1], item[2]))
-                if item[2].kind == "end":
+                if isinstance(item[2], CallEnded):
                     ended.append(item[2].call_id)
             elif item[0] == "stop":
                 stop = True
@@ -256,14 +256,14 @@ class CallRecorder:
                 return False
             log.error("call %.80s: %.80s event #%d refused by the store (%s: %s) and not "
                       "set aside either (%s: %s): only this log has it", event.call_id,
-                      event.kind, seq, type(error).__name__, _first_line(error),
+                      kind_of(event), seq, type(error).__name__, _first_line(error),
                       type(e).__name__, _first_line(e))
             self.dead_letters += 1
             self.dead_letters_unsaved += 1
             return True
         self.dead_letters += 1
         log.error("call %.80s: %.80s event #%d refused by the store (%s: %s): set aside as "
-                  "a dead letter (ivr calls dead-letters)", event.call_id, event.kind, seq,
+                  "a dead letter (ivr calls dead-letters)", event.call_id, kind_of(event), seq,
                   type(error).__name__, _first_line(error))
         return True
 

@@ -12,15 +12,23 @@ from collections.abc import Iterable
 from typing import Any
 
 from ivr.calllog.schema import COMPLETE, calls
-from ivr.core.events import TEXT_MAX, CallEvent
+from ivr.core.events import (
+    TEXT_MAX,
+    CallEnded,
+    CallEvent,
+    CallStarted,
+    LanguageChosen,
+    RecordingStarted,
+    encode,
+)
 
-# Columns of ``calls`` that these event kinds fill in from their data.
-SUMMARY_FROM = {
-    "start": ("transport", "caller", "locale", "model", "external_id"),
-    "language": ("locale",),
-    "recording": ("recording",),
-    "end": ("transport", "caller", "locale", "dialect", "outcome", "intent", "queue", "reason",
-            "external_id"),
+# Columns of ``calls`` that these events fill in from their fields of the same name.
+SUMMARY_FROM: dict[type[CallEvent], tuple[str, ...]] = {
+    CallStarted: ("transport", "caller", "locale", "model", "external_id"),
+    LanguageChosen: ("locale",),
+    RecordingStarted: ("recording",),
+    CallEnded: ("transport", "caller", "locale", "dialect", "outcome", "intent", "queue",
+                "reason", "external_id"),
 }
 
 
@@ -42,14 +50,14 @@ def summaries(batch: Iterable[CallEvent]) -> dict[str, dict[str, Any]]:
     for e in batch:
         values = out.setdefault(e.call_id, {})
         values["last_event_at"] = e.at
-        for column in SUMMARY_FROM.get(e.kind, ()):
-            value = e.data.get(column)
+        for column in SUMMARY_FROM.get(type(e), ()):
+            value = getattr(e, column)
             if value is not None:
                 text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
                 # The edge cuts what comes from outside; this is the last defence, so that
                 # no value longer than its column ever makes a whole batch fail.
                 values[column] = text[:calls.c[column].type.length]
-        if e.kind == "end":
+        if isinstance(e, CallEnded):
             values.update(status=COMPLETE, ended_at=e.at)
     return out
 
@@ -64,10 +72,11 @@ def storable(value: Any, limit: int) -> str:
 def dead_letter_json(event: CallEvent) -> str:
     """An event as ASCII JSON (lone surrogates and NULs escaped); what JSON cannot hold
     (a circular or too deeply nested value) as a short repr."""
-    record = {"call_id": event.call_id, "kind": event.kind, "at": event.at, "data": event.data}
+    kind, data = encode(event)
+    record = {"call_id": event.call_id, "kind": kind, "at": event.at, "data": data}
     try:
         return json.dumps(record, ensure_ascii=True, default=repr)
     except (ValueError, RecursionError):
         return json.dumps({"call_id": storable(event.call_id, TEXT_MAX),
-                           "kind": storable(event.kind, TEXT_MAX),
-                           "repr": reprlib.repr(event.data)}, ensure_ascii=True)
+                           "kind": storable(kind, TEXT_MAX),
+                           "repr": reprlib.repr(data)}, ensure_ascii=True)

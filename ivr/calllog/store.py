@@ -17,7 +17,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -33,7 +33,16 @@ from ivr.calllog.schema import (
     labels,
     sqlite_durable,
 )
-from ivr.core.events import TEXT_MAX, CallEvent
+from ivr.core.events import (
+    TEXT_MAX,
+    CallEnded,
+    CallEvent,
+    RecordingStarted,
+    UnknownEvent,
+    decode,
+    encode,
+    kind_of,
+)
 from ivr.errors import IvrError
 
 log = logging.getLogger(__name__)
@@ -41,6 +50,7 @@ log = logging.getLogger(__name__)
 # Ids of calls whose id clashed with a logged call's are made in this namespace.
 _CLASH_NAMESPACE = uuid.UUID("5f0c2a6e-3b7d-4e19-9a41-6c2d8e0b7f13")
 
+E = TypeVar("E", bound=CallEvent)
 DEAD_LETTER_ERROR_MAX = 1000  # characters of a dead letter's error
 DEAD_LETTER_DATA_MAX = 64 * 1024  # characters of its event JSON kept (the rest is cut)
 
@@ -114,13 +124,11 @@ class CallStore:
                 {"call_id": cid, "started_at": at, "status": LIVE, "instance": instance}
                 for cid, at in new_calls.items()])
             db.execute(insert(events).on_conflict_do_nothing(), [
-                {"call_id": e.call_id, "seq": seq, "at": e.at, "kind": e.kind,
-                 "data": json.dumps(e.data, ensure_ascii=False, default=str)}
-                for seq, e in batch])
+                _row(seq, e) for seq, e in batch])
             for cid, values in summaries(e for _, e in batch).items():
                 db.execute(calls.update().where(calls.c.call_id == cid).values(**values))
         for original in [o for o, new in self._apart.items()  # (once committed)
-                         if any(e.call_id == new and e.kind == "end" for _, e in batch)]:
+                         if any(e.call_id == new and isinstance(e, CallEnded) for _, e in batch)]:
             del self._apart[original]
 
     def _keep_calls_apart(self, db: sa.engine.Connection,
@@ -136,7 +144,7 @@ class CallStore:
                 events.c.call_id.in_(list(firsts)), events.c.seq == 1)).all()
             for row in held:
                 first = firsts.pop(row.call_id)
-                if (row.at, row.kind) != (first.at, first.kind):  # not this batch, retried
+                if (row.at, row.kind) != (first.at, kind_of(first)):  # not this batch, retried
                     new = uuid.uuid5(_CLASH_NAMESPACE, f"{row.call_id}\0{first.at!r}").hex
                     log.error("call log: call id %r already names a call in the log; the "
                               "new call's events are logged as %s", row.call_id, new)
@@ -149,10 +157,10 @@ class CallStore:
         for seq, e in batch:
             new = self._apart.get(e.call_id)
             if new is not None:
-                data = {**e.data, "clashed_with": e.call_id} if seq == 1 else e.data
-                if e.kind == "recording":  # that file is the other call's (never overwritten)
-                    data = {k: v for k, v in data.items() if k != "recording"}
-                e = dataclasses.replace(e, call_id=new, data=data)
+                extra = {**e.extra, "clashed_with": e.call_id} if seq == 1 else e.extra
+                if isinstance(e, RecordingStarted):  # that file is the other call's
+                    e = UnknownEvent(call_id=e.call_id, at=e.at, name=e.KIND)  # (never overwritten)
+                e = dataclasses.replace(e, call_id=new, extra=extra)
             out.append((seq, e))
         return out
 
@@ -167,7 +175,7 @@ class CallStore:
         with self.engine.begin() as db:
             db.execute(dead_letters.insert().values(
                 at=time.time(), call_id=storable(event.call_id, TEXT_MAX), seq=seq,
-                kind=storable(event.kind, TEXT_MAX),
+                kind=storable(kind_of(event), TEXT_MAX),
                 event_at=event.at if isinstance(event.at, (int, float)) else None,
                 instance=storable(instance, TEXT_MAX),
                 error=storable(text, DEAD_LETTER_ERROR_MAX),
@@ -237,22 +245,21 @@ class CallStore:
             raise CallNotFound(f"no call {call_id!r} in the call log")
         return dict(row._mapping)
 
-    def events(self, call_id: str) -> list[dict[str, Any]]:
+    def events(self, call_id: str) -> list[CallEvent]:
         query = sa.select(events).where(events.c.call_id == call_id).order_by(events.c.seq)
         with self.engine.connect() as db:
-            return [{"seq": r.seq, "at": r.at, "kind": r.kind, "data": json.loads(r.data)}
-                    for r in db.execute(query)]
+            return [_event(r) for r in db.execute(query)]
 
-    def events_of_kind(self, kind: str, since: float | None = None) -> list[dict[str, Any]]:
-        query = sa.select(events).where(events.c.kind == kind).order_by(events.c.at)
+    def events_of(self, kind: type[E], since: float | None = None) -> list[E]:
+        """Every call's events of one kind (oldest first), or those since ``since``."""
+        query = sa.select(events).where(events.c.kind == kind.KIND).order_by(events.c.at)
         if since is not None:
             query = query.where(events.c.at >= since)
         with self.engine.connect() as db:
-            return [{"call_id": r.call_id, "at": r.at, "data": json.loads(r.data)}
-                    for r in db.execute(query)]
+            return [e for e in map(_event, db.execute(query)) if isinstance(e, kind)]
 
-    def events_by_call(self, kinds: Iterable[str], since: float | None = None,
-                       until: float | None = None) -> dict[str, list[dict[str, Any]]]:
+    def events_by_call(self, kinds: Iterable[type[CallEvent]], since: float | None = None,
+                       until: float | None = None) -> dict[str, list[CallEvent]]:
         """The events of ``kinds`` of every call started in the period, by call, in order
         (one query, where reading each call's events would be one per call)."""
         started = sa.select(calls.c.call_id)
@@ -260,14 +267,13 @@ class CallStore:
             started = started.where(calls.c.started_at >= since)
         if until is not None:
             started = started.where(calls.c.started_at < until)
-        query = sa.select(events).where(events.c.kind.in_(list(kinds)),
+        query = sa.select(events).where(events.c.kind.in_([k.KIND for k in kinds]),
                                         events.c.call_id.in_(started)).order_by(
             events.c.call_id, events.c.seq)
-        out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        out: dict[str, list[CallEvent]] = defaultdict(list)
         with self.engine.connect() as db:
             for r in db.execute(query):
-                out[r.call_id].append({"seq": r.seq, "at": r.at, "kind": r.kind,
-                                       "data": json.loads(r.data)})
+                out[r.call_id].append(_event(r))
         return dict(out)
 
     def counts(self, since: float | None = None) -> dict[str, Any]:
@@ -285,23 +291,22 @@ class CallStore:
                         *where, c.outcome == "escalated").group_by(column))}
         return out
 
-    def append_event(self, call_id: str, kind: str, data: dict[str, Any]) -> int:
+    def append_event(self, event: CallEvent) -> int:
         """An event about a call that has ended (e.g. the agent desktop's feedback), after
-        its last one; returns its sequence number. ``call_id``: the call's id or its
+        its last one; returns its sequence number. Its ``call_id``: the call's id or its
         unambiguous external id, never a prefix; the event goes under the call's own id."""
-        call_id = self.find_call(call_id, exact=True)["call_id"]
+        call_id = self.find_call(event.call_id, exact=True)["call_id"]
+        event = dataclasses.replace(event, call_id=call_id, at=time.time())
         for _ in range(3):  # another writer may take the same number: take the next
             try:
                 with self.engine.begin() as db:
                     last = db.execute(sa.select(sa.func.max(events.c.seq)).where(
                         events.c.call_id == call_id)).scalar() or 0
-                    db.execute(events.insert().values(
-                        call_id=call_id, seq=last + 1, at=time.time(), kind=kind,
-                        data=json.dumps(data, ensure_ascii=False)))
+                    db.execute(events.insert().values(**_row(last + 1, event)))
                 return last + 1
             except sa.exc.IntegrityError:
                 continue
-        raise CallLogError(f"call {call_id}: could not add a {kind} event")
+        raise CallLogError(f"call {call_id}: could not add a {kind_of(event)} event")
 
     # --- labels and retention ---------------------------------------------------------------
     def add_label(self, call_id: str, by: str, intent: str | None = None,
@@ -353,3 +358,14 @@ class CallStore:
             # Dead letters hold (masked) call data too: kept no longer than calls.
             db.execute(dead_letters.delete().where(dead_letters.c.at < before))
         return gone
+
+
+def _row(seq: int, event: CallEvent) -> dict[str, Any]:
+    """An event as a row of ``events`` (the codec's kind and JSON data)."""
+    kind, data = encode(event)
+    return {"call_id": event.call_id, "seq": seq, "at": event.at, "kind": kind,
+            "data": json.dumps(data, ensure_ascii=False, default=str)}
+
+
+def _event(row: Any) -> CallEvent:
+    return decode(row.kind, json.loads(row.data), row.call_id, row.at, row.seq)

@@ -19,7 +19,17 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
-from ivr.core.events import Emit, clip, end_summary
+from ivr.core.events import (
+    CallEnded,
+    CallStarted,
+    Emit,
+    Failed,
+    Greeted,
+    HandoffDelivered,
+    HungUp,
+    clip,
+    end_summary,
+)
 from ivr.core.inputs import CallerInput, Choice, Hangup, Keys, Say, Silence, Unintelligible
 from ivr.core.masking import longest_number, mask_card, mask_entry, mask_text
 from ivr.dialogue.call_record import CallRecord, Turn, standard_dialect
@@ -98,7 +108,7 @@ class Call(CallRecord):
         return self.slots.get("active_loop") == "verification_form"
 
     async def start(self) -> list[str]:
-        self._emit("start", transport=self.transport, caller=self.caller_id,
+        self._emit(CallStarted, transport=self.transport, caller=self.caller_id,
                    locale=self.locale, model=self.engine.model_path.name,
                    **({"external_id": self.external_id} if self.external_id else {}))
         entities = [{"entity": "caller_id", "value": self.caller_id},
@@ -106,7 +116,7 @@ class Call(CallRecord):
         outcome = await self._advance(_event("call_start", "/call_start", entities))
         self.greeting = outcome.prompts if outcome else [self.failure_prompt]
         waited = {"lock_wait_s": round(outcome.lock_wait_s, 4)} if outcome else {}
-        self._emit("greeting", prompts=self.greeting, prompt_names=self.prompt_names,
+        self._emit(Greeted, prompts=self.greeting, prompt_names=self.prompt_names,
                    actions=outcome.actions if outcome else [], **waited)
         self._route_if_ended()
         if self.ended:
@@ -141,8 +151,8 @@ class Call(CallRecord):
         result = self.result()
         if acd is not None and result.get("handoff"):
             result["delivery"] = await _delivered(acd, result["handoff"])
-            self._emit("delivery", **result["delivery"])
-        self._emit("end", **end_summary({**result, "transport": self.transport}), **end)
+            self._emit(HandoffDelivered, **result["delivery"])
+        self._emit(CallEnded, **end_summary({**result, "transport": self.transport}), **end)
         return result
 
     async def _say(self, text: str, asr: dict[str, Any] | None = None) -> Turn:
@@ -276,7 +286,7 @@ class Call(CallRecord):
         turn = Turn({"hangup": True, **said})
         if record:
             self.turns.append(turn)
-        self._emit("hangup", **said)
+        self._emit(HungUp, **said)
         await self.engine.end(self.call_id)
         return turn
 
@@ -341,7 +351,7 @@ class Call(CallRecord):
         topic, vip = self.slots.get("topic"), bool(self.slots.get("vip"))
         self._engine_failure = {"queue": queue_for(topic, vip), "reason": "engine_error",
                                 "topic": topic, "priority": priority_for(topic, vip)}
-        self._emit("error", error=error)
+        self._emit(Failed, error=error)
         self._route_if_ended()
 
     async def _advance(self, parse: dict[str, Any]) -> TurnOutcome | None:

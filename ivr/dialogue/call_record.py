@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ivr.core.events import Emit
+from ivr.core.events import Emit, MisrouteSignal, Routed, TurnTaken, VerificationChanged
 from ivr.core.masking import mask_text
 from ivr.dialogue.engine import TurnOutcome
 from ivr.dialogue.handoff import skills_for
@@ -88,12 +88,12 @@ class CallRecord:
                              if k != "handoff"}
         if self._nlu_s is not None:  # the stages of a turn (docs/metrics.md)
             data["nlu_s"], self._nlu_s = round(self._nlu_s, 4), None
-        self._emit("turn", **data)
+        self._emit(TurnTaken, **data)
         self._log_verification(before)
         heard_nothing = bool(parse and parse.get("nothing_said"))  # no utterance to review
         for signal in _signals(turn, data.get("intent_ranking", []), before, self.slots,
                                heard_nothing):
-            self._emit("signal", signal=signal, turn=data["n"], intent=turn.intent)
+            self._emit(MisrouteSignal, signal=signal, turn=data["n"], intent=turn.intent)
         self._route_if_ended()
 
     def _log_verification(self, before: dict[str, Any]) -> None:
@@ -108,7 +108,7 @@ class CallRecord:
             state = "identified"
         else:
             return
-        self._emit("verification", state=state, customer_id=now.get("customer_id"),
+        self._emit(VerificationChanged, state=state, customer_id=now.get("customer_id"),
                    by=_identified_by(now.get("account_ref")),
                    failed_attempts=int(now.get("failed_attempts") or 0))
 
@@ -116,7 +116,7 @@ class CallRecord:
         bundle = self.handoff_bundle()
         if bundle and not self._routed:
             self._routed = True
-            self._emit("route", **{k: bundle[k] for k in
+            self._emit(Routed, **{k: bundle[k] for k in
                                    ("queue", "reason", "priority", "topic", "skills")},
                        handoff=bundle)
 

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ivr.core.events import Emit
+from ivr.core.events import Emit, TranscriptFinal, TranscriptPartial
 from ivr.core.masking import mask_entry, mask_text
 from ivr.voice.asr import Hypothesis, Recognizer
 from ivr.voice.audio import SpeechDetector, duration_ms
@@ -112,7 +112,7 @@ class Listener:
                 return self._utterance(hyp, recognizer, time.perf_counter() - started)
             if hyp:
                 self.mid_utterance = self.mid_utterance or bool(hyp.raw or hyp.text)
-                self.emit("partial", text=self._mask(hyp.raw))
+                self.emit(TranscriptPartial, text=self._mask(hyp.raw))
         return None
 
     async def end_stalled_utterance(self) -> Speech | None:
@@ -159,7 +159,7 @@ class Listener:
         self._voiced_ms = None
         heard, spoke = self._heard(hyp), self._spoke()
         self._spoke_ms = 0.0
-        self.emit("speech", text=self._mask(hyp.text), **note, **heard,
+        self.emit(TranscriptFinal, text=self._mask(hyp.text), **note, **heard,
                   transcript_s=round(decoded_s, 4))
         if not hyp.text and not hyp.raw and not spoke and not self.playback.playing:
             self.timer.start(collecting=False)  # only noise: keep waiting

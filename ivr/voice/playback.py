@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 
 from ivr.calllog.recording import RecordingTrack
-from ivr.core.events import Emit
+from ivr.core.events import BargedIn, Emit, Failed, PromptPlayed
 from ivr.dialogue.call import Call
 from ivr.voice.audio import duration_ms
 from ivr.voice.events import CallOutput
@@ -71,7 +71,7 @@ class Playback:
                 render_s = time.perf_counter() - started  # synthesis, or the cache
             except Exception:
                 log.exception("call %s: no audio for prompt %r", self.call_id, name)
-                self.emit("error", error="tts", prompt=name)
+                self.emit(Failed, error="tts", prompt=name)
                 if self.call and not self.call.ended:
                     self.call.fail_over("tts")  # a caller who cannot hear us needs a person
                 continue
@@ -82,7 +82,7 @@ class Playback:
             self.pending[mark] = interruptible and not ending and name not in voice.play_through
             start = max(loop.time(), self.play_until)
             self.play_until = start + duration_ms(pcm) / 1000 + self.grace_s
-            self.emit("prompt", name=name, text=text, mark=mark, ms=round(duration_ms(pcm)),
+            self.emit(PromptPlayed, name=name, text=text, mark=mark, ms=round(duration_ms(pcm)),
                       interruptible=self.pending[mark], render_s=round(render_s, 4))
             if self.recording:
                 self.recording.engine(pcm)
@@ -99,7 +99,7 @@ class Playback:
     async def barge_in(self) -> None:
         """The caller interrupts: what they have not heard is dropped, if it may be."""
         if self.interruptible:
-            self.emit("barge_in", marks=list(self.pending))
+            self.emit(BargedIn, marks=list(self.pending))
             self.pending.clear()
             if self.recording:
                 self.recording.cut()

@@ -20,7 +20,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ivr.calllog.recording import RecordingTrack
-from ivr.core.events import CallEvent, EventSink, end_summary
+from ivr.core.events import (
+    CallEnded,
+    CallEvent,
+    CallStarted,
+    EventSink,
+    KeyPressed,
+    LanguageChosen,
+    TimerFired,
+    end_summary,
+)
 from ivr.core.inputs import CallerInput, Choice, Hangup, Keys, Say, Silence, Unintelligible
 from ivr.dialogue.call import Call, Turn
 from ivr.dialogue.engine import DialogueEngine
@@ -164,7 +173,7 @@ class VoiceSession:
             if isinstance(event, Key):
                 said = self._keyed(event.digit)
             elif isinstance(event, Timeout):
-                self._emit("timer", timer=event.kind)
+                self._emit(TimerFired, timer=event.kind)
                 entry = self._keys.timed_out(event.kind)
                 said = Keys(entry) if entry else Silence()
             else:
@@ -185,16 +194,16 @@ class VoiceSession:
         at_ms = self._listener.caller_ms
         choice = self._keys.choice(digit)
         if choice:  # a key menu's choice: a request
-            self._emit("dtmf", digit=digit, at_ms=at_ms)
+            self._emit(KeyPressed, digit=digit, at_ms=at_ms)
             return Choice(digit, choice.intent, tuple(choice.entities))
         secret = self.call.awaiting_secret_entry
-        self._emit("dtmf", digit="*" if secret and digit.isdigit() else digit, at_ms=at_ms)
+        self._emit(KeyPressed, digit="*" if secret and digit.isdigit() else digit, at_ms=at_ms)
         entry = self._keys.key(digit, secret)
         return Keys(entry) if entry else None
 
     async def _turn_away(self) -> None:
         self.locale = self.locale or self.services.default_locale
-        self._emit("start", transport=self.transport, caller=self.caller_id,
+        self._emit(CallStarted, transport=self.transport, caller=self.caller_id,
                    locale=self.locale, model=None, external_id=self.external_id)
         await self._say([self.services.locales[self.locale].busy_prompt], ["busy"],
                         interruptible=False)
@@ -263,7 +272,7 @@ class VoiceSession:
                 if isinstance(event, Hangup):
                     raise _CallerGone
                 if isinstance(event, Key):
-                    self._emit("dtmf", digit=event.digit)
+                    self._emit(KeyPressed, digit=event.digit)
                     chosen = next((v.locale for v in offered if v.language_key == event.digit),
                                   None)
                 elif isinstance(event, Speech):
@@ -273,9 +282,9 @@ class VoiceSession:
                     break  # no input: ask again
                 if chosen:
                     by = "keys" if isinstance(event, Key) else "speech"
-                    self._emit("language", locale=chosen, by=by)
+                    self._emit(LanguageChosen, locale=chosen, by=by)
                     return chosen
-        self._emit("language", locale=self.services.default_locale, by="default")
+        self._emit(LanguageChosen, locale=self.services.default_locale, by="default")
         return self.services.default_locale
 
     # --- talking -------------------------------------------------------------------------
@@ -306,7 +315,7 @@ class VoiceSession:
                                       "reason": self.turned_away, "turns": [],
                                       "locale": self.locale if self.turned_away else None,
                                       "transport": self.transport}
-            self._emit("end", **end_summary(result), **figures)
+            self._emit(CallEnded, **end_summary(result), **figures)
         else:  # the handoff goes to the ACD before the transport transfers the caller
             result = await self.call.finish(self.acd, **figures)
         result["transport"] = self.transport
@@ -318,14 +327,14 @@ class VoiceSession:
             log.exception("call %s: transport failed to end the call", self.call_id)
         return result
 
-    def _emit(self, kind: str, **data: Any) -> None:
-        event = CallEvent(self.call_id, kind, data)
+    def _emit(self, kind: type[CallEvent], **data: Any) -> None:
+        event = kind(call_id=self.call_id, **data)
         self.events.append(event)
         for observer in self.services.observers:
             try:
                 observer(event)
             except Exception:
-                log.exception("observer failed on %s", kind)
+                log.exception("observer failed on %s", kind.__name__)
 
 
 class _CallerGone(Exception):
