@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from voice_fakes import QUIET, CapturingOutput, ScriptedVoice, now, run_virtual, voice_locale
 
+from ivr.core.events import emitter
 from ivr.core.inputs import Hangup
 from ivr.voice.caller_input import Inbox, Key, Timeout
 from ivr.voice.digit_entry import InputTimer
@@ -23,8 +24,7 @@ NO_INPUT_S, INTER_DIGIT_S, GRACE_S = 5.0, 3.0, 1.0
 
 
 def inbox(max_queued_audio: int = 500) -> Inbox:
-    def emit(kind: str, **data: Any) -> None:
-        pass
+    emit = emitter(None, "call-1")  # the events are the processors' tests'
 
     async def failed() -> None:
         pass

@@ -10,6 +10,14 @@ import pytest
 from voice_fakes import LOUD, QUIET, CapturingOutput, ScriptedVoice, run_virtual, voice_locale
 
 from ivr.calllog.recording import RecordingTrack
+from ivr.core.events import (
+    BargedIn,
+    CallEvent,
+    PromptPlayed,
+    TranscriptFinal,
+    TranscriptPartial,
+    emitter,
+)
 from ivr.voice.asr import Hypothesis, ScriptedRecognizer
 from ivr.voice.digit_entry import InputTimer
 from ivr.voice.listening import Listener, Speech
@@ -25,7 +33,8 @@ class Ears:
     """A listener and what it did: events, failures, the recording's caller channel."""
 
     def __init__(self, *heard: str, recognizer: Any = None, secret: bool = False) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.events: list[CallEvent] = []
+        self.emit = emitter(self.events.append, "call-1")
         self.failures = 0
         self.secret = secret
         self.recorded: list[bytes] = []
@@ -41,14 +50,15 @@ class Ears:
             self.listener.recognizers = [
                 recognizer or ScriptedRecognizer(list(heard), end_of_speech_ms=300)]
 
-    def emit(self, kind: str, **data: Any) -> None:
-        self.events.append((kind, data))
-
     async def failed(self) -> None:
         self.failures += 1
 
-    def kinds(self) -> list[str]:
-        return [kind for kind, _ in self.events]
+    def types(self) -> list[type[CallEvent]]:
+        return [type(e) for e in self.events]
+
+    def speech(self) -> TranscriptFinal:
+        """The last utterance's event."""
+        return [e for e in self.events if isinstance(e, TranscriptFinal)][-1]
 
     async def feed(self, frame: bytes, frames: int) -> list[Speech]:
         """Frames of caller audio as the session hands them over; the utterances heard."""
@@ -66,15 +76,15 @@ def test_an_utterance_is_heard_with_where_it_lies_in_the_call_audio() -> None:
         ears = Ears("查余额")
         assert await ears.feed(QUIET, 10) == []
         assert await ears.feed(LOUD, 30) == []  # 600 ms of voice
-        assert ears.listener.mid_utterance and ears.kinds() == ["partial"]
+        assert ears.listener.mid_utterance and ears.types() == [TranscriptPartial]
         heard = await ears.feed(QUIET, 20)
         assert [s.hypothesis.text for s in heard] == ["查余额"] and heard[0].spoke
-        speech = dict(ears.events)["speech"]
-        assert speech["text"] == "查余额" and speech["raw"] == "查余额"
+        speech = ears.speech()
+        assert speech.text == "查余额" and speech.raw == "查余额"
         # From the audio after the last utterance to where the recogniser ended this one:
         # 320 ms of quiet after the voice (its 300 ms end-of-speech, in 20 ms frames).
-        assert speech["audio_ms"] == [0, 200 + 600 + 320]
-        assert speech["endpoint_s"] == 0.32
+        assert speech.audio_ms == [0, 200 + 600 + 320]
+        assert speech.endpoint_s == 0.32
         assert not ears.listener.mid_utterance
 
     run_virtual(scenario())
@@ -88,7 +98,7 @@ def test_a_voice_long_enough_cuts_an_interruptible_prompt() -> None:
         assert ears.output.cleared == 0  # 280 ms: a cough, perhaps
         await ears.feed(LOUD, 1)
         assert ears.output.cleared == 1 and not ears.playback.playing
-        assert "barge_in" in ears.kinds()
+        assert BargedIn in ears.types()
 
     run_virtual(scenario())
 
@@ -99,7 +109,7 @@ def test_while_a_prompt_must_be_heard_out_the_caller_is_not_listened_to() -> Non
         await ears.playback.say(["本通话将被录音。"], [None], voice_locale(),
                                 interruptible=False)
         assert await ears.feed(LOUD, 30) == [] and await ears.feed(QUIET, 20) == []
-        assert ears.kinds() == ["prompt"] and ears.output.cleared == 0
+        assert ears.types() == [PromptPlayed] and ears.output.cleared == 0
         assert ears.listener.caller_ms == 1000  # still on the call's clock
 
     run_virtual(scenario())
@@ -110,8 +120,8 @@ def test_during_a_secret_entry_words_are_masked_and_the_audio_muted() -> None:
         ears = Ears("六二二二 零二一二", secret=True)
         await ears.feed(LOUD, 30)
         heard = await ears.feed(QUIET, 20)
-        speech = dict(ears.events)["speech"]
-        assert speech["raw"] == "**** ****" and speech["muted"] is True
+        speech = ears.speech()
+        assert speech.raw == "**** ****" and speech.muted is True
         assert heard[0].heard["raw"] == "**** ****"
         assert not any(b"\xb8\x0b" in chunk for chunk in ears.recorded)  # no voice kept
         ears.secret = False
@@ -141,7 +151,7 @@ def test_a_keys_only_caller_is_not_listened_to_and_no_input_keeps_running() -> N
         ears.timer.start(collecting=False)
         await ears.playback.say(["查询余额请按1"], [None], voice_locale())
         assert await ears.feed(LOUD, 30) == []
-        assert ears.timer.running and ears.playback.playing and ears.kinds() == ["prompt"]
+        assert ears.timer.running and ears.playback.playing and ears.types() == [PromptPlayed]
 
     run_virtual(scenario())
 
@@ -152,7 +162,7 @@ def test_a_stalled_stream_ends_the_utterance_with_what_was_heard() -> None:
         await ears.feed(LOUD, 20)
         speech = await ears.listener.end_stalled_utterance()
         assert speech is not None and speech.hypothesis.text == "转人工"
-        assert dict(ears.events)["speech"]["stalled"] is True
+        assert ears.speech().stalled is True
         assert await ears.listener.end_stalled_utterance() is None  # nothing more
 
     run_virtual(scenario())

@@ -4,7 +4,6 @@ prompt audio, a stand-in call and the virtual clock (tests/voice_fakes.py)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from voice_fakes import (
@@ -17,6 +16,7 @@ from voice_fakes import (
 )
 
 from ivr.calllog.recording import RecordingTrack
+from ivr.core.events import BargedIn, CallEvent, Failed, PromptPlayed, emitter
 from ivr.voice.playback import Playback
 from ivr.voice.tts import PromptAudio
 
@@ -35,10 +35,10 @@ class StandInCall:
         self.ended = True
 
 
-def playback() -> tuple[Playback, CapturingOutput, list[tuple[str, dict[str, Any]]]]:
-    events: list[tuple[str, dict[str, Any]]] = []
-    player = Playback(PromptAudio(ScriptedVoice()), GRACE_S,
-                      lambda kind, **data: events.append((kind, data)), "call-1")
+def playback() -> tuple[Playback, CapturingOutput, list[CallEvent]]:
+    events: list[CallEvent] = []
+    player = Playback(PromptAudio(ScriptedVoice()), GRACE_S, emitter(events.append, "call-1"),
+                      "call-1")
     player.output = CapturingOutput()
     return player, player.output, events  # type: ignore[return-value]
 
@@ -48,7 +48,7 @@ def test_prompts_go_out_under_numbered_marks_and_stay_pending_until_played() -> 
         player, output, events = playback()
         await player.say(["一二三", "四五"], ["utter_a"], voice_locale())
         assert output.sent == [("utter_a-1", "一二三"), ("prompt-2", "四五")]
-        assert [d["ms"] for k, d in events if k == "prompt"] == [
+        assert [e.ms for e in events if isinstance(e, PromptPlayed)] == [
             3 * MS_PER_CHARACTER, 2 * MS_PER_CHARACTER]
         # Queued back to back: heard at the latest when both have played, each with its
         # grace (a transport that never reports playback still moves on).
@@ -70,7 +70,7 @@ def test_a_barge_in_drops_what_is_unheard_and_cuts_the_recording() -> None:
         await player.say(["一二三"], ["utter_a"], voice_locale())
         await player.barge_in()
         assert output.cleared == 1 and not player.playing
-        assert events[-1] == ("barge_in", {"marks": ["utter_a-1"]})
+        assert isinstance(events[-1], BargedIn) and events[-1].marks == ["utter_a-1"]
         player.recording.close()
         assert chunks == []  # the prompt the caller cut is not in the recording
         await player.barge_in()  # nothing playing: nothing to do
@@ -87,7 +87,7 @@ def test_prompts_that_must_be_heard_out_are_not_cut() -> None:
         await player.say(["条款"], ["utter_legal"], voice)
         player.call = StandInCall(ended=True)  # a call's last words are heard out too
         await player.say(["再见"], ["utter_goodbye"], voice)
-        assert [d["interruptible"] for k, d in events if k == "prompt"] == [False] * 3
+        assert [e.interruptible for e in events if isinstance(e, PromptPlayed)] == [False] * 3
         assert player.must_be_heard
         await player.barge_in()
         assert output.cleared == 0 and len(player.pending) == 3
@@ -100,7 +100,8 @@ def test_a_prompt_with_no_audio_escalates_the_call_and_the_rest_still_plays() ->
         player, output, events = playback()
         player.call = StandInCall()
         await player.say(["坏了", "转人工"], ["utter_broken", None], voice_locale())
-        assert events[0] == ("error", {"error": "tts", "prompt": "utter_broken"})
+        assert isinstance(events[0], Failed)
+        assert (events[0].error, events[0].prompt) == ("tts", "utter_broken")
         assert player.call.failed == ["tts"]
         assert output.sent == [("prompt-1", "转人工")]
         assert player.pending == {"prompt-1": False}  # the call has ended: heard out

@@ -24,6 +24,22 @@ from voice_fakes import (
     voice_locale,
 )
 
+from ivr.core.events import (
+    BargedIn,
+    CallEnded,
+    CallStarted,
+    Failed,
+    Greeted,
+    HungUp,
+    KeyPressed,
+    LanguageChosen,
+    PromptPlayed,
+    Routed,
+    TimerFired,
+    TranscriptFinal,
+    TranscriptPartial,
+    TurnTaken,
+)
 from ivr.voice.events import AudioIn
 from ivr.voice.session import VoiceSession
 
@@ -50,15 +66,15 @@ def test_a_caller_who_interrupts_the_greeting_stops_it_and_is_heard() -> None:
         await phone.speak(600)  # during the greeting (1.3 s)
 
     record = call(services(["查余额"]), script)
-    assert record.kinds()[:6] == ["start", "greeting", "prompt", "partial", "barge_in",
-                                  "speech"]
-    greeting_mark = record.of("prompt")[0]["mark"]
-    assert record.of("barge_in")[0]["marks"] == [greeting_mark]
+    assert record.types()[:6] == [CallStarted, Greeted, PromptPlayed, TranscriptPartial,
+                                  BargedIn, TranscriptFinal]
+    greeting_mark = record.of(PromptPlayed)[0].mark
+    assert record.of(BargedIn)[0].marks == [greeting_mark]
     # The transport was told to stop, and the greeting never played to its end.
     actions = [(what, mark) for _, what, mark in record.transport.log]
     assert ("clear", "") in actions and ("played", greeting_mark) not in actions
     # 300 ms of voice (barge_in_min_speech_ms) after the caller began at 0.4 s.
-    assert record.at("barge_in")[0] == pytest.approx(0.4 + 0.3, abs=0.021)
+    assert record.at(BargedIn)[0] == pytest.approx(0.4 + 0.3, abs=0.021)
     assert record.result["turns"][0]["input"]["say"] == "查余额"
     assert record.transport.played[1] == ASK_CARD
 
@@ -71,8 +87,8 @@ def test_a_cough_does_not_cut_a_prompt() -> None:
         phone.hang_up()
 
     record = call(services(["查余额"]), script)
-    assert "barge_in" not in record.kinds()
-    greeting_mark = record.of("prompt")[0]["mark"]
+    assert BargedIn not in record.types()
+    greeting_mark = record.of(PromptPlayed)[0].mark
     assert (GREETING_S, "played", greeting_mark) in [
         (round(t, 3), what, mark) for t, what, mark in record.transport.log]
     assert record.result["turns"] == [{"input": {"hangup": True}}]  # the noise: no turn
@@ -87,9 +103,10 @@ def test_keys_collect_into_one_entry_until_hash_masked_everywhere() -> None:
     record = call(services(["查余额"]), script)
     keyed = record.result["turns"][1]
     assert keyed["input"]["dtmf"].endswith("7890") and "622202123456" not in str(keyed)
-    assert [d["digit"] for d in record.of("dtmf")] == ["*"] * 16 + ["#"]
-    at = [d["at_ms"] for d in record.of("dtmf")]
-    assert at == sorted(at) and at[-1] - at[0] >= 4500  # on the caller's audio clock
+    assert [d.digit for d in record.of(KeyPressed)] == ["*"] * 16 + ["#"]
+    at = [d.at_ms for d in record.of(KeyPressed) if d.at_ms is not None]
+    assert len(at) == 17 and at == sorted(at)
+    assert at[-1] - at[0] >= 4500  # on the caller's audio clock
     assert record.dialogue.acted_on == ["call_start", "check_balance", "dtmf", "no_input",
                                         "no_input"]
     assert record.transport.played[2] == BALANCE
@@ -101,10 +118,10 @@ def test_an_entry_ends_after_the_inter_digit_pause() -> None:
         await phone.keys("1234", gap_s=0.5)
 
     record = call(services(["查余额"]), script)
-    last_key = record.at("dtmf")[-1]
-    timers = record.of("timer")
-    assert timers[0] == {"timer": "digits"}
-    assert record.at("timer")[0] == pytest.approx(last_key + SETTINGS.inter_digit_ms / 1000)
+    last_key = record.at(KeyPressed)[-1]
+    timers = record.of(TimerFired)
+    assert timers[0].timer == "digits"
+    assert record.at(TimerFired)[0] == pytest.approx(last_key + SETTINGS.inter_digit_ms / 1000)
     assert record.result["turns"][1]["input"] == {"dtmf": "1234"}
     assert record.dialogue.acted_on[:3] == ["call_start", "check_balance", "dtmf"]
 
@@ -115,29 +132,29 @@ def test_an_entry_ends_at_its_longest() -> None:
         await phone.keys("1" * SETTINGS.max_digits, gap_s=0.1)
 
     record = call(services(["查余额"]), script)
-    turn = record.of("turn")[1]
-    assert record.at("turn")[1] == pytest.approx(record.at("dtmf")[-1])  # no pause waited
-    assert turn["input"]["dtmf"].endswith("1111") and turn["entry"] == "card"
+    turn = record.of(TurnTaken)[1]
+    assert record.at(TurnTaken)[1] == pytest.approx(record.at(KeyPressed)[-1])  # no pause
+    assert turn.input["dtmf"].endswith("1111") and turn.entry == "card"
 
 
 def test_silence_reprompts_then_escalates_and_the_transfer_is_heard_out() -> None:
     record = call(services())
-    assert record.of("timer") == [{"timer": "no_input"}, {"timer": "no_input"}]
-    first, second = record.at("timer")
+    assert [t.timer for t in record.of(TimerFired)] == ["no_input", "no_input"]
+    first, second = record.at(TimerFired)
     assert first == pytest.approx(GREETING_S + NO_INPUT_S)
     assert second == pytest.approx(first + said(STILL_THERE) + NO_INPUT_S)
     assert record.transport.played == [GREETING, STILL_THERE, TRANSFER]
-    transfer = record.of("prompt")[-1]
-    assert transfer["interruptible"] is False  # the call has ended: its last words
+    transfer = record.of(PromptPlayed)[-1]
+    assert transfer.interruptible is False  # the call has ended: its last words
     ended = [what for _, what, _ in record.transport.log][-2:]
     assert ended == ["played", "end"]  # "transferring you" played to its end first
-    assert record.result["outcome"] == "escalated" and record.of("route")
+    assert record.result["outcome"] == "escalated" and record.of(Routed)
 
 
 def test_a_transport_that_never_reports_playback_gets_the_grace_period() -> None:
     record = call(services(), confirms=False)
     # No PlaybackDone: the greeting counts as heard at its length plus the grace.
-    assert record.at("timer")[0] == pytest.approx(
+    assert record.at(TimerFired)[0] == pytest.approx(
         GREETING_S + SETTINGS.playback_grace_s + NO_INPUT_S)
 
 
@@ -148,9 +165,9 @@ def test_a_stuck_dialogue_sends_the_caller_to_an_agent() -> None:
 
     voice = services(["查余额"], engines={"zh": ScriptedDialogue(stuck_on="check_balance")})
     record = call(voice, script)
-    assert record.of("error") == [{"error": "dialogue_timeout"}]
-    assert record.at("error")[0] == pytest.approx(
-        record.at("speech")[0] + SETTINGS.dialogue_timeout_s)
+    assert [(e.error, e.prompt) for e in record.of(Failed)] == [("dialogue_timeout", None)]
+    assert record.at(Failed)[0] == pytest.approx(
+        record.at(TranscriptFinal)[0] + SETTINGS.dialogue_timeout_s)
     assert record.transport.played[-1] == FAILURE
     assert record.result["outcome"] == "escalated"
 
@@ -162,7 +179,7 @@ def test_a_caller_who_hangs_up_mid_sentence_is_kept_for_the_record() -> None:
         phone.hang_up()
 
     record = call(services(["查余额"]), script)
-    assert record.of("hangup") == [{"heard": "查余额"}]
+    assert [e.heard for e in record.of(HungUp)] == ["查余额"]
     assert record.result["turns"] == [{"input": {"hangup": True, "heard": "查余额"}}]
 
 
@@ -175,10 +192,10 @@ def test_a_stalled_stream_ends_the_utterance() -> None:
         phone.sending = True
 
     record = call(services(["查余额"]), script)
-    speech = record.of("speech")[0]
-    assert speech["stalled"] is True and speech["text"] == "查余额"
+    speech = record.of(TranscriptFinal)[0]
+    assert speech.stalled is True and speech.text == "查余额"
     stalled_at = GREETING_S + 0.2 + 0.4
-    assert record.at("speech")[0] == pytest.approx(
+    assert record.at(TranscriptFinal)[0] == pytest.approx(
         stalled_at + SETTINGS.audio_stall_ms / 1000, abs=0.021)
 
 
@@ -192,7 +209,7 @@ def test_a_keys_only_caller_hears_a_menu_and_chooses_by_key() -> None:
 
     record = call(services(locales={"zh": voice_locale(keypad=KEYPAD)}, hears=False), script)
     assert record.transport.played[:2] == ["您好。", MENU.prompt]  # worded for keys
-    assert "barge_in" in record.kinds()
+    assert BargedIn in record.types()
     assert record.result["turns"][0]["input"] == {"dtmf": "1", "menu": "check_balance"}
     # While a card number is keyed no menu is offered: the keys are the entry.
     assert record.transport.played[2] == ASK_CARD
@@ -209,7 +226,7 @@ def test_the_caller_picks_a_language_by_key() -> None:
                      locales={"zh": voice_locale(), "en": voice_locale("en", "2")})
     record = call(voice, script)
     assert record.transport.played[:2] == ["zh请按1", "en请按2"]  # the default first
-    assert record.of("language") == [{"locale": "en", "by": "keys"}]
+    assert [(e.locale, e.by) for e in record.of(LanguageChosen)] == [("en", "keys")]
     assert record.result["locale"] == "en"
 
 
@@ -220,7 +237,7 @@ def test_a_call_turned_away_hears_the_busy_prompt_only() -> None:
             self.turned_away = "over_capacity"
 
     record = call(services(), session_class=Busy)
-    assert record.kinds() == ["start", "prompt", "end"]
+    assert record.types() == [CallStarted, PromptPlayed, CallEnded]
     assert record.result["outcome"] == "busy" and record.result["reason"] == "over_capacity"
 
 

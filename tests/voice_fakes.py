@@ -26,6 +26,7 @@ from ivr.voice.tts import PromptAudio, TtsError
 from ivr.voice.voice_locale import VoiceLocale
 
 T = TypeVar("T")
+E = TypeVar("E", bound=CallEvent)
 
 LOUD = struct.pack("<160h", *([3000] * 160))  # one 20 ms frame of the caller's voice
 QUIET = bytes(320)  # one 20 ms frame of line silence
@@ -290,24 +291,25 @@ class Phone:
 
 @dataclass
 class Record:
-    """One call as it happened: its result, its events (virtual time, kind, data) and what
+    """One call as it happened: its result, its events (each with its virtual time) and what
     the transport saw."""
 
     result: dict[str, Any]
-    events: list[tuple[float, str, dict[str, Any]]]
+    events: list[tuple[float, CallEvent]]
     transport: Transport
     session: VoiceSession
     dialogue: Any = None
     times: dict[str, float] = field(default_factory=dict)
 
-    def kinds(self) -> list[str]:
-        return [kind for _, kind, _ in self.events]
+    def types(self) -> list[type[CallEvent]]:
+        return [type(e) for _, e in self.events]
 
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        return [data for _, k, data in self.events if k == kind]
+    def of(self, kind: type[E]) -> list[E]:
+        return [e for _, e in self.events if isinstance(e, kind)]
 
-    def at(self, kind: str) -> list[float]:
-        return [t for t, k, _ in self.events if k == kind]
+    def at(self, kind: type[CallEvent]) -> list[float]:
+        """When the events of ``kind`` happened, on the virtual clock."""
+        return [t for t, e in self.events if isinstance(e, kind)]
 
 
 Script = Callable[[Phone], Awaitable[None]]
@@ -321,10 +323,10 @@ async def place_call(voice: VoiceServices, script: Script = _quiet, confirms: bo
                      session_class: type[VoiceSession] = VoiceSession, **call: Any) -> Record:
     """Run one call to its end: the phone plays ``script`` (then stays on the line, quiet)
     while the session runs; the events are stamped with the virtual time."""
-    events: list[tuple[float, str, dict[str, Any]]] = []
+    events: list[tuple[float, CallEvent]] = []
 
     def observe(event: CallEvent) -> None:
-        events.append((now(), event.kind, event.data))
+        events.append((now(), event))
 
     voice.observers.append(observe)
     session = session_class(voice, output=None, caller_id="13800000000", **call)
