@@ -20,14 +20,14 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ivr.calllog.recorder import BATCH, CallRecorder
 from ivr.calllog.schema import calls, events
 from ivr.calllog.store import CallStore
-from ivr.core.events import CallEvent, Emit, EventSink, emitter
+from ivr.core.events import CallEnded, CallEvent, Emit, EventSink, emitter
 from ivr.dialogue.bank import DemoBank
 from ivr.dialogue.call import Call
 from ivr.dialogue.engine import DialogueEngine
@@ -114,9 +114,9 @@ class Mode:
         if self.recorder is None:
             return emit
 
-        def timed(kind: str, **data: Any) -> None:
+        def timed(kind: type[CallEvent], **fields: Any) -> None:
             t0 = time.perf_counter_ns()
-            emit(kind, **data)
+            emit(kind, **fields)
             into.append(time.perf_counter_ns() - t0)
         return timed
 
@@ -179,7 +179,7 @@ def event_stream(captured: list[list[CallEvent]]) -> Iterator[tuple[int, CallEve
     for n, events_ in enumerate(itertools.cycle(captured)):
         call_id = f"{BENCH_PREFIX}tp-{n}-{uuid.uuid4().hex[:8]}"
         for seq, e in enumerate(events_, start=1):
-            yield seq, CallEvent(call_id, e.kind, e.data)
+            yield seq, replace(e, call_id=call_id)
 
 
 def throughput(store: CallStore, captured: list[list[CallEvent]], size: int,
@@ -280,7 +280,8 @@ async def main() -> None:
             call_id = f"{BENCH_PREFIX}{uuid.uuid4().hex}"
             await play(script, engine, emitter(kept.append, call_id), call_id)
             captured.append(kept)
-            outcomes[name][kept[-1].data.get("outcome", "?")] += 1
+            end = kept[-1]
+            outcomes[name][(end.outcome if isinstance(end, CallEnded) else None) or "?"] += 1
     print("shapes: " + ", ".join(
         f"{name} ({len(SHAPES[name]['turns'])} inputs, {'/'.join(o)})"
         for name, o in outcomes.items()))

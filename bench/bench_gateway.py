@@ -52,6 +52,7 @@ from phones import TwilioPhone, silence, speak  # noqa: E402
 from turn_stages import stage_table, turn_stages  # noqa: E402
 
 from ivr.calllog.store import CallStore  # noqa: E402
+from ivr.core.events import CallEvent, PromptPlayed, TranscriptFinal, TurnTaken  # noqa: E402
 
 CALLER = "+8613800000001"
 UTTERANCES = ["환율", "아니요"]  # exchange rates, then "nothing else": a whole short call
@@ -197,10 +198,10 @@ async def stages_since(http: aiohttp.ClientSession, http_url: str, log_url: str,
     """Every spoken turn of the calls started since ``since``: seconds per stage."""
     await settled(http, http_url)
 
-    def read() -> dict[str, list[dict[str, Any]]]:
+    def read() -> dict[str, list[CallEvent]]:
         store = CallStore(log_url)
         try:
-            return store.events_by_call(["speech", "turn", "prompt"], since=since)
+            return store.events_by_call([TranscriptFinal, TurnTaken, PromptPlayed], since=since)
         finally:
             store.close()
 

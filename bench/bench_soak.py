@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from bench_gateway import free_port, percentile, rss_mb, say_and_time, scrape, s
 from phones import PlainPhone, speak  # noqa: E402
 
 from ivr.calllog.store import CallLogError, CallStore  # noqa: E402
+from ivr.core.events import CallEnded, kind_of  # noqa: E402
 
 TOKEN = "soak-token"
 CALLER = "+8613800000001"
@@ -178,11 +180,12 @@ async def main() -> None:
                 if k.startswith("ivr_call_events_total{")}
     store = CallStore(f"sqlite:///{log}")
     ids = [cid for p in phases for cid in p.call_ids]
-    per_call = [[e["kind"] for e in store.events(logged_as(store, cid))] for cid in ids]
+    per_call = [store.events(logged_as(store, cid)) for cid in ids]
     store.close()
-    events = [kind for kinds in per_call for kind in kinds]
-    one_end = sum(kinds.count("end") == 1 for kinds in per_call)
-    stored = {kind: events.count(kind) for kind in emitted}
+    # The server counts events by their kind word (the metric's label): so are they here.
+    logged = Counter(kind_of(e) for events in per_call for e in events)
+    one_end = sum(sum(isinstance(e, CallEnded) for e in events) == 1 for events in per_call)
+    stored = {kind: logged[kind] for kind in emitted}
     lost = sum(max(0, n - stored[kind]) for kind, n in emitted.items())
     print(f"events counted by the server {sum(emitted.values())}, of those in the call log "
           f"{sum(min(n, stored[k]) for k, n in emitted.items())}: {lost} lost; calls with "

@@ -14,32 +14,32 @@ turn's value, hence exact percentiles.
 
 from __future__ import annotations
 
-from typing import Any
+from ivr.core.events import CallEvent, PromptPlayed, TranscriptFinal, TurnTaken
 
 STAGES = ("endpoint", "transcript", "nlu", "dialogue_queue", "dialogue", "prompt", "server")
 
 
-def turn_stages(events: list[dict[str, Any]]) -> list[dict[str, float]]:
+def turn_stages(events: list[CallEvent]) -> list[dict[str, float]]:
     """Each spoken turn of one call (its events in order): seconds per stage."""
     turns: list[dict[str, float]] = []
     current: dict[str, float] | None = None
     heard_at = 0.0
     for event in events:
-        kind, data = event["kind"], event["data"]
-        if kind == "speech" and (data.get("text") or data.get("raw")):
-            current = {"endpoint": data.get("endpoint_s", 0.0),
-                       "transcript": data.get("transcript_s", 0.0)}
-            heard_at = event["at"]
-        elif kind == "turn" and current is not None and "nlu" not in current:
-            current["nlu"] = data.get("nlu_s", 0.0)
-            current["dialogue_queue"] = data.get("queue_wait_s", 0.0) + data.get(
-                "lock_wait_s", 0.0)
-            current["dialogue"] = data.get("dialogue_s", 0.0)
-        elif kind == "prompt" and current is not None and "nlu" in current:
-            current["prompt"] = data.get("render_s", 0.0)
-            current["server"] = max(0.0, event["at"] - heard_at)
-            turns.append(current)
-            current = None
+        match event:
+            case TranscriptFinal() if event.text or event.raw:
+                current = {"endpoint": event.endpoint_s or 0.0,
+                           "transcript": event.transcript_s or 0.0}
+                heard_at = event.at
+            case TurnTaken() if current is not None and "nlu" not in current:
+                current["nlu"] = event.nlu_s or 0.0
+                current["dialogue_queue"] = (event.queue_wait_s or 0.0) + (
+                    event.lock_wait_s or 0.0)
+                current["dialogue"] = event.dialogue_s or 0.0
+            case PromptPlayed() if current is not None and "nlu" in current:
+                current["prompt"] = event.render_s or 0.0
+                current["server"] = max(0.0, event.at - heard_at)
+                turns.append(current)
+                current = None
     return turns
 
 
