@@ -24,7 +24,15 @@ from conftest import KNOWN, scripted_zh_services
 from phones import PlainPhone, serving, tone
 from prometheus_client.parser import text_string_to_metric_families
 
-from ivr.core.events import CallEvent
+from ivr.core.events import (
+    CallEnded,
+    Failed,
+    Greeted,
+    KeyPressed,
+    PromptPlayed,
+    TranscriptFinal,
+    TurnTaken,
+)
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
 from ivr.server.state import GATEWAY
@@ -184,13 +192,51 @@ def test_label_values_outside_their_set_count_as_other() -> None:
     assert metrics.call_labels({"outcome": "busy", "reason": "draining"})["reason"] == \
         "draining"
     assert metrics.call_labels({"outcome": "busy", "reason": "no_match"})["reason"] == "other"
-    metrics.observe(CallEvent("c", "error", {"error": "a message from some library"}))
-    metrics.observe(CallEvent("c", "error", {"error": "asr"}))
+    metrics.observe(Failed(call_id="c", error="a message from some library"))
+    metrics.observe(Failed(call_id="c", error="asr"))
     get = metrics.registry.get_sample_value
     assert get("ivr_errors_total", {"error": "other"}) == 1
     assert get("ivr_errors_total", {"error": "asr"}) == 1
     metrics.malformed_message("carrier-pigeon")
     assert get("ivr_malformed_messages_total", {"transport": "other"}) == 1
+
+
+def test_the_turn_stages_and_the_response_time_are_read_from_the_events() -> None:
+    """One spoken turn and one keyed one, event by event, without a server: each stage
+    observed once per turn, the answer timed from the input to its first prompt only,
+    noise heard as nothing no input, and every event counted by its kind word."""
+    metrics = Metrics(["zh"])
+    for event in [
+        Greeted(call_id="c", at=0.0, lock_wait_s=0.002),
+        TranscriptFinal(call_id="c", at=1.0, text="", raw=""),  # noise: no input
+        PromptPlayed(call_id="c", at=1.5, text="请讲"),  # no input before it: not timed
+        TranscriptFinal(call_id="c", at=2.0, text="查余额", endpoint_s=0.3, transcript_s=0.05),
+        TurnTaken(call_id="c", at=2.2, n=1, input={"say": "查余额"}, nlu_s=0.02,
+                  queue_wait_s=0.01, lock_wait_s=0.003, dialogue_s=0.1),
+        PromptPlayed(call_id="c", at=2.5, text="请输入密码", render_s=0.2),
+        PromptPlayed(call_id="c", at=2.6, text="以井号键结束"),  # not the first: not timed
+        KeyPressed(call_id="c", at=4.0, digit="*"),
+        TurnTaken(call_id="c", at=4.1, n=2, input={"dtmf": "******#"}),
+        PromptPlayed(call_id="c", at=4.25, text="余额为"),
+        CallEnded(call_id="c", at=5.0, outcome="hangup", asr_audio_s=3.0, asr_decode_s=0.5),
+    ]:
+        metrics.observe(event)
+    get = metrics.registry.get_sample_value
+    assert get("ivr_response_seconds_count") == 2
+    assert get("ivr_response_seconds_sum") == pytest.approx(0.5 + 0.25)
+    for stage, seconds in (("endpoint", 0.3), ("transcript", 0.05), ("nlu", 0.02),
+                           ("dialogue_queue", 0.013), ("dialogue", 0.1), ("prompt", 0.2)):
+        labels = {"stage": stage}
+        assert get("ivr_turn_stage_seconds_count", labels) == 1, stage
+        assert get("ivr_turn_stage_seconds_sum", labels) == pytest.approx(seconds), stage
+    assert get("ivr_dialogue_lock_wait_seconds_count") == 2
+    assert get("ivr_dialogue_lock_wait_seconds_sum") == pytest.approx(0.005)
+    assert (get("ivr_asr_audio_seconds_total"), get("ivr_asr_decode_seconds_total")) == (
+        3.0, 0.5)
+    counted = {kind: get("ivr_call_events_total", {"kind": kind})
+               for kind in ("greeting", "speech", "prompt", "dtmf", "turn", "end")}
+    assert counted == {"greeting": 1, "speech": 2, "prompt": 4, "dtmf": 1, "turn": 2,
+                       "end": 1}
 
 
 def test_each_metrics_has_its_own_registry() -> None:

@@ -30,7 +30,18 @@ from prometheus_client import (
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ivr.core.events import CallEvent
+from ivr.core.events import (
+    CallEnded,
+    CallEvent,
+    Failed,
+    Greeted,
+    KeyPressed,
+    PromptPlayed,
+    TimerFired,
+    TranscriptFinal,
+    TurnTaken,
+    kind_of,
+)
 from ivr.dialogue.routing import QUEUES, REASONS
 
 TRANSPORTS = ("twilio", "websocket", "audiosocket")
@@ -154,30 +165,31 @@ class Metrics:
             self.malformed.labels(transport)
 
     def observe(self, event: CallEvent) -> None:
-        data = event.data
-        self.events.labels(event.kind).inc()  # kinds are the code's, never the wire's
-        if event.kind in ("greeting", "turn") and "lock_wait_s" in data:
-            self.lock_wait.observe(data["lock_wait_s"])
-        if event.kind == "turn":
-            self._stage("nlu", data.get("nlu_s"))
-            if "queue_wait_s" in data:  # the dialogue thread, then the conversation's lock
-                self._stage("dialogue_queue", data["queue_wait_s"] + data.get("lock_wait_s", 0))
-            self._stage("dialogue", data.get("dialogue_s"))
-        elif event.kind == "error":
-            self.errors.labels(bounded(data.get("error"), ERRORS)).inc()
-        elif event.kind in ("dtmf", "timer") or (
-                event.kind == "speech" and (data.get("text") or data.get("raw"))):
-            if event.kind == "speech":
-                self._stage("endpoint", data.get("endpoint_s"))
-                self._stage("transcript", data.get("transcript_s"))
-            self._heard_at.setdefault(event.call_id, event.at)
-        elif event.kind == "prompt" and event.call_id in self._heard_at:
-            self.response_latency.observe(event.at - self._heard_at.pop(event.call_id))
-            self._stage("prompt", data.get("render_s"))  # the first prompt of the answer
-        elif event.kind == "end":
-            self._heard_at.pop(event.call_id, None)
-            self.asr_audio.inc(data.get("asr_audio_s", 0.0))
-            self.asr_decode.inc(data.get("asr_decode_s", 0.0))
+        self.events.labels(kind_of(event)).inc()  # kinds are the code's, never the wire's
+        if isinstance(event, (Greeted, TurnTaken)) and event.lock_wait_s is not None:
+            self.lock_wait.observe(event.lock_wait_s)
+        match event:
+            case TurnTaken():
+                self._stage("nlu", event.nlu_s)
+                if event.queue_wait_s is not None:
+                    # The dialogue thread, then the conversation's lock.
+                    self._stage("dialogue_queue", event.queue_wait_s + (event.lock_wait_s or 0))
+                self._stage("dialogue", event.dialogue_s)
+            case Failed():
+                self.errors.labels(bounded(event.error, ERRORS)).inc()
+            case TranscriptFinal() if event.text or event.raw:  # (noise heard as nothing: no input)
+                self._stage("endpoint", event.endpoint_s)
+                self._stage("transcript", event.transcript_s)
+                self._heard_at.setdefault(event.call_id, event.at)
+            case KeyPressed() | TimerFired():
+                self._heard_at.setdefault(event.call_id, event.at)
+            case PromptPlayed() if event.call_id in self._heard_at:
+                self.response_latency.observe(event.at - self._heard_at.pop(event.call_id))
+                self._stage("prompt", event.render_s)  # the first prompt of the answer
+            case CallEnded():
+                self._heard_at.pop(event.call_id, None)
+                self.asr_audio.inc(event.asr_audio_s or 0.0)
+                self.asr_decode.inc(event.asr_decode_s or 0.0)
 
     def _stage(self, stage: str, seconds: float | None) -> None:
         if seconds is not None:
