@@ -35,7 +35,15 @@ from test_gateway import SPEECH, TOKEN, TWILIO_TOKEN, Server
 
 from ivr.calllog.recorder import CallLogSettings, CallRecorder
 from ivr.calllog.store import AmbiguousCall, CallNotFound, CallStore
-from ivr.core.events import CallEvent
+from ivr.core.events import (
+    AgentFeedback,
+    CallEnded,
+    CallStarted,
+    TurnTaken,
+    UnknownEvent,
+    VerificationChanged,
+    kind_of,
+)
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
 from ivr.server.state import CALL_LOG
@@ -155,8 +163,8 @@ async def test_no_id_from_the_plain_socket_or_twilio_names_a_file(
             assert ENGINE_ID.fullmatch(call_id), call_id  # the engine's own name
             row = store.find_call(call_id)
             assert (row["external_id"], row["transport"]) == (kept, result["transport"])
-            assert [e["data"].get("external_id") for e in store.events(call_id)
-                    if e["kind"] == "start"] == [kept]
+            assert [e.external_id for e in store.events(call_id)
+                    if isinstance(e, CallStarted)] == [kept]
             assert row["recording"] == f"{time.strftime('%Y-%m-%d', time.gmtime())}/{call_id}.wav"
             assert (recordings / row["recording"]).is_file()
         # Two calls sent this id: it finds neither, and says how to name one.
@@ -202,7 +210,7 @@ async def test_an_asterisk_uuid_used_again_is_a_new_call_that_leaves_the_first_a
     assert ENGINE_ID.fullmatch(again["call_id"]) and again["call_id"] != call_uuid
     assert (again["caller"], again["external_id"], again["status"]) == ("", call_uuid,
                                                                         "complete")
-    assert "end" in [e["kind"] for e in store.events(again["call_id"])]  # its own events
+    assert any(isinstance(e, CallEnded) for e in store.events(again["call_id"]))  # its own
     with pytest.raises(AmbiguousCall, match="name one by its call id"):
         store.find_call(call_uuid)
 
@@ -283,15 +291,14 @@ async def test_an_id_already_in_use_starts_a_fresh_conversation_not_verified(
     assert app_b[CALL_LOG].flush()
     row = store_b.find_call(wire_id)  # on B's log, the one call B took with it
     assert (row["call_id"], row["external_id"]) == (intruder.end["call_id"], wire_id)
-    verification = [e["data"] for e in store_b.events(row["call_id"])
-                    if e["kind"] == "verification"]
-    assert not any(v.get("verified") for v in verification), verification
+    verification = [e for e in store_b.events(row["call_id"])
+                    if isinstance(e, VerificationChanged)]
+    assert not any(v.state == "verified" for v in verification), verification
 
 
-def _start(call_id: str, caller: str, external_id: str | None = None) -> CallEvent:
-    data = {"transport": "audiosocket", "caller": caller, "locale": "zh"}
-    return CallEvent(call_id, "start", {**data, "external_id": external_id} if external_id
-                     else data)
+def _start(call_id: str, caller: str, external_id: str | None = None) -> CallStarted:
+    return CallStarted(call_id=call_id, transport="audiosocket", caller=caller, locale="zh",
+                       external_id=external_id)
 
 
 def _call(recorder: CallRecorder, call_id: str, caller: str, outcome: str,
@@ -303,8 +310,9 @@ def _call(recorder: CallRecorder, call_id: str, caller: str, outcome: str,
     recorder.record(_start(call_id, caller))
     track.engine(audio)
     track.caller(audio)
-    recorder.record(CallEvent(call_id, "turn", {"intent": "wealth_management"}))
-    recorder.record(CallEvent(call_id, "end", {"outcome": outcome, "caller": caller}))
+    recorder.record(TurnTaken(call_id=call_id, n=1, input={"say": "理财"},
+                              intent="wealth_management"))
+    recorder.record(CallEnded(call_id=call_id, outcome=outcome, caller=caller))
     assert recorder.flush()
 
 
@@ -326,14 +334,16 @@ def test_a_call_id_already_in_the_log_never_alters_that_call(recorder: CallRecor
     assert wav.read_bytes() == first_audio  # the recording is never overwritten
     (other,) = [c for c in store.list_calls() if c["call_id"] != "reused-id"]
     events = store.events(other["call_id"])
-    assert [e["kind"] for e in events] == ["recording", "start", "turn", "end"]
-    assert events[0]["data"]["clashed_with"] == "reused-id"
+    # Its recording event names no file (the file at that path is the first call's): kept
+    # as an event of its kind, but not one a reader takes for a recording.
+    assert [type(e) for e in events] == [UnknownEvent, CallStarted, TurnTaken, CallEnded]
+    assert kind_of(events[0]) == "recording"
+    assert events[0].extra == {"clashed_with": "reused-id"}
     assert (other["caller"], other["outcome"], other["status"]) == ("", "hangup", "complete")
     assert other["recording"] is None  # the file at its path is the first call's
 
     # A batch written again (its commit was lost, say) is the same call, not a clash.
-    batch = [(1, _start("retried", KNOWN)), (2, CallEvent("retried", "end",
-                                                          {"outcome": "hangup"}))]
+    batch = [(1, _start("retried", KNOWN)), (2, CallEnded(call_id="retried", outcome="hangup"))]
     store.write(batch, "engine-a")
     store.write(batch, "engine-a")
     assert [c["call_id"] for c in store.list_calls() if c["caller"] == KNOWN] == ["retried"]
@@ -414,7 +424,11 @@ async def test_agent_feedback_takes_a_whole_id_and_stores_nothing_for_another(
 
         assert await post("CA-one") == (200, {"recorded": one})  # the external id: one call
         assert await post(two) == (200, {"recorded": two})
-    assert [e["kind"] for e in store.events(one)] == ["start", "feedback"]
-    assert [e["kind"] for e in store.events(two)] == ["start", "feedback"]
+    for call_id in (one, two):
+        start, feedback = store.events(call_id)
+        assert isinstance(start, CallStarted) and isinstance(feedback, AgentFeedback)
+        assert (feedback.call_id, feedback.seq, feedback.kind, feedback.from_queue,
+                feedback.to_queue, feedback.agent) == (call_id, 2, "requeued", "general",
+                                                       "cards", "a7")
     assert store.events(three) == nothing[0][2]
     assert sorted(label["call_id"] for label in store.list_labels()) == sorted([one, two])

@@ -12,6 +12,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ivr.calllog.store import AmbiguousCall, CallLogError, CallNotFound
+from ivr.core.events import AgentFeedback
 from ivr.dialogue.routing import QUEUES
 from ivr.errors import IvrError
 from ivr.server.state import CALL_LOG, GATEWAY, LIVE_MODELS, SETTINGS, WARM_UP
@@ -78,16 +79,17 @@ async def _acd_feedback(request: web.Request) -> web.Response:
                       f"optional from_queue, to_queue (one of {', '.join(QUEUES)}), agent"},
             status=400)
     store = request.app[CALL_LOG].store
-    feedback = {"kind": kind, "from_queue": body.get("from_queue"), "to_queue": to_queue,
-                "agent": str(body.get("agent") or "acd")}
+    agent = str(body.get("agent") or "acd")
     try:
         # A whole id (the engine's, or the external one if only one call has it), never a
         # prefix: what is stored must belong to exactly the call the desktop meant.
         call_id = (await asyncio.to_thread(store.find_call, call_id, True))["call_id"]
-        await asyncio.to_thread(store.append_event, call_id, "feedback", feedback)
+        feedback = AgentFeedback(call_id=call_id, kind=kind, from_queue=body.get("from_queue"),
+                                 to_queue=to_queue, agent=agent)
+        await asyncio.to_thread(store.append_event, feedback)
         if to_queue:
-            await asyncio.to_thread(store.add_label, call_id, feedback["agent"], None,
-                                    to_queue, f"agent desktop: {kind}")
+            await asyncio.to_thread(store.add_label, call_id, agent, None, to_queue,
+                                    f"agent desktop: {kind}")
     except CallNotFound as e:
         return web.json_response({"error": str(e)}, status=404)
     except AmbiguousCall as e:
