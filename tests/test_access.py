@@ -58,7 +58,7 @@ from ivr.console.throttle import (
     parse_networks,
     source_key,
 )
-from ivr.core.events import CallEvent
+from ivr.core.events import CallEnded, CallStarted, RecordingStarted
 from ivr.errors import shown
 from ivr.project import Project
 from ivr.server.app import build_app
@@ -105,10 +105,9 @@ def log_call(context: ConsoleContext, call_id: str) -> str:
         wav.setframerate(8000)
         wav.writeframes(b"\0" * 8000 * 4)
     context.store.write([
-        (1, CallEvent(call_id, "recording", {"recording": relative})),
-        (2, CallEvent(call_id, "start", {"transport": "websocket", "caller": KNOWN,
-                                         "locale": "ko"})),
-        (3, CallEvent(call_id, "end", {"outcome": "self_service"})),
+        (1, RecordingStarted(call_id=call_id, recording=relative)),
+        (2, CallStarted(call_id=call_id, transport="websocket", caller=KNOWN, locale="ko")),
+        (3, CallEnded(call_id=call_id, outcome="self_service")),
     ], "access-test")
     return call_id
 

@@ -21,18 +21,21 @@ from ivr.calllog.recorder import CallRecorder, recover
 from ivr.calllog.replay import Replayer
 from ivr.calllog.store import CallFilter, CallLogError, CallStore
 from ivr.cli import main
-from ivr.core.events import CallEvent
+from ivr.core.events import CallEnded, CallStarted, RecordingStarted, TurnTaken, to_json
 from ivr.dialogue.simulate import parse_script, run_script
 from ivr.voice.metrics import Metrics
 from ivr.voice.voice_locale import load_voice_locales
 
 
 def _call(recorder: CallRecorder, call_id: str, outcome: str | None, **end: Any) -> None:
-    recorder.record(CallEvent(call_id, "start", {"transport": "twilio", "caller": KNOWN,
-                                                 "locale": "zh", "model": "zh-x.tar.gz"}))
-    recorder.record(CallEvent(call_id, "turn", {"n": 1, "input": {"say": "查余额"}}))
+    recorder.record(CallStarted(call_id=call_id, transport="twilio", caller=KNOWN,
+                                locale="zh", model="zh-x.tar.gz"))
+    recorder.record(TurnTaken(call_id=call_id, n=1, input={"say": "查余额"}))
     if outcome:
-        recorder.record(CallEvent(call_id, "end", {"outcome": outcome, **end}))
+        recorder.record(CallEnded(call_id=call_id, outcome=outcome, **end))
+
+
+WHOLE_CALL = [CallStarted, TurnTaken, CallEnded]  # what _call records of an ended call
 
 
 def test_events_are_committed_in_order_with_the_call_summary(
@@ -41,9 +44,10 @@ def test_events_are_committed_in_order_with_the_call_summary(
           skills=["yue"])
     assert recorder.flush()
     events = store.events("c1")
-    assert [e["kind"] for e in events] == ["start", "turn", "end"]
-    assert [e["seq"] for e in events] == [1, 2, 3]
-    assert events[1]["data"]["input"]["say"] == "查余额"  # Chinese stored as is
+    assert [type(e) for e in events] == WHOLE_CALL
+    assert [e.seq for e in events] == [1, 2, 3]
+    assert isinstance(events[1], TurnTaken)
+    assert events[1].input["say"] == "查余额"  # Chinese stored as is
     call = store.find_call("c1")
     assert call["status"] == "complete" and call["transport"] == "twilio"
     assert (call["outcome"], call["queue"], call["intent"]) == ("escalated", "cards",
@@ -55,7 +59,7 @@ async def test_settled_means_committed_and_gives_up_on_a_store_that_hangs_or_fai
         store: CallStore, recorder: CallRecorder) -> None:
     _call(recorder, "c1", "hangup")
     assert await recorder.settled()
-    assert [e["kind"] for e in store.events("c1")] == ["start", "turn", "end"]  # no flush
+    assert [type(e) for e in store.events("c1")] == WHOLE_CALL  # no flush
 
     class Stuck:  # hangs until released, then fails until it is back up
         def __init__(self) -> None:
@@ -81,7 +85,7 @@ async def test_settled_means_committed_and_gives_up_on_a_store_that_hangs_or_fai
     assert other.flush(timeout_s=10)
     _call(other, "c3", "hangup")
     assert await other.settled(timeout_s=10)  # the barrier given up on broke nothing
-    assert [e["kind"] for e in store.events("c3")] == ["start", "turn", "end"]
+    assert [type(e) for e in store.events("c3")] == WHOLE_CALL
     other.close()
 
 
@@ -94,7 +98,7 @@ def test_calls_a_dead_instance_left_live_are_marked_incomplete(
     assert recover(store, "engine-a", None) == ["cut-off"]
     assert store.find_call("cut-off")["status"] == "incomplete"
     assert store.find_call("elsewhere")["status"] == "live"  # another instance's live call
-    assert [e["kind"] for e in store.events("cut-off")] == ["start", "turn"]
+    assert [type(e) for e in store.events("cut-off")] == [CallStarted, TurnTaken]
     other.close()
 
 
@@ -134,7 +138,7 @@ def test_the_writer_keeps_events_while_the_store_fails(store: CallStore,
     recorder = CallRecorder(Flaky(), "engine-a")  # type: ignore[arg-type]
     _call(recorder, "c1", "hangup")
     assert recorder.flush(timeout_s=5)
-    assert [e["kind"] for e in store.events("c1")] == ["start", "turn", "end"]
+    assert [type(e) for e in store.events("c1")] == WHOLE_CALL
     assert recorder.healthy
     recorder.close()
 
@@ -159,12 +163,12 @@ def test_the_writers_state_is_on_the_metrics_as_it_changes() -> None:
 
     assert scraped() == (0, 0, 0)
     assert metrics.registry.get_sample_value("ivr_recordings_cut_total") == 0
-    recorder.record(CallEvent("c1", "start", {}))
+    recorder.record(CallStarted(call_id="c1"))
     deadline = time.monotonic() + 5
     while recorder.failing_since is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    recorder.record(CallEvent("c1", "turn", {"n": 1}))  # waits behind the failing write
-    recorder.record(CallEvent("c1", "end", {}))  # the queue (1 item) is full: dropped
+    recorder.record(TurnTaken(call_id="c1", n=1, input={}))  # waits behind the failing write
+    recorder.record(CallEnded(call_id="c1"))  # the queue (1 item) is full: dropped
     assert scraped() == (1, 2, 1)
     store.up.set()
     assert recorder.flush(timeout_s=5)
@@ -193,13 +197,13 @@ def test_a_recording_the_disk_refuses_stops_there_readable(small_disk: Path,
         assert recorder.flush() and recorder.recordings_cut == 1
         filler.unlink()
         track.caller(second)  # space again, but this call's recording has stopped
-        recorder.record(CallEvent("c1", "end", {"outcome": "hangup"}))
+        recorder.record(CallEnded(call_id="c1", outcome="hangup"))
         other = recorder.open_recording("c2")
         _call(recorder, "c2", None)
         other.caller(second)
-        recorder.record(CallEvent("c2", "end", {"outcome": "hangup"}))
+        recorder.record(CallEnded(call_id="c2", outcome="hangup"))
         assert recorder.flush() and recorder.recordings_cut == 1
-        assert [e["kind"] for e in store.events("c1")] == ["recording", "start", "turn", "end"]
+        assert [type(e) for e in store.events("c1")] == [RecordingStarted, *WHOLE_CALL]
         paths = [small_disk / "rec" / store.find_call(c)["recording"] for c in ("c1", "c2")]
     finally:
         recorder.close()
@@ -262,7 +266,8 @@ async def test_no_pin_card_or_id_number_in_the_store_after_calls_that_say_and_ke
     calls = store.list_calls()
     assert len(calls) == 4 and all(c["status"] == "complete" for c in calls)
     stored = json.dumps(calls, ensure_ascii=False) + "".join(
-        json.dumps(e, ensure_ascii=False) for c in calls for e in store.events(c["call_id"]))
+        json.dumps(to_json(e), ensure_ascii=False)
+        for c in calls for e in store.events(c["call_id"]))
     assert "verification" in stored and "5678" in stored  # the log is there, masked
     for secret in SECRETS:
         assert secret not in stored, secret

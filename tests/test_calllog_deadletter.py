@@ -8,6 +8,7 @@ Every test runs on SQLite and on the machine's PostgreSQL server."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import logging
 import threading
@@ -25,7 +26,16 @@ from phones import PlainPhone, TwilioPhone, serving
 from ivr.calllog.recorder import CallLogSettings, CallRecorder
 from ivr.calllog.store import CallStore
 from ivr.cli import main
-from ivr.core.events import CallEvent
+from ivr.core.events import (
+    CallEnded,
+    CallEvent,
+    CallStarted,
+    PromptPlayed,
+    TimerFired,
+    TranscriptFinal,
+    TurnTaken,
+    UnknownEvent,
+)
 from ivr.dialogue.call import Call
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
@@ -41,14 +51,17 @@ TOKEN = "deadletter-test-token"
 
 
 def _call(recorder: CallRecorder, call_id: str, caller: str = KNOWN) -> None:
-    recorder.record(CallEvent(call_id, "start", {"transport": "websocket", "caller": caller,
-                                                 "locale": "zh", "model": "zh-x.tar.gz"}))
-    recorder.record(CallEvent(call_id, "turn", {"n": 1, "input": {"say": "查余额"}}))
-    recorder.record(CallEvent(call_id, "end", {"outcome": "hangup", "caller": caller}))
+    recorder.record(CallStarted(call_id=call_id, transport="websocket", caller=caller,
+                                locale="zh", model="zh-x.tar.gz"))
+    recorder.record(TurnTaken(call_id=call_id, n=1, input={"say": "查余额"}))
+    recorder.record(CallEnded(call_id=call_id, outcome="hangup", caller=caller))
 
 
-def _kinds(store: CallStore, call_id: str) -> list[tuple[int, str]]:
-    return [(e["seq"], e["kind"]) for e in store.events(call_id)]
+WHOLE_CALL = [(1, CallStarted), (2, TurnTaken), (3, CallEnded)]  # as _call records it
+
+
+def _logged(store: CallStore, call_id: str) -> list[tuple[int | None, type[CallEvent]]]:
+    return [(e.seq, type(e)) for e in store.events(call_id)]
 
 
 class Gated:
@@ -77,10 +90,11 @@ def test_a_sip_uri_caller_is_kept_in_full_and_a_10_kib_one_cut_to_the_column(
     assert recorder.flush(timeout_s=10), "the call log stalled"
     assert store.find_call("sip")["caller"] == SIP
     assert store.find_call("huge")["caller"] == "9" * 255
-    assert len(store.events("huge")[0]["data"]["caller"]) == 10240  # the event keeps it
+    start = store.events("huge")[0]
+    assert isinstance(start, CallStarted) and len(start.caller or "") == 10240  # kept in full
     for call_id in ("sip", "huge", "later"):
         assert store.find_call(call_id)["status"] == "complete"
-        assert _kinds(store, call_id) == [(1, "start"), (2, "turn"), (3, "end")]
+        assert _logged(store, call_id) == WHOLE_CALL
     assert store.list_calls()[0]["call_id"] == "later"
     assert recorder.healthy and recorder.dead_letters == 0 and recorder.written == 9
 
@@ -94,15 +108,16 @@ def test_events_the_store_refuses_are_dead_lettered_and_the_rest_written(
     metrics.watch_call_log(recorder)
     _call(recorder, "first")  # its write waits at the gate: the rest queue up behind it
     time.sleep(0.1)
-    recorder.record(CallEvent("bad", "start", {"caller": KNOWN}))
+    recorder.record(CallStarted(call_id="bad", caller=KNOWN))
     # Text no driver can encode (a lone surrogate, as JSON "\ud800" decodes to)...
-    recorder.record(CallEvent("bad", "turn", {"n": 1, "input": {"say": "查\ud800余额"}}))
-    recorder.record(CallEvent("bad", "turn", {"n": 2, "input": {"say": "信用卡"}}))
+    recorder.record(TurnTaken(call_id="bad", n=1, input={"say": "查\ud800余额"}))
+    recorder.record(TurnTaken(call_id="bad", n=2, input={"say": "信用卡"}))
     # ... an event breaking a constraint (no time) ...
-    recorder.record(CallEvent("bad", "timer", {"timer": "no_input"}, at=None))  # type: ignore[arg-type]
-    # ... and a kind longer than its column (PostgreSQL refuses it; SQLite keeps it).
-    recorder.record(CallEvent("bad", "x" * 10240, {}))
-    recorder.record(CallEvent("bad", "end", {"outcome": "hangup"}))
+    recorder.record(TimerFired(call_id="bad", timer="no_input", at=None))  # type: ignore[arg-type]
+    # ... and a kind longer than its column (a newer engine's kind, read and written back:
+    # PostgreSQL refuses it; SQLite keeps it).
+    recorder.record(UnknownEvent(call_id="bad", name="x" * 10240))
+    recorder.record(CallEnded(call_id="bad", outcome="hangup"))
     for n in range(3):
         _call(recorder, f"later-{n}")
     gated.gate.set()
@@ -110,11 +125,15 @@ def test_events_the_store_refuses_are_dead_lettered_and_the_rest_written(
 
     postgres = store.dialect == "postgresql"
     refused = [2, 4] + ([5] if postgres else [])
-    kept = [(1, "start"), (3, "turn")] + ([] if postgres else [(5, "x" * 10240)]) + [(6, "end")]
-    assert _kinds(store, "bad") == kept
+    kept = [(1, CallStarted), (3, TurnTaken)] + ([] if postgres else [(5, UnknownEvent)]) + [
+        (6, CallEnded)]
+    assert _logged(store, "bad") == kept
+    if not postgres:
+        unknown = store.events("bad")[2]
+        assert isinstance(unknown, UnknownEvent) and unknown.name == "x" * 10240
     assert store.find_call("bad")["status"] == "complete"
     for call_id in ("first", "later-0", "later-1", "later-2"):
-        assert _kinds(store, call_id) == [(1, "start"), (2, "turn"), (3, "end")]
+        assert _logged(store, call_id) == WHOLE_CALL
     assert recorder.healthy and recorder.pending == 0
     assert recorder.dead_letters == len(refused) and recorder.dead_letters_unsaved == 0
     assert metrics.registry.get_sample_value("ivr_call_log_dead_letters_total") == len(refused)
@@ -138,6 +157,34 @@ def test_events_the_store_refuses_are_dead_lettered_and_the_rest_written(
     assert main(["calls", "dead-letters", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert sorted(r["seq"] for r in rows) == refused
+
+
+def test_values_json_cannot_hold_are_set_aside_or_kept_as_text(
+        store: CallStore, recorder: CallRecorder) -> None:
+    """A turn whose fields hold what JSON cannot: a circular value is refused for good and
+    set aside as its repr; values JSON has no type for are logged as their text; a NUL is
+    escaped in the JSON and read back as it was."""
+    circular: dict[str, Any] = {"say": "查余额"}
+    circular["self"] = circular
+    recorder.record(CallStarted(call_id="odd", caller=KNOWN))
+    recorder.record(TurnTaken(call_id="odd", n=1, input=circular))
+    recorder.record(TurnTaken(call_id="odd", n=2, input={"say": "信用卡"},
+                              slots={"due": datetime.date(2024, 1, 2), "seen": {3}}))
+    recorder.record(TurnTaken(call_id="odd", n=3, input={"say": "挂\x00失"}))
+    recorder.record(CallEnded(call_id="odd", outcome="hangup"))
+    assert recorder.flush(timeout_s=10), "the call log stalled"
+
+    assert _logged(store, "odd") == [(1, CallStarted), (3, TurnTaken), (4, TurnTaken),
+                                     (5, CallEnded)]
+    as_text, with_nul = store.events("odd")[1:3]
+    assert isinstance(as_text, TurnTaken) and as_text.slots == {"due": "2024-01-02",
+                                                                "seen": "{3}"}
+    assert isinstance(with_nul, TurnTaken) and with_nul.input == {"say": "挂\x00失"}
+    (letter,) = store.dead_letters()
+    assert (letter["call_id"], letter["seq"], letter["kind"]) == ("odd", 2, "turn")
+    assert letter["error"].startswith("ValueError: Circular reference")
+    assert "查余额" in json.loads(letter["data"])["repr"]  # what could be kept of it
+    assert recorder.healthy and recorder.dead_letters == 1
 
 
 @pytest.mark.fault("call-log store failing while an event is refused")
@@ -167,16 +214,16 @@ def test_errors_that_pass_are_still_retried_around_a_dead_letter_and_nothing_is_
 
     flaky = Flaky()
     recorder = CallRecorder(flaky, "engine-a")  # type: ignore[arg-type]
-    recorder.record(CallEvent("c1", "start", {"caller": KNOWN}))
-    recorder.record(CallEvent("c1", "speech", {"text": "\udc80"}))
-    recorder.record(CallEvent("c1", "end", {"outcome": "hangup"}))
+    recorder.record(CallStarted(call_id="c1", caller=KNOWN))
+    recorder.record(TranscriptFinal(call_id="c1", text="\udc80"))
+    recorder.record(CallEnded(call_id="c1", outcome="hangup"))
     _call(recorder, "c2")
     assert recorder.flush(timeout_s=15), "the call log stalled"
     assert not flaky.write_failures and not flaky.letter_failures
     assert flaky.failing_seen  # the dead letter's outage showed as a failing store...
     assert recorder.healthy  # ... until it was written
-    assert _kinds(store, "c1") == [(1, "start"), (3, "end")]
-    assert _kinds(store, "c2") == [(1, "start"), (2, "turn"), (3, "end")]
+    assert _logged(store, "c1") == [(1, CallStarted), (3, CallEnded)]
+    assert _logged(store, "c2") == WHOLE_CALL
     assert [(d["call_id"], d["seq"]) for d in store.dead_letters()] == [("c1", 2)]
     assert recorder.dead_letters == 1 and recorder.written == 5
     recorder.close()
@@ -193,13 +240,13 @@ def test_an_event_not_even_its_dead_letter_takes_is_logged_and_the_rest_written(
 
     recorder = CallRecorder(Refusing(), "engine-a")  # type: ignore[arg-type]
     with caplog.at_level(logging.ERROR, logger="ivr.calllog.recorder"):
-        recorder.record(CallEvent("c1", "start", {"caller": KNOWN}))
-        recorder.record(CallEvent("c1", "prompt", {"text": "\ud800"}))
-        recorder.record(CallEvent("c1", "end", {"outcome": "hangup"}))
+        recorder.record(CallStarted(call_id="c1", caller=KNOWN))
+        recorder.record(PromptPlayed(call_id="c1", text="\ud800"))
+        recorder.record(CallEnded(call_id="c1", outcome="hangup"))
         _call(recorder, "c2")
         assert recorder.flush(timeout_s=10), "the call log stalled"
-    assert _kinds(store, "c1") == [(1, "start"), (3, "end")]
-    assert _kinds(store, "c2") == [(1, "start"), (2, "turn"), (3, "end")]
+    assert _logged(store, "c1") == [(1, CallStarted), (3, CallEnded)]
+    assert _logged(store, "c2") == WHOLE_CALL
     assert recorder.healthy and recorder.dead_letters == recorder.dead_letters_unsaved == 1
     lost = [r.getMessage() for r in caplog.records if "not set aside" in r.getMessage()]
     assert len(lost) == 1 and lost[0].startswith("call c1: prompt event #2 refused")
@@ -329,7 +376,7 @@ async def test_callers_on_the_plain_socket_are_logged_a_long_one_cut_and_health_
 
     assert (await health())["status"] == "ok"
     assert (await health())["call_log"]["dead_letters"] == 0
-    recorder.record(CallEvent("refused", "start", {"caller": "\udfff"}))  # not via the edge
+    recorder.record(CallStarted(call_id="refused", caller="\udfff"))  # not via the edge
     assert await asyncio.to_thread(recorder.flush, 10), "the call log stalled"
     now = await health()
     assert now["status"] == "ok" and now["call_log"]["ok"]
