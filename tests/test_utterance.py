@@ -115,6 +115,28 @@ def test_ko_corrections_and_loanwords(ko: UtterancePrep, text: str, wanted: str)
     assert ko(text) == wanted
 
 
+@pytest.mark.parametrize(("text", "wanted"), [
+    ("上礼拜六在商场刷了六千三，不是我刷的", "上礼拜六在商场刷了一笔钱，不是我刷的"),
+    ("我要给我儿子转三千块", "我要给我儿子转一笔钱"),
+    ("20号发的4500元工资到账没有", "那天发的一笔钱工资到账没有"),
+    ("二十万存两年定期利率多少", "一笔钱存两年定期利率多少"),
+    ("一千二百美金换多少人民币", "一些美金换多少人民币"),
+    ("帮我查一下9月份的账单", "帮我查一下那个月的账单"),
+])
+def test_zh_amounts_and_dates_become_plain_words(zh: UtterancePrep, text: str,
+                                                 wanted: str) -> None:
+    assert zh(text) == wanted
+
+
+@pytest.mark.parametrize("text", [
+    "贷款分三十年还", "九十天的理财", "晚上十一点还开门吗",  # time words
+    "万一卡丢了怎么办", "千万别挂", "我们一块儿去网点",  # words, not figures
+    "尾号是8261", "我的身份证后六位是123456", "十五乘以八十等于几",  # figures, no money
+])
+def test_zh_figures_that_are_not_amounts_stay(zh: UtterancePrep, text: str) -> None:
+    assert zh(text) == text
+
+
 def test_a_broken_fillers_entry_is_a_clear_error(tmp_path: Path) -> None:
     from ivr.errors import DataFileError
 
@@ -124,6 +146,12 @@ def test_a_broken_fillers_entry_is_a_clear_error(tmp_path: Path) -> None:
         Hesitations.from_locale_file(bad)
     bad.write_text("fillers:\n  patterns: ['[']\n", encoding="utf-8")
     with pytest.raises(DataFileError, match=r"xx\.yml: fillers\.patterns: "):
+        UtterancePrep.for_locale(bad)
+    bad.write_text("quantities:\n  - {pattern: '(', as: 一笔钱}\n", encoding="utf-8")
+    with pytest.raises(DataFileError, match=r"xx\.yml: quantities: "):
+        UtterancePrep.for_locale(bad)
+    bad.write_text("quantities: {pattern: x}\n", encoding="utf-8")
+    with pytest.raises(DataFileError, match=r"xx\.yml: quantities: must be a list"):
         UtterancePrep.for_locale(bad)
     bad.write_text("loanwords: [balance]\n", encoding="utf-8")
     with pytest.raises(DataFileError, match=r"xx\.yml: loanwords: must be a mapping"):
@@ -149,6 +177,18 @@ async def test_a_request_in_fillers_is_understood_and_keeps_its_text(engine) -> 
     parse = await engine.parse("嗯，我想查一下余额")
     assert parse["intent"]["name"] == "check_balance"
     assert parse["text"] == "嗯，我想查一下余额" and parse["prepared"] == "我想查一下余额"
+
+
+@pytest.mark.parametrize(("text", "intent"), [
+    ("上礼拜六在商场刷了六千三，不是我刷的", "fraud_report"),
+    ("我想贷八十万买房子，要什么条件", "loan_inquiry"),
+    ("一千二百美金换多少人民币", "exchange_rate"),
+    ("9月份的信用卡账单要还多少", "credit_card_bill"),
+])
+async def test_a_request_with_an_amount_or_a_date_is_understood(engine, text: str,
+                                                                intent: str) -> None:
+    parse = await engine.parse(text)
+    assert parse["intent"]["name"] == intent, parse
 
 
 async def test_two_hesitations_escalate_as_no_match(call) -> None:

@@ -219,6 +219,34 @@ class Corrections:
             clause.startswith(self.restates) or any(r in clause for r in self.requests))
 
 
+@dataclass(frozen=True)
+class Quantities:
+    """Amounts of money and dates inside a request (刷了五千八, 15号进了八千五): what the
+    caller asks is the same whatever the figure, and a classifier that learnt from a few
+    figures reads new ones as noise (我想贷五十万 read as a bill). So each becomes one plain
+    word, in the order the locale lists them."""
+
+    rules: tuple[tuple[re.Pattern[str], str], ...] = ()
+
+    @classmethod
+    def from_locale(cls, data: dict[str, Any], path: Path) -> Quantities:
+        items = data.get("quantities") or []
+        if not isinstance(items, list) or not all(
+                isinstance(i, dict) and isinstance(i.get("pattern"), str)
+                and isinstance(i.get("as"), str) for i in items):
+            raise DataFileError(f"{path.name}: quantities: must be a list of "
+                                "{pattern: REGEX, as: WORD}")
+        try:
+            return cls(tuple((re.compile(i["pattern"]), i["as"]) for i in items))
+        except re.error as e:
+            raise DataFileError(f"{path.name}: quantities: {e}") from None
+
+    def replace(self, text: str) -> str:
+        for pattern, word in self.rules:
+            text = pattern.sub(word, text)
+        return text
+
+
 def _keeping(convert: Callable[[str], str], keep: frozenset[str]) -> Callable[[str], str]:
     """``convert``, leaving the characters in ``keep`` as they are: OpenCC's t2s also
     rewrites dialect characters that simplified Cantonese writing keeps (嗰 becomes 𠮶),
@@ -235,12 +263,14 @@ def _keeping(convert: Callable[[str], str], keep: frozenset[str]) -> Callable[[s
 @dataclass(frozen=True)
 class UtterancePrep:
     """What the classifier gets of an utterance: script converted, loanwords translated,
-    fillers taken out ("": nothing said), corrections resolved."""
+    amounts and dates made plain, fillers taken out ("": nothing said), corrections
+    resolved."""
 
     hesitations: Hesitations = field(default_factory=Hesitations)
     convert: Callable[[str], str] | None = None
     loanwords: Loanwords = field(default_factory=Loanwords)
     corrections: Corrections = field(default_factory=Corrections)
+    quantities: Quantities = field(default_factory=Quantities)
 
     @classmethod
     def for_locale(cls, path: Path) -> UtterancePrep:
@@ -257,10 +287,11 @@ class UtterancePrep:
                                     f"is not an OpenCC conversion such as t2s ({e})") from None
             convert = _keeping(opencc_convert, frozenset(str(script.get("keep") or "")))
         return cls(Hesitations.from_locale(data, path), convert,
-                   Loanwords.from_locale(data, path), Corrections.from_locale(data, path))
+                   Loanwords.from_locale(data, path), Corrections.from_locale(data, path),
+                   Quantities.from_locale(data, path))
 
     def __call__(self, text: str) -> str:
         """The utterance as the classifier should read it ("": nothing said)."""
         text = self.convert(text) if self.convert else text
-        said = self.hesitations.strip(self.loanwords.replace(text))
+        said = self.hesitations.strip(self.quantities.replace(self.loanwords.replace(text)))
         return self.corrections.apply(said) if said else ""

@@ -29,10 +29,10 @@ BLOCK_KEYS = {
 
 def check_locale_file(path: Path, files: YamlFiles, domain: DomainNames) -> None:
     """``expects:`` names responses and grammars that exist; the understanding blocks
-    (fillers, loanwords, corrections, confidence) load."""
+    (fillers, loanwords, corrections, quantities, confidence) load."""
     from ivr.dialogue.call import CONFIRM_PROMPT  # the engine's own prompt, not a response
     from ivr.dialogue.confidence import ConfidenceBands
-    from ivr.dialogue.utterance import Corrections, Hesitations, Loanwords
+    from ivr.dialogue.utterance import Corrections, Hesitations, Loanwords, Quantities
     from ivr.errors import IvrError
 
     report, name = files.report, files.name(path)
@@ -58,7 +58,7 @@ def check_locale_file(path: Path, files: YamlFiles, domain: DomainNames) -> None
     _check_keypad(node_get(root, "keypad")[1], name, report, domain)
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     loaders = {"fillers": Hesitations.from_locale, "loanwords": Loanwords.from_locale,
-               "corrections": Corrections.from_locale,
+               "corrections": Corrections.from_locale, "quantities": Quantities.from_locale,
                "confidence": lambda _data, p: ConfidenceBands.for_locale(p)}
     for block, load in loaders.items():
         key, value = node_get(root, block)
