@@ -67,10 +67,8 @@ def _event(intent: str, text: str, entities: list[dict[str, Any]] | None = None)
 
 
 class Call(CallRecord):
-    """A call in progress. Not thread-safe: one input at a time, as a caller speaks.
-
-    Every step is emitted as a call-log event (``start``, ``turn``, ``verification``,
-    ``signal``, ``route``, ``hangup``, ``error``), masked."""
+    """A call in progress, each step emitted masked as a typed event (ivr/core/events.py).
+    Not thread-safe: one input at a time, as a caller speaks."""
 
     def __init__(self, engine: DialogueEngine, caller_id: str = "", locale: str = "zh",
                  call_id: str | None = None, failure_prompt: str = FAILURE_PROMPT,
