@@ -22,6 +22,15 @@ from sqlalchemy.engine import make_url
 from test_gateway import SPEECH
 
 from ivr.calllog.recorder import CallLogSettings
+from ivr.core.events import (
+    CallEnded,
+    CallEvent,
+    HungUp,
+    KeyPressed,
+    PromptPlayed,
+    RecordingStarted,
+    TurnTaken,
+)
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
 from ivr.server.state import CALL_LOG
@@ -64,7 +73,7 @@ class LogCall:
         self.health_while_broken: dict[str, Any] = {}
 
     async def run(self, break_log: Callable[[], None], mend_log: Callable[[], None]
-                  ) -> tuple[PlainPhone, list[dict[str, Any]]]:
+                  ) -> tuple[PlainPhone, list[CallEvent]]:
         """The caller checks their balance while the log is broken, then hangs up once it
         is mended; what the caller heard, and the call's events as logged."""
         async with serving(self.app) as url, aiohttp.ClientSession() as http:
@@ -102,13 +111,13 @@ class LogCall:
         return phone, events
 
 
-def _nothing_lost(phone: PlainPhone, events: list[dict[str, Any]]) -> None:
-    seqs = [e["seq"] for e in events]
+def _nothing_lost(phone: PlainPhone, events: list[CallEvent]) -> None:
+    seqs = [e.seq for e in events]
     assert seqs == list(range(1, len(seqs) + 1))  # every event, in order, no gap
-    kinds = [e["kind"] for e in events]
-    assert kinds.count("end") == 1 and kinds[-1] == "end"
-    assert kinds.count("turn") == 2 and "hangup" in kinds  # written after the outage
-    said = [e["data"]["text"] for e in events if e["kind"] == "prompt"]
+    types = [type(e) for e in events]
+    assert types.count(CallEnded) == 1 and types[-1] is CallEnded
+    assert types.count(TurnTaken) == 2 and HungUp in types  # written after the outage
+    said = [e.text for e in events if isinstance(e, PromptPlayed)]
     assert said == [p.text for p in phone.prompts]
 
 
@@ -142,11 +151,12 @@ async def test_the_call_goes_on_while_the_disk_is_full_and_nothing_is_lost_or_co
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     # A readable WAV from the call's start: whole, when the writer was held up on the log
     # until space came back (its audio waits in memory), else cut where the disk filled.
-    recording = next(e["data"]["recording"] for e in events if e["kind"] == "recording")
+    recording = next(e.recording for e in events if isinstance(e, RecordingStarted))
     with wave.open(str(small_disk / "rec" / recording)) as wav:
         assert wav.getnchannels() == 2 and wav.getnframes() > 0
         recorded_ms = wav.getnframes() * 1000 // wav.getframerate()
-    keys_ms = max(e["data"].get("at_ms", 0) for e in events)  # the PIN, keyed on a full disk
+    keys_ms = max((e.at_ms or 0 for e in events if isinstance(e, KeyPressed)),
+                  default=0)  # the PIN, keyed on a full disk
     if call.app[CALL_LOG].recordings_cut:
         assert recorded_ms < keys_ms, (recorded_ms, keys_ms)
     else:

@@ -32,6 +32,7 @@ from phones import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from ivr.calllog.recorder import CallRecorder
+from ivr.core.events import TranscriptFinal
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
 from ivr.server.state import AUDIOSOCKET_ADDRESS, CALL_LOG, GATEWAY
@@ -264,8 +265,8 @@ async def test_audio_that_stops_mid_utterance_is_taken_as_said(server: Server) -
     await phone.hangup()
     result = await server.wait_result(phone)
     assert result["turns"][0]["input"] == {"say": "我想查余额"}
-    speech = [e.data for e in session.events if e.kind == "speech"]
-    assert speech[0]["stalled"] is True, speech
+    speech = [e for e in session.events if isinstance(e, TranscriptFinal)]
+    assert speech[0].stalled is True, speech
 
 
 @pytest.mark.fault("connection closed mid-call (FIN)")

@@ -26,7 +26,7 @@ from test_fuzz_properties import Secret, revealed, secrets
 from ivr.calllog.recorder import CallLogSettings, CallRecorder
 from ivr.console import CONSOLE
 from ivr.console.auth import hash_password
-from ivr.core.events import CallEvent
+from ivr.core.events import CallEvent, to_json
 from ivr.core.masking import longest_number, mask_card, mask_entry, mask_text
 from ivr.dialogue.knowledge import KnowledgeBase
 from ivr.dialogue.simulate import parse_script, run_script
@@ -242,7 +242,7 @@ async def test_no_secret_said_in_any_form_is_kept_anywhere(
     result = await run_script(script, server.app[GATEWAY].services.engines[locale], None, sink)
     hidden = [s for s in (free, entered) if s.digits]
     assert result["outcome"] == "escalated", result  # the handoff is there to be checked
-    assert_hidden("the call log", [e.data for e in logged], *hidden)
+    assert_hidden("the call log", [to_json(e) for e in logged], *hidden)
     assert_hidden("the handoff", result["handoff"], *hidden)
     assert_hidden("the result", result, *hidden)
     for where, seen in (await server.everything_about(result["call_id"])).items():

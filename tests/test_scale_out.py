@@ -19,6 +19,7 @@ from phones import PlainPhone, speak
 from test_calllog_crash import Engine, logged
 
 from ivr.calllog.store import CallStore
+from ivr.core.events import AgentFeedback, TurnTaken
 from ivr.dialogue.engine import REDIS_PREFIX, TRACKER_TTL_S
 
 TOKEN = "scale-out-token"
@@ -54,8 +55,8 @@ async def test_two_instances_share_conversations_and_the_call_log(
         # Each engine named its call (the phone's id is the call's external id). B's turn
         # is in the shared log (a few ms after it happened; the kill must not race that
         # commit, or the test would measure the kill's timing, not the sharing).
-        await logged(store, on_a, lambda kinds: "turn" in kinds, a)
-        await logged(store, on_b, lambda kinds: "turn" in kinds, b)
+        await logged(store, on_a, lambda types: TurnTaken in types, a)
+        await logged(store, on_b, lambda types: TurnTaken in types, b)
         named = {call_id: store.find_call(call_id)["call_id"] for call_id in (on_a, on_b)}
         # Both conversations are in the one Redis, mid-verification.
         for call_id in (on_a, on_b):
@@ -85,8 +86,8 @@ async def test_two_instances_share_conversations_and_the_call_log(
         call_a, call_b = store.find_call(on_a), store.find_call(on_b)
         assert (call_a["instance"], call_a["status"]) == ("engine-a", "complete")
         assert (call_b["instance"], call_b["status"]) == ("engine-b", "live")  # until B's
-        kinds = [e["kind"] for e in store.events(named[on_b])]  # restart: incomplete
-        assert "turn" in kinds and kinds[-1] == "feedback", kinds
+        types = [type(e) for e in store.events(named[on_b])]  # restart: incomplete
+        assert TurnTaken in types and types[-1] is AgentFeedback, types
     finally:
         store.close()
         red.close()
