@@ -711,11 +711,12 @@ async def test_someone_elses_wrong_passwords_never_lock_a_user_out(access: Acces
             statuses = [(await try_login(mallory, access, ADMIN_USER, f"guess-{i}",
                                          "203.0.113.7")).status for i in range(12)]
             assert statuses[:3] == [401] * 3 and statuses[-1] == 429, statuses
-            resp = await try_login(ada, access, ADMIN_USER, ADMIN_PASSWORD, "198.51.100.1")
-            assert resp.status == 200
-            # The guesser's own source still waits, even with the right password.
+            # The guesser's own source still waits, even with the right password (asked at
+            # once: the wait is seconds, and a loaded machine's password checks take that).
             resp = await try_login(mallory, access, ADMIN_USER, ADMIN_PASSWORD, "203.0.113.7")
             assert resp.status == 429 and int(resp.headers["Retry-After"]) >= 1
+            resp = await try_login(ada, access, ADMIN_USER, ADMIN_PASSWORD, "198.51.100.1")
+            assert resp.status == 200
 
 
 async def test_a_source_spraying_many_names_is_refused_quickly(access: Access) -> None:
