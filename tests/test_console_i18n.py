@@ -43,7 +43,7 @@ from ivr.calllog.store import CallStore
 from ivr.console import CONSOLE, ConsoleContext, i18n, kpi
 from ivr.console.auth import hash_password
 from ivr.core import zone
-from ivr.core.events import CallEvent
+from ivr.core.events import CallEnded, CallEvent, CallStarted, MisrouteSignal
 from ivr.project import Project
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
@@ -64,14 +64,14 @@ def log(store: CallStore, call_id: str, at: float, *, transport: str = "websocke
         seconds: float = 60, intent: str | None = None, queue: str | None = None,
         reason: str | None = None, signal: str | None = None) -> None:
     """A call in the log, started at ``at``; ``outcome=None``: still live."""
-    events = [CallEvent(call_id, "start", {"transport": transport, "caller": caller,
-                                           "locale": locale}, at)]
+    events: list[CallEvent] = [CallStarted(call_id=call_id, at=at, transport=transport,
+                                           caller=caller, locale=locale)]
     if signal:
-        events.append(CallEvent(call_id, "signal", {"signal": signal}, at + 1))
+        events.append(MisrouteSignal(call_id=call_id, at=at + 1, signal=signal))
     if outcome:
-        events.append(CallEvent(call_id, "end", {
-            "transport": transport, "caller": caller, "locale": locale, "outcome": outcome,
-            "intent": intent, "queue": queue, "reason": reason}, at + seconds))
+        events.append(CallEnded(call_id=call_id, at=at + seconds, transport=transport,
+                                caller=caller, locale=locale, outcome=outcome, intent=intent,
+                                queue=queue, reason=reason))
     # The start alone first, as the recorder writes it: a call's row takes its start
     # from the first batch that names it.
     store.write([(1, events[0])], "i18n-test")

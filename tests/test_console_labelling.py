@@ -37,7 +37,7 @@ from ivr.calllog.store import CallStore
 from ivr.console import CONSOLE, ConsoleContext
 from ivr.console.auth import CSRF_HEADER, hash_password
 from ivr.console.routes import ROUTES, TRAINERS
-from ivr.core.events import CallEvent
+from ivr.core.events import CallEnded, CallStarted, MisrouteSignal, TurnTaken
 from ivr.project import Project
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
@@ -60,16 +60,14 @@ LEFT_OUT = ("小户", "销户")
 def log_turns(store: CallStore, call_id: str, at: float, text: str, intent: str,
               confidence: float, signal: str) -> None:
     """A finished call of one caller utterance carrying a misroute signal."""
-    turn = {"n": 1, "input": {"say": text}, "normalized": text, "intent": intent,
-            "confidence": confidence,
-            "intent_ranking": [{"name": intent, "confidence": confidence}]}
-    events = [CallEvent(call_id, "start", {"transport": "websocket", "caller": "+8613800000001",
-                                           "locale": "zh"}, at),
-              CallEvent(call_id, "turn", turn, at + 1),
-              CallEvent(call_id, "signal", {"signal": signal, "turn": 1}, at + 2),
-              CallEvent(call_id, "end", {"transport": "websocket", "locale": "zh",
-                                         "outcome": "escalated", "queue": "general",
-                                         "reason": "no_match", "intent": None}, at + 30)]
+    events = [CallStarted(call_id=call_id, at=at, transport="websocket",
+                          caller="+8613800000001", locale="zh"),
+              TurnTaken(call_id=call_id, at=at + 1, n=1, input={"say": text},
+                        normalized=text, intent=intent, confidence=confidence,
+                        intent_ranking=[{"name": intent, "confidence": confidence}]),
+              MisrouteSignal(call_id=call_id, at=at + 2, signal=signal, turn=1),
+              CallEnded(call_id=call_id, at=at + 30, transport="websocket", locale="zh",
+                        outcome="escalated", queue="general", reason="no_match")]
     store.write([(1, events[0])], "labelling-test")
     store.write(list(enumerate(events[1:], 2)), "labelling-test")
 

@@ -18,6 +18,7 @@ from conftest import KNOWN, copy_project
 from ivr.calllog.recorder import CallRecorder
 from ivr.calllog.store import CallStore
 from ivr.cli import main
+from ivr.core.events import AgentFeedback
 from ivr.dialogue.engine import DialogueEngine
 from ivr.dialogue.simulate import parse_script, run_script
 from ivr.nlu.normalizer import Normalizer
@@ -68,9 +69,9 @@ async def logged(engine: DialogueEngine, store: CallStore,
     """The calls of CALLS in the store (name: call id), the misroute fed back by the ACD."""
     ids = await _calls(engine, recorder, CALLS)
     assert recorder.flush()
-    store.append_event(ids["fee_complaint"], "feedback", {  # as POST /acd/feedback does
-        "kind": "wrong_queue", "from_queue": "complaints", "to_queue": "general",
-        "agent": "agent-7"})
+    store.append_event(AgentFeedback(  # as POST /acd/feedback does
+        call_id=ids["fee_complaint"], kind="wrong_queue", from_queue="complaints",
+        to_queue="general", agent="agent-7"))
     return ids
 
 
@@ -321,8 +322,9 @@ async def test_confident_misroutes_are_queued_with_why_in_the_cli_and_the_consol
         capsys: pytest.CaptureFixture[str]) -> None:
     ids = await _calls(engine, recorder, ISSUE_CALLS)
     assert recorder.flush()
-    store.append_event(ids["passbook"], "feedback", {  # as POST /acd/feedback does
-        "kind": "wrong_queue", "from_queue": "loans", "to_queue": "general", "agent": "a-3"})
+    store.append_event(AgentFeedback(  # as POST /acd/feedback does
+        call_id=ids["passbook"], kind="wrong_queue", from_queue="loans", to_queue="general",
+        agent="a-3"))
 
     clusters = _queue(store)
     queued = {i.call_id: i for c in clusters for i in c.items}

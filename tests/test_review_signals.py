@@ -1,12 +1,20 @@
 """Why an utterance is queued for review (issue 16): the signal table and how a call's
-logged events become weighted evidence. Events are written here in the shape the engine
-logs them (tests/test_review.py runs the same rules on calls through the real engine)."""
+logged events become weighted evidence. Events are built here as the engine emits them
+(tests/test_review.py runs the same rules on calls through the real engine)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from ivr.core.events import (
+    AgentFeedback,
+    CallEvent,
+    HungUp,
+    MisrouteSignal,
+    Routed,
+    TurnTaken,
+)
 from ivr.trainer.review import call_items, cluster_items
 from ivr.trainer.review_signals import (
     HANGUP_S,
@@ -24,17 +32,14 @@ ZH = corrections_for("zh", ROOT / "locales" / "zh.yml")
 KO = corrections_for("ko", ROOT / "locales" / "ko.yml")
 
 
-def say(n: int, text: str, intent: str, at: float, served: bool = False,
-        **extra: Any) -> dict[str, Any]:
-    data = {"n": n, "input": {"say": text}, "intent": intent, "confidence": 0.99,
-            "normalized": text, **extra}
-    if served:
-        data["slots"] = {"topic": intent, "topic_served": True}
-    return {"kind": "turn", "at": at, "data": data}
+def say(n: int, text: str, intent: str, at: float, served: bool = False) -> TurnTaken:
+    slots = {"topic": intent, "topic_served": True} if served else None
+    return TurnTaken(call_id="c", at=at, n=n, input={"say": text}, intent=intent,
+                     confidence=0.99, normalized=text, slots=slots)
 
 
-def event(kind_: str, at: float, **data: Any) -> dict[str, Any]:
-    return {"kind": kind_, "at": at, "data": data}
+def event(event_type: type[CallEvent], at: float, /, **fields: Any) -> CallEvent:
+    return event_type(call_id="c", at=at, **fields)
 
 
 def test_the_table_weighs_the_desk_and_the_caller_over_the_model() -> None:
@@ -59,11 +64,10 @@ def test_what_a_contradiction_is_comes_from_the_locale_file() -> None:
 
 def test_a_correction_after_a_served_answer_blames_the_answer() -> None:
     events = [say(1, "查一下余额", "check_balance", 10.0),
-              {"kind": "turn", "at": 12.0, "data": {"n": 2, "input": {"dtmf": "******"},
-                                                   "intent": "dtmf", "slots": {
-                                                       "topic_served": True}}},
+              TurnTaken(call_id="c", at=12.0, n=2, input={"dtmf": "******"}, intent="dtmf",
+                        slots={"topic_served": True}),
               say(3, "不是，我要查信用卡账单", "credit_card_bill", 20.0, served=True),
-              event("hangup", 40.0)]
+              event(HungUp, 40.0)]
     found = evidence(events, ZH, "self_service")
     assert list(found) == [1]
     (ev,) = found[1]
@@ -77,8 +81,8 @@ def test_a_plain_request_for_an_agent_after_an_answer_flags_nothing() -> None:
     events = [say(1, "美元汇率多少", "exchange_rate", 10.0, served=True),
               say(2, "转人工", "human_agent", 14.0),
               # what the dialogue logs for it; the review queue does not take it as evidence
-              event("signal", 14.0, signal="agent_after_answer", turn=2),
-              event("route", 14.0, queue="general", reason="caller_request")]
+              event(MisrouteSignal, 14.0, signal="agent_after_answer", turn=2),
+              event(Routed, 14.0, queue="general", reason="caller_request")]
     assert evidence(events, ZH, "escalated") == {}
     contradicted = [*events[:1], say(2, "不对，转人工", "human_agent", 14.0), *events[2:]]
     assert [e.signal for e in evidence(contradicted, ZH, "escalated")[1]] == ["correction"]
@@ -86,13 +90,13 @@ def test_a_plain_request_for_an_agent_after_an_answer_flags_nothing() -> None:
 
 def test_a_hangup_right_after_an_answer_is_weak_and_a_later_one_is_none() -> None:
     answered = say(1, "美元汇率多少", "exchange_rate", 10.0, served=True)
-    quick = evidence([answered, event("hangup", 10.0 + HANGUP_S - 1)], ZH, "self_service")
+    quick = evidence([answered, event(HungUp, 10.0 + HANGUP_S - 1)], ZH, "self_service")
     assert [e.signal for e in quick[1]] == ["hangup_after_answer"]
     assert score(quick[1]) < QUEUE_AT
-    assert evidence([answered, event("hangup", 10.0 + HANGUP_S + 1)], ZH, "self_service") == {}
+    assert evidence([answered, event(HungUp, 10.0 + HANGUP_S + 1)], ZH, "self_service") == {}
     # With an unsure reading too, the two weigh enough for the queue.
-    unsure = [answered, event("signal", 10.0, signal="low_confidence", turn=1),
-              event("hangup", 11.0)]
+    unsure = [answered, event(MisrouteSignal, 10.0, signal="low_confidence", turn=1),
+              event(HungUp, 11.0)]
     found = evidence(unsure, ZH, "self_service")[1]
     assert [e.signal for e in found] == ["low_confidence", "hangup_after_answer"]
     assert score(found) == 1.5 >= QUEUE_AT
@@ -104,27 +108,27 @@ def test_a_repeat_a_call_ended_with_nothing_done_and_the_desk_each_count() -> No
     found = evidence(repeat, ZH, "self_service")
     assert [(e.signal, e.turn) for e in found[1]] == [("repeat_request", 2)]
     assert 2 not in found  # no hang-up logged: the engine ended it
-    ended = evidence([say(1, "开户", "affirm", 1.0), event("hangup", 30.0)], ZH, "hangup")
+    ended = evidence([say(1, "开户", "affirm", 1.0), event(HungUp, 30.0)], ZH, "hangup")
     assert [e.signal for e in ended[1]] == ["ended_unserved"]
     # An unserved topic (hung up at the PIN prompt) is abandonment, not a misreading.
     assert evidence([say(1, "查余额", "check_balance", 1.0)], ZH, "hangup") == {}
     routed = [say(1, "我想办个新存折", "loan_inquiry", 1.0),
-              event("route", 1.0, queue="loans", reason="intent"),
-              event("feedback", 99.0, kind="wrong_queue", from_queue="loans")]
+              event(Routed, 1.0, queue="loans", reason="intent"),
+              event(AgentFeedback, 99.0, kind="wrong_queue", from_queue="loans")]
     found = evidence(routed, ZH, "escalated")
     assert [(e.signal, e.weight) for e in found[1]] == [("acd_wrong_queue", 3.0)]
 
 
 def test_items_carry_why_and_clusters_rank_by_weight() -> None:
-    def call(call_id: str, events: list[dict[str, Any]], outcome: str) -> dict[str, Any]:
+    def call(call_id: str, events: list[CallEvent], outcome: str) -> dict[str, Any]:
         row = {"call_id": call_id, "started_at": 1.0, "locale": "zh", "outcome": outcome}
         return call_items(row, events)
 
     low = call("a", [say(1, "嗯那个", "nlu_fallback", 1.0),
-                     event("signal", 1.0, signal="no_match", turn=1)], "escalated")
+                     event(MisrouteSignal, 1.0, signal="no_match", turn=1)], "escalated")
     desk = call("b", [say(1, "我想办个新存折", "loan_inquiry", 1.0),
-                      event("route", 1.0, queue="loans"),
-                      event("feedback", 9.0, kind="requeued", from_queue="loans",
+                      event(Routed, 1.0, queue="loans"),
+                      event(AgentFeedback, 9.0, kind="requeued", from_queue="loans",
                             to_queue="general", agent="a-1")], "escalated")
     fine = call("c", [say(1, "美元汇率多少", "exchange_rate", 1.0, served=True)], "self_service")
     assert not fine[1].flagged and fine[1].why == []

@@ -31,6 +31,7 @@ from ivr.calllog.recorder import CallLogSettings
 from ivr.console import CONSOLE, ConsoleContext
 from ivr.console.auth import CSRF_HEADER, TRAINER, hash_password
 from ivr.console.routes import ROUTES, TRAINERS
+from ivr.core.events import TurnTaken
 from ivr.dialogue.engine import DialogueEngine
 from ivr.dialogue.simulate import parse_script, run_script
 from ivr.nlu.normalizer import Normalizer
@@ -393,9 +394,9 @@ async def test_train_compare_and_promote_swap_the_running_model(
     ended = {r.get("external_id") for r in trainers.app[GATEWAY].results}
     assert {before_id, after_id} <= ended
     before_id, after_id = (recorder.store.find_call(i)["call_id"] for i in (before_id, after_id))
-    first, second = (next(e["data"] for e in recorder.store.events(call_id)
-                      if e["kind"] == "turn") for call_id in (before_id, after_id))
-    assert (first["intent"], second["intent"]) == ("nlu_fallback", INTENT)
+    first, second = (next(e for e in recorder.store.events(call_id)
+                          if isinstance(e, TurnTaken)) for call_id in (before_id, after_id))
+    assert (first.intent, second.intent) == ("nlu_fallback", INTENT)
     assert recorder.store.find_call(before_id)["model"] == trainers.live
     assert recorder.store.find_call(after_id)["model"] == new
     assert trainers.app[LIVE_MODELS].retiring == []

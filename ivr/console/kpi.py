@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from ivr.calllog.schema import calls as call_table
 from ivr.calllog.store import LIVE, CallStore
 from ivr.core import zone
+from ivr.core.events import MisrouteSignal
 
 # Calls people made to try the engine, not customers: out of the figures by default.
 TEST_TRANSPORTS = frozenset({"simulate", "chat"})
@@ -151,8 +152,8 @@ def read(store: CallStore, since: float, scope: Scope) -> dict[str, Any]:
     earlier = [c for c in rows if c["started_at"] < since]
     kept = {c["call_id"] for c in period}
     signals: Counter[str] = Counter()
-    for e in store.events_of_kind("signal", since):
-        if e["call_id"] in kept:
-            signals[str(e["data"].get("signal"))] += 1
+    for e in store.events_of(MisrouteSignal, since):
+        if e.call_id in kept:
+            signals[e.signal] += 1
     return {"counts": counts(period), "signals": dict(signals),
             "options": options(store, since), "figures": contact_centre(period, earlier)}

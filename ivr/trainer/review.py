@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ivr.calllog.store import LIVE, CallFilter, CallStore
+from ivr.core.events import AgentFeedback, CallEvent, TurnTaken
 from ivr.errors import IvrError, Remedy
 from ivr.trainer.review_signals import (
     EVENT_KINDS,
-    FEEDBACK,
     QUEUE_AT,
     SIMILARITY,
     Evidence,
@@ -132,40 +132,41 @@ def review_items(store: CallStore, locale: str, since: float | None,
     return items
 
 
-def call_items(call: dict[str, Any], events: list[dict[str, Any]],
+def call_items(call: dict[str, Any], events: list[CallEvent],
                locale_file: Path | None = None) -> dict[int, Item]:
     """Every caller utterance of a call as an item, by turn, with its signals (none for
     most; ``Item.flagged`` says whether they weigh enough for the queue)."""
-    turns = {e["data"]["n"]: e["data"] for e in events if e["kind"] == "turn"}
-    feedback = [e["data"] for e in events if e["kind"] == FEEDBACK]
+    turns = {e.n: e for e in events if isinstance(e, TurnTaken)}
+    feedback = [e for e in events if isinstance(e, AgentFeedback)]
     found = evidence(events, corrections_for(call.get("locale") or "zh", locale_file),
                      call.get("outcome"))
-    says = sorted(n for n, t in turns.items() if "say" in t.get("input", {}))
+    says = sorted(n for n, t in turns.items() if "say" in t.input)
     outcome = {k: call.get(k) for k in ("outcome", "queue", "reason", "intent")}
     return {n: _item(call, turns[n], turns.get(n + 1), found.get(n, []), outcome, feedback)
             for n in says}
 
 
-def _item(call: dict[str, Any], turn: dict[str, Any], following: dict[str, Any] | None,
+def _item(call: dict[str, Any], turn: TurnTaken, following: TurnTaken | None,
           found: list[Evidence], outcome: dict[str, Any],
-          feedback: list[dict[str, Any]]) -> Item:
-    asr = dict(turn.get("asr") or {})
+          feedback: list[AgentFeedback]) -> Item:
+    asr = dict(turn.asr or {})
     if call.get("recording"):  # relative to IVR_RECORDINGS; asr.audio_ms is the snippet
         asr["recording"] = call["recording"]
-    text = turn["input"]["say"]
+    text = turn.input["say"]
     return Item(
-        call_id=call["call_id"], n=turn["n"], started_at=call["started_at"],
-        locale=call.get("locale") or "", text=text, normalized=turn.get("normalized") or text,
-        dialect=turn.get("dialect"), intent=turn.get("intent"),
-        confidence=turn.get("confidence"), ranking=(turn.get("intent_ranking") or [])[:3],
+        call_id=call["call_id"], n=turn.n, started_at=call["started_at"],
+        locale=call.get("locale") or "", text=text, normalized=turn.normalized or text,
+        dialect=turn.dialect, intent=turn.intent,
+        confidence=turn.confidence, ranking=(turn.intent_ranking or [])[:3],
         signals=[ev.signal for ev in found], asr=asr or None,
-        next={"turn": {"n": following["n"], "input": following.get("input"),
-                       "intent": following.get("intent")} if following else None,
+        next={"turn": {"n": following.n, "input": following.input,
+                       "intent": following.intent} if following else None,
               "call": outcome,
-              "feedback": [{k: f.get(k) for k in ("kind", "from_queue", "to_queue")}
-                           | {"by": f.get("by") or f.get("agent")} for f in feedback]},
+              "feedback": [{"kind": f.kind, "from_queue": f.from_queue,
+                            "to_queue": f.to_queue, "by": f.agent}
+                           for f in feedback]},
         why=[ev.as_dict() for ev in found], score=score(found),
-        likely_intent=likely_intent(turn.get("intent"), found))
+        likely_intent=likely_intent(turn.intent, found))
 
 
 def cluster_items(items: list[Item]) -> list[Cluster]:

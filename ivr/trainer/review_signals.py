@@ -2,11 +2,11 @@
 with a weight, the utterance it blames and the turn that is its evidence.
 
 The signals come from what the log already has (docs/review.md has the table):
-the dialogue's own ``signal`` events (not understood, unsure), the caller's next words
-(a correction, the same request again), how the call ended (right after an answer, or
-with nothing done for the caller) and the agent desktop's ``feedback``. An utterance is
-queued when its signals weigh ``QUEUE_AT`` or more; a weak signal alone (a quick hang-up
-after an answer, which is also what a satisfied caller does) is not enough.
+the dialogue's own misroute signals (``MisrouteSignal``: not understood, unsure), the
+caller's next words (a correction, the same request again), how the call ended (right after
+an answer, or with nothing done for the caller) and the agent desktop's ``AgentFeedback``.
+An utterance is queued when its signals weigh ``QUEUE_AT`` or more; a weak signal alone (a
+quick hang-up after an answer, which is also what a satisfied caller does) is not enough.
 
 A plain request for an agent after an answer (the dialogue's ``agent_after_answer``) is
 a preference, not evidence that the answer was wrong: it weighs nothing. The same request
@@ -25,6 +25,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from ivr.core.events import AgentFeedback, CallEvent, HungUp, MisrouteSignal, Routed, TurnTaken
 from ivr.dialogue.routing import TOPICS
 from ivr.dialogue.utterance import Corrections
 from ivr.errors import IvrError
@@ -68,9 +69,9 @@ SIGNALS: dict[str, Signal] = {s.name: s for s in (
 )}
 # The dialogue's signals that weigh on the utterance carrying them.
 _OWN = ("no_match", "low_confidence", "escalated_no_match")
-FEEDBACK = "feedback"
-# The event kinds the signals are read from.
-EVENT_KINDS = ("turn", "signal", "route", "hangup", FEEDBACK)
+# The event types the signals are read from.
+EVENT_KINDS: tuple[type[CallEvent], ...] = (TurnTaken, MisrouteSignal, Routed, HungUp,
+                                            AgentFeedback)
 
 
 @dataclass(frozen=True)
@@ -122,12 +123,11 @@ def contradicts(text: str, corrections: Corrections) -> bool:
                for r in corrections.restates)
 
 
-def evidence(events: list[dict[str, Any]], corrections: Corrections,
+def evidence(events: list[CallEvent], corrections: Corrections,
              outcome: str | None = None) -> dict[int, list[Evidence]]:
     """The signals of one call's events (in order), by the ``say`` turn each blames.
     ``outcome``: the call's (``self_service``, ``escalated``, ``hangup``)."""
-    turns: dict[int, dict[str, Any]] = {}
-    at: dict[int, float] = {}
+    turns: dict[int, TurnTaken] = {}
     found: dict[int, list[Evidence]] = {}
     route_turn: int | None = None
     hangup_at: float | None = None
@@ -135,22 +135,21 @@ def evidence(events: list[dict[str, Any]], corrections: Corrections,
     own: list[tuple[int, str]] = []
     feedback: list[str] = []
     for e in events:
-        kind, data = e["kind"], e["data"]
-        if kind == "turn":
-            turns[data["n"]] = data
-            at[data["n"]] = e.get("at") or 0.0
-        elif kind == "signal" and data.get("turn") is not None:
-            if data.get("signal") == "correction":
-                dialogue_corrections.add(data["turn"])
-            elif data.get("signal") in _OWN:
-                own.append((data["turn"], data["signal"]))
-        elif kind == "route" and route_turn is None:
-            route_turn = max(turns, default=None)  # the route follows the turn deciding it
-        elif kind == "hangup" and hangup_at is None:
-            hangup_at = e.get("at")
-        elif kind == FEEDBACK:
-            feedback.append(f"acd_{data.get('kind')}")
-    says = sorted(n for n, t in turns.items() if "say" in t.get("input", {}))
+        match e:
+            case TurnTaken():
+                turns[e.n] = e
+            case MisrouteSignal() if e.turn is not None:
+                if e.signal == "correction":
+                    dialogue_corrections.add(e.turn)
+                elif e.signal in _OWN:
+                    own.append((e.turn, e.signal))
+            case Routed() if route_turn is None:
+                route_turn = max(turns, default=None)  # the route follows the turn deciding it
+            case HungUp() if hangup_at is None:
+                hangup_at = e.at
+            case AgentFeedback():
+                feedback.append(f"acd_{e.kind}")
+    says = sorted(n for n, t in turns.items() if "say" in t.input)
 
     def said_before(n: int, strictly: bool = True) -> int | None:
         return max((m for m in says if (m < n if strictly else m <= n)), default=None)
@@ -160,15 +159,15 @@ def evidence(events: list[dict[str, Any]], corrections: Corrections,
             return
         if any(ev.signal == signal for ev in found.get(target, [])):
             return
-        t = turns.get(turn, {})
+        t = turns.get(turn)
         found.setdefault(target, []).append(
-            Evidence(signal, turn, t.get("input", {}).get("say"), t.get("intent")))
+            Evidence(signal, turn, t.input.get("say") if t else None, t.intent if t else None))
 
     for n, signal in own:
         add(n if n in says else None, signal, n)
     for prev, n in pairwise(says):
-        text = turns[n]["input"]["say"]
-        if n in dialogue_corrections or (not turns[n]["input"].get("masked")
+        text = turns[n].input["say"]
+        if n in dialogue_corrections or (not turns[n].input.get("masked")
                                          and contradicts(text, corrections)):
             add(prev, "correction", n)
         elif _similar(turns[prev], turns[n]):
@@ -181,22 +180,22 @@ def evidence(events: list[dict[str, Any]], corrections: Corrections,
             add(deciding, name, deciding)
     if says and outcome == "hangup":
         last = says[-1]
-        if turns[last].get("intent") not in TOPICS and not turns[last]["input"].get("masked"):
+        if turns[last].intent not in TOPICS and not turns[last].input.get("masked"):
             # nothing the engine could act on (a masked entry is no words to label)
             add(last, "ended_unserved", last)
-    served = [n for n, t in turns.items() if (t.get("slots") or {}).get("topic_served")]
+    served = [n for n, t in turns.items() if (t.slots or {}).get("topic_served")]
     if served and hangup_at is not None:
         n = max(served)
-        if n == max(turns) and hangup_at - at[n] <= HANGUP_S:
+        if n == max(turns) and hangup_at - turns[n].at <= HANGUP_S:
             add(said_before(n, strictly=False), "hangup_after_answer", n)
     return found
 
 
-def _similar(a: dict[str, Any], b: dict[str, Any]) -> bool:
+def _similar(a: TurnTaken, b: TurnTaken) -> bool:
     """The same request said again: alike in wording (as normalized), not masked."""
-    if a["input"].get("masked") or b["input"].get("masked"):
+    if a.input.get("masked") or b.input.get("masked"):
         return False
-    x, y = (t.get("normalized") or t["input"]["say"] for t in (a, b))
+    x, y = (t.normalized or t.input["say"] for t in (a, b))
     return bool(canonical(x) and canonical(y)) and similarity(x, y) >= SIMILARITY
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from ivr.calllog.store import CallFilter, CallStore
 from ivr.core import zone
+from ivr.core.events import MisrouteSignal
 from ivr.errors import IvrError
 
 FAILURES = ("no_match", "no_input", "verification_failed", "verification_locked",
@@ -53,10 +54,10 @@ def voice_of_customer(store: CallStore, month: Month, locale: str | None = None
     topic = {c["call_id"]: c.get("intent") or "(none)" for c in calls}
     signals: dict[str, Counter[str]] = defaultdict(Counter)
     misrouted: dict[str, set[str]] = defaultdict(set)
-    for e in store.events_of_kind("signal", month.start):
-        if e["call_id"] in topic and e["at"] < month.end:
-            signals[topic[e["call_id"]]][e["data"].get("signal")] += 1
-            misrouted[topic[e["call_id"]]].add(e["call_id"])
+    for e in store.events_of(MisrouteSignal, month.start):
+        if e.call_id in topic and e.at < month.end:
+            signals[topic[e.call_id]][e.signal] += 1
+            misrouted[topic[e.call_id]].add(e.call_id)
     by_intent: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for c in calls:
         by_intent[topic[c["call_id"]]].append(c)
