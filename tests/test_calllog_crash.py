@@ -26,6 +26,18 @@ from phones import PlainPhone, speak
 
 from ivr.calllog.schema import COMPLETE, INCOMPLETE
 from ivr.calllog.store import CallNotFound, CallStore
+from ivr.core.events import (
+    CallEnded,
+    CallEvent,
+    CallStarted,
+    Greeted,
+    KeyPressed,
+    PromptPlayed,
+    RecordingStarted,
+    TranscriptFinal,
+    TranscriptPartial,
+    TurnTaken,
+)
 
 TOKEN = "crash-test-token"
 
@@ -64,7 +76,7 @@ class Engine:
         self.process.wait(30)
 
 
-def events_of(store: CallStore, external_id: str) -> list[dict]:
+def events_of(store: CallStore, external_id: str) -> list[CallEvent]:
     """The committed events of the call a phone started with ``call_id`` = ``external_id``
     (the engine names the call itself and keeps the phone's id as its external id, from
     its start event on); none before that."""
@@ -74,12 +86,13 @@ def events_of(store: CallStore, external_id: str) -> list[dict]:
         return []
 
 
-async def logged(store: CallStore, call_id: str, until: Callable[[list[str]], bool],
+async def logged(store: CallStore, call_id: str,
+                 until: Callable[[list[type[CallEvent]]], bool],
                  engine: Engine, within_s: float = 10) -> None:
-    """Wait until the call's committed events (their kinds) satisfy ``until``: an event is
+    """Wait until the call's committed events (their types) satisfy ``until``: an event is
     durable a few ms after it happens, and a kill must not race that commit."""
     for _ in range(int(within_s / 0.05)):
-        if until([e["kind"] for e in await asyncio.to_thread(events_of, store, call_id)]):
+        if until([type(e) for e in await asyncio.to_thread(events_of, store, call_id)]):
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"call {call_id} not logged in {within_s} s:\n"
@@ -107,7 +120,7 @@ async def test_a_killed_engine_leaves_every_event_and_marks_the_call_incomplete(
         await phone.say(speak("거래 내역"))
         await phone.wait_prompts(4)  # verify first, then the PIN
         await phone.dtmf("12")  # the first two keys of the PIN...
-        await logged(store, call_id, lambda kinds: kinds.count("dtmf") == 2, engine)
+        await logged(store, call_id, lambda types: types.count(KeyPressed) == 2, engine)
         engine.kill()  # ...and the engine dies
         await phone.wait_closed(10)
     except BaseException:
@@ -120,17 +133,17 @@ async def test_a_killed_engine_leaves_every_event_and_marks_the_call_incomplete(
         call = store.find_call(call_id)
         before = store.events(call["call_id"])
         assert call["status"] == "live"  # nobody has looked at it yet
-        kinds = [e["kind"] for e in before]
-        assert kinds[:3] == ["recording", "prompt", "start"]  # the notice plays first
-        for kind in ("greeting", "partial", "speech", "turn"):
-            assert kind in kinds, kind
+        types = [type(e) for e in before]
+        assert types[:3] == [RecordingStarted, PromptPlayed, CallStarted]  # the notice first
+        for kind in (Greeted, TranscriptPartial, TranscriptFinal, TurnTaken):
+            assert kind in types, kind
         # Every prompt the caller heard, and both keys pressed before the kill, are there.
-        said = [e["data"]["text"] for e in before if e["kind"] == "prompt"]
+        said = [e.text for e in before if isinstance(e, PromptPlayed)]
         assert said == [p.text for p in phone.prompts]
-        keys = [e["data"]["digit"] for e in before if e["kind"] == "dtmf"]
+        keys = [e.digit for e in before if isinstance(e, KeyPressed)]
         assert keys == ["*", "*"]  # and masked: they were the PIN's
-        turn = next(e["data"] for e in before if e["kind"] == "turn")
-        assert turn["intent"] == "recent_transactions"
+        turn = next(e for e in before if isinstance(e, TurnTaken))
+        assert turn.intent == "recent_transactions"
 
         restarted = Engine(engine_env, port)
         try:
@@ -141,11 +154,11 @@ async def test_a_killed_engine_leaves_every_event_and_marks_the_call_incomplete(
         call = store.find_call(call_id)
         assert call["status"] == "incomplete" and call["outcome"] is None
         assert store.events(call["call_id"]) == before  # nothing lost, nothing invented
-        assert call["ended_at"] == before[-1]["at"]
+        assert call["ended_at"] == before[-1].at
         with wave.open(str(tmp_path / "rec" / call["recording"])) as wav:
             assert wav.getnchannels() == 2
             seconds = wav.getnframes() / wav.getframerate()
-        heard_until = max(e["data"].get("at_ms", 0) for e in before if e["kind"] == "dtmf")
+        heard_until = max(e.at_ms or 0 for e in before if isinstance(e, KeyPressed))
         assert seconds >= heard_until / 1000 - 0.2  # the audio up to the keys is readable
     finally:
         store.close()
@@ -198,7 +211,7 @@ async def test_killed_again_and_again_under_load_every_acknowledged_event_is_kep
     url = f"ws://127.0.0.1:{port}/ws"
     speech = [speak("환율"), speak("아니요")]
     phones: dict[str, PlainPhone] = {}
-    committed: dict[str, list[dict]] = {}  # call id -> its events read just before a kill
+    committed: dict[str, list[CallEvent]] = {}  # call id -> its events read just before a kill
     kills: list[float] = []
     store = CallStore(store_url)
     try:
@@ -228,21 +241,21 @@ async def test_killed_again_and_again_under_load_every_acknowledged_event_is_kep
             events = events_of(store, call_id)
             where = f"seed {seed}, call {call_id}"
             assert events[:len(committed.get(call_id, []))] == committed.get(call_id, []), where
-            said = [e["data"]["text"] for e in events if e["kind"] == "prompt"]
+            said = [e.text for e in events if isinstance(e, PromptPlayed)]
             heard = [p.text for p in phone.prompts  # (the next engine takes seconds to start)
                      if not any(kill - 0.2 < p.heard_at < kill + 1 for kill in kills)]
             assert said[:len(heard)] == heard, where
             if not events:
                 continue  # killed before its first commit: nothing was acknowledged
-            assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), where
-            kinds = [e["kind"] for e in events]
+            assert [e.seq for e in events] == list(range(1, len(events) + 1)), where
+            types = [type(e) for e in events]
             call = store.find_call(call_id)
             if phone.end:  # the caller heard the call end: so did the log
                 ended += 1
-                assert kinds.count("end") == 1 and kinds[-1] == "end", where
+                assert types.count(CallEnded) == 1 and types[-1] is CallEnded, where
                 assert (call["status"], call["outcome"]) == (COMPLETE, phone.end["outcome"])
             else:  # cut off: marked incomplete, nothing invented
-                assert kinds.count("end") == 0 and call["status"] == INCOMPLETE, where
+                assert types.count(CallEnded) == 0 and call["status"] == INCOMPLETE, where
         assert ended and len(phones) > ended, (seed, ended, len(phones))
     finally:
         store.close()

@@ -21,6 +21,18 @@ from phones import PlainPhone, TwilioPhone, serving, speak, tone
 from ivr.calllog.recorder import CallLogSettings, CallRecorder
 from ivr.calllog.replay import Replayer
 from ivr.cli import main
+from ivr.core.events import (
+    AgentFeedback,
+    CallEnded,
+    CallStarted,
+    KeyPressed,
+    PromptPlayed,
+    TranscriptFinal,
+    TranscriptPartial,
+    TurnTaken,
+    VerificationChanged,
+    to_json,
+)
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
 from ivr.server.state import CALL_LOG, GATEWAY
@@ -111,17 +123,19 @@ async def test_a_voice_call_is_logged_with_its_asr_and_a_two_channel_recording(
     assert (call["status"], call["transport"], call["locale"]) == ("complete", "twilio", "ko")
     assert (call["outcome"], call["intent"]) == ("self_service", "recent_transactions")
     events = await asyncio.to_thread(server.recorder.store.events, call["call_id"])
-    kinds = [e["kind"] for e in events]
-    for kind in ("start", "prompt", "partial", "speech", "turn", "dtmf", "verification",
-                 "end"):
-        assert kind in kinds, kind
-    speech = [e["data"] for e in events if e["kind"] == "speech"]
-    assert speech[0]["text"] == "거래 내역" and speech[0]["alternatives"]
-    first, last = speech[0]["audio_ms"], speech[-1]["audio_ms"]  # what each final decoded
-    turns = [e["data"] for e in events if e["kind"] == "turn"]
-    assert turns[0]["intent"] == "recent_transactions" and turns[0]["intent_ranking"]
-    assert turns[0]["asr"]["audio_ms"] == first
-    assert [d["data"]["digit"] for d in events if d["kind"] == "dtmf"] == ["*"] * 6 + ["#"]
+    types = {type(e) for e in events}
+    for kind in (CallStarted, PromptPlayed, TranscriptPartial, TranscriptFinal, TurnTaken,
+                 KeyPressed, VerificationChanged, CallEnded):
+        assert kind in types, kind
+    speech = [e for e in events if isinstance(e, TranscriptFinal)]
+    assert speech[0].text == "거래 내역" and speech[0].alternatives
+    first, last = speech[0].audio_ms, speech[-1].audio_ms  # what each final decoded
+    assert first and last
+    turns = [e for e in events if isinstance(e, TurnTaken)]
+    assert turns[0].intent == "recent_transactions" and turns[0].intent_ranking
+    assert turns[0].asr and turns[0].asr["audio_ms"] == first
+    keys = [e for e in events if isinstance(e, KeyPressed)]
+    assert [k.digit for k in keys] == ["*"] * 6 + ["#"]
 
     with wave.open(str(server.recorder.recordings / call["recording"])) as wav:
         assert (wav.getnchannels(), wav.getframerate(), wav.getsampwidth()) == (2, 8000, 2)
@@ -131,7 +145,8 @@ async def test_a_voice_call_is_logged_with_its_asr_and_a_two_channel_recording(
     assert np.abs(caller[at(first[0]):at(first[1])]).max() > 1000  # 거래 내역, as said
     # The key tones (600 ms, then 1200 ms of silence, then the keys) sent while the PIN
     # was asked for are silence in the recording.
-    keys_at = next(e["data"]["at_ms"] for e in events if e["kind"] == "dtmf")
+    keys_at = keys[0].at_ms
+    assert keys_at is not None
     assert first[1] < keys_at - 1800 < last[1]
     assert np.abs(caller[at(keys_at - 1800):at(keys_at)]).max() == 0
     assert np.abs(engine).max() > 1000  # the prompts, on their own channel
@@ -196,8 +211,9 @@ async def test_the_agent_desktop_reports_a_wrong_queue(server: Server,
         ok = await http.post(url, json=feedback, headers=auth)
         assert ok.status == 200, await ok.text()
     added = (await asyncio.to_thread(store.events, call_id))[-1]
-    assert added["kind"] == "feedback" and added["seq"] == last["seq"] + 1
-    assert added["data"] == {"kind": "requeued", "from_queue": "complaints",
-                             "to_queue": "general", "agent": "agent-0042"}
+    assert isinstance(added, AgentFeedback) and last.seq is not None
+    assert added.seq == last.seq + 1
+    assert to_json(added)["data"] == {"kind": "requeued", "from_queue": "complaints",
+                                      "to_queue": "general", "agent": "agent-0042"}
     label = (await asyncio.to_thread(store.labels_for, [call_id]))[call_id]
     assert (label["queue"], label["by"]) == ("general", "agent-0042")

@@ -275,14 +275,14 @@ def _log_calls(url: str, *calls: tuple[str, str, str]) -> None:
     """Ended calls in the call log at ``url``: (call id, locale, outcome)."""
     from ivr.calllog.recorder import CallRecorder
     from ivr.calllog.store import CallStore
-    from ivr.core.events import CallEvent
+    from ivr.core.events import CallEnded, CallStarted
 
     store = CallStore(url)
     recorder = CallRecorder(store, "test-cli")
     for call_id, locale, outcome in calls:
-        recorder.record(CallEvent(call_id, "start", {"transport": "twilio", "locale": locale,
-                                                     "caller": "+8613800000001"}))
-        recorder.record(CallEvent(call_id, "end", {"outcome": outcome}))
+        recorder.record(CallStarted(call_id=call_id, transport="twilio", locale=locale,
+                                    caller="+8613800000001"))
+        recorder.record(CallEnded(call_id=call_id, outcome=outcome))
     recorder.close()
     store.close()
 
@@ -301,6 +301,26 @@ def test_calls_list_has_a_header_honours_locale_and_refuses_unknown_outcomes(
     after = ivr("calls", "list", "--locale", "zh").stdout.strip().splitlines()
     assert [r.split()[0] for r in after[1:-1]] == ["zhcall000001"]
     assert_one_line_error(ivr("calls", "list", "--outcome", "lost"), "invalid choice: 'lost'")
+
+
+def test_calls_show_prints_the_call_and_its_events_as_logged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IVR_CALL_LOG", f"sqlite:///{tmp_path / 'calls.sqlite3'}")
+    _log_calls(os.environ["IVR_CALL_LOG"], ("showcall0001", "zh", "hangup"))
+    proc = ivr("calls", "show", "showcall", "--json")
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    assert (shown["call"]["call_id"], shown["call"]["outcome"]) == ("showcall0001", "hangup")
+    # Each event as the log holds it: seq, at, the kind's word and its data.
+    assert [list(e) for e in shown["events"]] == [["seq", "at", "kind", "data"]] * 2
+    assert [(e["seq"], e["kind"], e["data"]) for e in shown["events"]] == [
+        (1, "start", {"transport": "twilio", "caller": "+8613800000001", "locale": "zh"}),
+        (2, "end", {"outcome": "hangup"})]
+    text = ivr("calls", "show", "showcall0001")
+    assert text.returncode == 0, text.stderr
+    head, status = text.stdout.strip().splitlines()  # no input: no turns
+    assert head.startswith("call showcall0001  ") and "twilio  caller +8613800000001  zh" in head
+    assert status == "  complete: hangup"
 
 
 def test_purge_dry_run_deletes_nothing_and_purge_asks_or_needs_yes(

@@ -36,7 +36,14 @@ from ivr.console.auth import (
 from ivr.console.figures import figures
 from ivr.console.routes import ROUTES
 from ivr.console.throttle import login_attempts
-from ivr.core.events import CallEvent
+from ivr.core.events import (
+    BargedIn,
+    CallEvent,
+    MisrouteSignal,
+    PromptPlayed,
+    RecordingStarted,
+    TurnTaken,
+)
 from ivr.project import Project
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
@@ -226,8 +233,8 @@ async def test_state_changes_need_the_sessions_csrf_token(console: Console) -> N
 
 async def test_recordings_are_served_only_from_the_recordings_folder(console: Console) -> None:
     store = console.context.store
-    store.write([(1, CallEvent("tampered-call", "recording",
-                               {"recording": "../calls.sqlite3"}))], "elsewhere")
+    store.write([(1, RecordingStarted(call_id="tampered-call", recording="../calls.sqlite3"))],
+                "elsewhere")
     async with http_client() as http:
         await login(http, console.url, OPS_USER, OPS_PASSWORD)
         resp = await http.get(f"{console.url}/console/api/calls/tampered-call/audio")
@@ -262,6 +269,11 @@ async def test_the_timeline_api_gives_each_turn_as_heard_and_understood(
         assert "환율" in await resp.text()  # UTF-8 as is, not \u escapes
         data = await resp.json()
     assert data["call"]["call_id"] == console.voice_call
+    # Every logged event as the log holds it: seq, at, kind and data.
+    assert all(list(e) == ["seq", "at", "kind", "data"] for e in data["events"])
+    assert [e["seq"] for e in data["events"]] == list(range(1, len(data["events"]) + 1))
+    said = [e["data"]["input"] for e in data["events"] if e["kind"] == "turn"]
+    assert said[0] == {"say": "환율"} and data["events"][-1]["kind"] == "end"
     greeting, rates, goodbye = data["turns"]
     assert greeting["n"] == 0 and greeting["prompts"][-1]["name"] == "utter_greet"
     assert rates["input"] == {"say": "환율"} and rates["intent"] == "exchange_rate"
@@ -277,20 +289,22 @@ async def test_the_timeline_api_gives_each_turn_as_heard_and_understood(
 
 
 def test_the_turn_view_marks_prompts_the_caller_barged_in_on() -> None:
-    events = [
-        {"seq": 1, "at": 10.0, "kind": "prompt",
-         "data": {"name": "utter_greet", "text": "您好", "mark": "utter_greet-1"}},
-        {"seq": 2, "at": 11.0, "kind": "barge_in", "data": {"marks": ["utter_greet-1"]}},
-        {"seq": 3, "at": 12.5, "kind": "turn",
-         "data": {"n": 1, "input": {"say": "我说的是信用卡"}, "intent": "credit_card_bill",
-                  "prompts": ["好的"], "correction_of": "check_balance"}},
-        {"seq": 4, "at": 12.6, "kind": "signal", "data": {"signal": "correction", "turn": 1}},
-        {"seq": 5, "at": 12.7, "kind": "prompt",
-         "data": {"name": "utter_ok", "text": "好的", "mark": "utter_ok-2"}},
+    cid = "barged-call"
+    events: list[CallEvent] = [
+        PromptPlayed(call_id=cid, at=10.0, seq=1, name="utter_greet", text="您好",
+                     mark="utter_greet-1"),
+        BargedIn(call_id=cid, at=11.0, seq=2, marks=["utter_greet-1"]),
+        TurnTaken(call_id=cid, at=12.5, seq=3, n=1, input={"say": "我说的是信用卡"},
+                  intent="credit_card_bill", prompts=["好的"], correction_of="check_balance"),
+        MisrouteSignal(call_id=cid, at=12.6, seq=4, signal="correction", turn=1),
+        PromptPlayed(call_id=cid, at=12.7, seq=5, name="utter_ok", text="好的",
+                     mark="utter_ok-2"),
     ]
     start, turn = turn_view(events)
     assert start["prompts"][0]["barged"] is True
     assert turn["offset_s"] == 2.5 and turn["signals"] == ["correction"]
+    assert (turn["n"], turn["intent"], turn["correction_of"]) == (1, "credit_card_bill",
+                                                                  "check_balance")
     assert turn["prompts"] == [{"name": "utter_ok", "text": "好的", "mark": "utter_ok-2",
                                 "barged": False}]
     # A call without audio has no prompt events: the dialogue's texts stand in.

@@ -24,6 +24,14 @@ from test_calllog_voice import Server as LoggingServer
 
 from ivr.calllog.recorder import CallLogSettings
 from ivr.calllog.replay import Replayer
+from ivr.core.events import (
+    CallEvent,
+    KeyPressed,
+    Routed,
+    TurnTaken,
+    VerificationChanged,
+    to_json,
+)
 from ivr.dialogue.engine_factory import load_speech_models
 from ivr.errors import DataFileError
 from ivr.project import Project
@@ -110,7 +118,7 @@ class Server(LoggingServer):
         return await PlainPhone().connect(f"{self.ws_url}/ws", TOKEN, caller=KNOWN,
                                           locale="zh")
 
-    async def logged(self, call_id: str, timeout: float = 30) -> tuple[dict, list[dict]]:
+    async def logged(self, call_id: str, timeout: float = 30) -> tuple[dict, list[CallEvent]]:
         """The call's row and events once it has ended and everything is written."""
         call = await super().logged(call_id, timeout)
         return call, await asyncio.to_thread(self.recorder.store.events, call["call_id"])
@@ -164,15 +172,14 @@ async def test_a_mandarin_caller_with_no_speech_model_gets_a_balance_by_keys(
     await phone.wait_closed(30)
     call, events = await server.logged(phone.end["call_id"])
     assert (call["outcome"], call["intent"]) == ("self_service", "check_balance")
-    turns = [e["data"] for e in events if e["kind"] == "turn"]
-    assert turns[0]["input"] == {"dtmf": "1", "menu": "check_balance"}
-    assert (turns[0]["intent"], turns[0]["confidence"]) == ("check_balance", 1.0)
-    assert turns[1]["input"] == {"dtmf": "******"}  # the PIN, masked as ever
-    assert turns[2]["input"] == {"dtmf": "2", "menu": "goodbye"}
-    assert [e["data"]["digit"] for e in events if e["kind"] == "dtmf"] == \
-        ["1", *"******", "#", "2"]
-    assert "123456" not in json.dumps([e["data"] for e in events], ensure_ascii=False)
-    assert [e["data"]["state"] for e in events if e["kind"] == "verification"] == ["verified"]
+    turns = [e for e in events if isinstance(e, TurnTaken)]
+    assert turns[0].input == {"dtmf": "1", "menu": "check_balance"}
+    assert (turns[0].intent, turns[0].confidence) == ("check_balance", 1.0)
+    assert turns[1].input == {"dtmf": "******"}  # the PIN, masked as ever
+    assert turns[2].input == {"dtmf": "2", "menu": "goodbye"}
+    assert [e.digit for e in events if isinstance(e, KeyPressed)] == ["1", *"******", "#", "2"]
+    assert "123456" not in json.dumps([to_json(e) for e in events], ensure_ascii=False)
+    assert [e.state for e in events if isinstance(e, VerificationChanged)] == ["verified"]
 
 
 async def test_zero_then_a_topic_reaches_that_topics_queue(server: Server) -> None:
@@ -184,11 +191,11 @@ async def test_zero_then_a_topic_reaches_that_topics_queue(server: Server) -> No
     await phone.dtmf("4")  # 挂失银行卡
     await phone.wait_closed(30)
     call, events = await server.logged(phone.call_sid)
-    route = next(e["data"] for e in events if e["kind"] == "route")
-    assert (call["outcome"], route["queue"], route["reason"], route["topic"]) == (
+    route = next(e for e in events if isinstance(e, Routed))
+    assert (call["outcome"], route.queue, route.reason, route.topic) == (
         "escalated", "cards", "caller_request", "report_lost_card")
     assert heard(phone)[-1][0] == "utter_transfer"  # heard before the line closed
-    turns = [e["data"]["input"] for e in events if e["kind"] == "turn"]
+    turns = [e.input for e in events if isinstance(e, TurnTaken)]
     assert turns == [{"dtmf": "0", "menu": "human_agent"},
                      {"dtmf": "4", "menu": "report_lost_card"}]
 
@@ -206,8 +213,8 @@ async def test_speech_to_a_line_that_cannot_hear_it_still_times_out_to_the_menu(
     await phone.dtmf("*")  # not on the menu: not understood (a second strike)
     await phone.wait_closed(30)
     call, events = await server.logged(phone.end["call_id"])
-    route = next(e["data"] for e in events if e["kind"] == "route")
-    assert (call["outcome"], route["reason"]) == ("escalated", "no_match")
+    route = next(e for e in events if isinstance(e, Routed))
+    assert (call["outcome"], route.reason) == ("escalated", "no_match")
 
 
 async def until_heard(phone: Any, name: str, timeout: float = 30) -> None:
@@ -237,9 +244,9 @@ async def test_a_lost_credit_card_by_keys_and_its_replay(server: Server, project
     await phone.wait_closed(30)
     call, events = await server.logged(phone.end["call_id"])
     assert (call["outcome"], call["intent"]) == ("self_service", "report_lost_card")
-    card = next(e["data"] for e in events if e["kind"] == "turn" and e["data"]["n"] == 2)
-    assert card["input"] == {"dtmf": "2", "menu": "inform"}
-    assert card["entities"] == [{"entity": "card_type", "value": "信用卡"}]
+    card = next(e for e in events if isinstance(e, TurnTaken) and e.n == 2)
+    assert card.input == {"dtmf": "2", "menu": "inform"}
+    assert card.entities == [{"entity": "card_type", "value": "信用卡"}]
 
     replayer = Replayer(server.recorder.store, project.root,
                         {"zh": await asyncio.to_thread(zh_locale)})

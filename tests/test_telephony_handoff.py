@@ -28,6 +28,7 @@ from conftest import KNOWN, scripted_zh_services
 from phones import AsteriskPhone, TwilioPhone, register_asterisk_call, serving
 from test_gateway import SPEECH, TOKEN, TWILIO_TOKEN, Server
 
+from ivr.core.events import CallEnded, CallStarted, HungUp, TurnTaken
 from ivr.errors import IvrError
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
@@ -38,6 +39,7 @@ from ivr.telephony.transfer import (
     Target,
     next_step,
     route_twiml,
+    summarize_events,
     summarize_result,
 )
 from ivr.telephony.twilio import twilio_signature
@@ -137,6 +139,24 @@ def test_the_next_step_hangs_up_only_on_a_call_the_engine_finished(
     assert (fields["action"], fields["queue"], fields["prio"]) == expected
     if call is None:
         assert (step.outcome, step.reason) == ("unknown", "no_result")
+
+
+def test_a_logged_call_is_summarized_as_the_engine_summarizes_its_own() -> None:
+    """Another instance's call: its summary from the call log's events, the same."""
+    cid = "c" * 32
+    start = CallStarted(call_id=cid, transport="twilio", locale="zh")
+    said = TurnTaken(call_id=cid, n=1, input=SAID["input"])
+    escalated = {"queue": "fraud", "reason": "intent", "priority": "urgent",
+                 "skills": ["zh", "cmn"]}
+    assert summarize_events(cid, [start, said]) is None  # not ended yet
+    assert summarize_events(cid, [start, said, CallEnded(
+        call_id=cid, locale="zh", outcome="escalated", **escalated)]) == summarize_result(
+        result("escalated", [SAID], **escalated))
+    served = CallEnded(call_id=cid, locale="zh", outcome="self_service")
+    for events, action in (([start, said, served], "hangup"),
+                           ([start, said, HungUp(call_id=cid), served], "queue"),  # cut off
+                           ([start, served], "queue")):  # in the language menu
+        assert next_step(summarize_events(cid, events), "zh").action == action
 
 
 def test_twiml_for_each_kind_of_target() -> None:

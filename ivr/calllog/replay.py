@@ -20,6 +20,7 @@ from typing import Any
 
 from ivr.calllog.recording import caller_audio
 from ivr.calllog.store import CallFilter, CallStore
+from ivr.core.events import CallEvent, TurnTaken
 from ivr.core.inputs import (
     CallerInput,
     Choice,
@@ -186,17 +187,16 @@ class Replayer:
         locale = call_row.get("locale") or ""
         return path if self.recognizer_for(locale) is not None else None
 
-    def _script_bank(self, events: list[dict[str, Any]]) -> None:
+    def _script_bank(self, events: list[CallEvent]) -> None:
         """Verification answers, in order, from what the recorded call's turns set."""
         self.bank.cards, self.bank.pins = [], []
         if isinstance(self.bank.bank, DemoBank):
             self.bank.bank.reset()  # a card frozen by the last replay is live again
-        for e in events:
-            data = e["data"]
-            if e["kind"] != "turn" or not data.get("entry"):
+        for turn in _turns(events):
+            if not turn.entry:
                 continue
-            slots = data.get("slots", {})
-            if data["entry"] == "card":
+            slots = turn.slots or {}
+            if turn.entry == "card":
                 self.bank.cards.append(slots.get("customer_id"))
             else:
                 self.bank.pins.append(slots.get("verified") is True)
@@ -295,18 +295,19 @@ def _direction(label: dict[str, Any] | None, before: dict[str, Any],
     return "better" if now and not was else "worse" if was and not now else "unknown"
 
 
-def _inputs(events: list[dict[str, Any]]) -> list[_Input]:
+def _turns(events: list[CallEvent]) -> list[TurnTaken]:
+    return [e for e in events if isinstance(e, TurnTaken)]
+
+
+def _inputs(events: list[CallEvent]) -> list[_Input]:
     """The caller's inputs, in order, as the recorded call's turns logged them."""
     inputs = []
-    for e in events:
-        if e["kind"] != "turn":
-            continue
-        data = e["data"]
-        said = data.get("input", {})
-        recorded = {"n": data.get("n"), "heard": said.get("say", said.get("dtmf", "")),
-                    "intent": data.get("intent"), "confidence": data.get("confidence"),
-                    "prompt_names": data.get("prompt_names", [])}
-        asr = data.get("asr") or {}
+    for turn in _turns(events):
+        said = turn.input
+        recorded = {"n": turn.n, "heard": said.get("say", said.get("dtmf", "")),
+                    "intent": turn.intent, "confidence": turn.confidence,
+                    "prompt_names": turn.prompt_names or []}
+        asr = turn.asr or {}
         heard_ms = asr.get("audio_ms") if not asr.get("muted") else None
         span = (int(heard_ms[0]), int(heard_ms[1])) if heard_ms else None
         if "say" in said and said.get("unmatched"):
@@ -314,12 +315,12 @@ def _inputs(events: list[dict[str, Any]]) -> list[_Input]:
         elif "say" in said:
             inputs.append(_Input(Say(said["say"]), span, recorded))
         elif said.get("menu"):  # a key menu's choice: the request the key named then
-            entities = tuple((str(e["entity"]), str(e["value"]))
-                             for e in data.get("entities") or [])
+            entities = tuple((str(found["entity"]), str(found["value"]))
+                             for found in turn.entities or [])
             inputs.append(_Input(Choice(said["dtmf"], said["menu"], entities),
                                  recorded=recorded))
         elif "dtmf" in said:
-            keys = Keys(_keys(said["dtmf"], data.get("entry")))
+            keys = Keys(_keys(said["dtmf"], turn.entry))
             inputs.append(_Input(keys, recorded=recorded))
         elif said.get("silence"):
             inputs.append(_Input(Silence(), recorded=recorded))

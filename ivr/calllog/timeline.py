@@ -5,40 +5,55 @@ from __future__ import annotations
 
 from typing import Any
 
+from ivr.core.events import (
+    BargedIn,
+    CallEvent,
+    Failed,
+    Greeted,
+    HandoffDelivered,
+    MisrouteSignal,
+    PromptPlayed,
+    Routed,
+    TurnTaken,
+    VerificationChanged,
+    encode,
+)
 from ivr.core.zone import stamp  # the bank's zone, as every time the CLI prints
 
 
-def turn_view(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def turn_view(events: list[CallEvent]) -> list[dict[str, Any]]:
     """The call as turns: turn 0 is everything before the caller's first input (language
     menu, notice, greeting); each later one holds the caller's input, how it was heard
     (ASR text, alternatives, where in the recording) and understood (intent ranking),
     the actions run, the prompts played after it (and whether the caller barged in on
     them), and the signals, verification changes, route and errors it caused."""
-    start = events[0]["at"] if events else 0.0
-    barged = {m for e in events if e["kind"] == "barge_in" for m in e["data"].get("marks", [])}
+    start = events[0].at if events else 0.0
+    barged = {m for e in events if isinstance(e, BargedIn) for m in e.marks}
     turns: list[dict[str, Any]] = [{"n": 0, "at": start, "offset_s": 0.0, "prompts": [],
                                     "signals": [], "verification": [], "errors": []}]
     for e in events:
-        kind, data, turn = e["kind"], e["data"], turns[-1]
-        if kind == "turn":
-            turn = {**data, "at": e["at"], "offset_s": round(e["at"] - start, 3),
-                    "said": data.get("prompts", []), "prompts": [], "signals": [],
-                    "verification": [], "errors": []}
-            turns.append(turn)
-        elif kind == "prompt":
-            turn["prompts"].append({**data, "barged": data.get("mark") in barged})
-        elif kind == "signal":
-            turn["signals"].append(data.get("signal"))
-        elif kind == "verification":
-            turn["verification"].append(data.get("state"))
-        elif kind == "route":
-            turn["route"] = {k: v for k, v in data.items() if k != "handoff"}
-        elif kind == "delivery":  # of the handoff to the ACD
-            turn.setdefault("route", {})["delivery"] = data.get("status")
-        elif kind == "error":
-            turn["errors"].append(data.get("error"))
-        elif kind == "greeting" and turn["n"] == 0:
-            turn["said"] = data.get("prompts", [])
+        turn = turns[-1]
+        # A turn's and a prompt's logged data go out as they are (the console draws them).
+        match e:
+            case TurnTaken():
+                turn = {**_logged(e), "at": e.at, "offset_s": round(e.at - start, 3),
+                        "said": e.prompts or [], "prompts": [], "signals": [],
+                        "verification": [], "errors": []}
+                turns.append(turn)
+            case PromptPlayed():
+                turn["prompts"].append({**_logged(e), "barged": e.mark in barged})
+            case MisrouteSignal():
+                turn["signals"].append(e.signal)
+            case VerificationChanged():
+                turn["verification"].append(e.state)
+            case Routed():
+                turn["route"] = {k: v for k, v in _logged(e).items() if k != "handoff"}
+            case HandoffDelivered():  # of the handoff to the ACD
+                turn.setdefault("route", {})["delivery"] = e.status
+            case Failed():
+                turn["errors"].append(e.error)
+            case Greeted() if turn["n"] == 0:
+                turn["said"] = e.prompts
     for turn in turns:
         if not turn["prompts"]:  # a call with no audio (api): the texts the dialogue gave
             turn["prompts"] = [{"text": text, "barged": False} for text in turn.get("said", [])]
@@ -46,7 +61,12 @@ def turn_view(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return turns
 
 
-def render(call: dict[str, Any], events: list[dict[str, Any]]) -> str:
+def _logged(event: CallEvent) -> dict[str, Any]:
+    """An event's fields as the call log holds them (the codec's data)."""
+    return encode(event)[1]
+
+
+def render(call: dict[str, Any], events: list[CallEvent]) -> str:
     """The call's turns as text for a terminal."""
     started = stamp(call["started_at"])
     lines = [f"call {call['call_id']}  {started}  {call.get('transport') or '-'}  caller "

@@ -17,6 +17,7 @@ async def cmd_calls(args: argparse.Namespace) -> int:
 
     from ivr.calllog.store import CallFilter
     from ivr.calllog.timeline import render
+    from ivr.core.events import to_json
 
     store, settings = open_store(args.project_obj)
     if args.action == "list":
@@ -43,7 +44,7 @@ async def cmd_calls(args: argparse.Namespace) -> int:
         call = store.find_call(args.call_id)
         events = store.events(call["call_id"])
         if args.json:
-            print_json({"call": call, "events": events})
+            print_json({"call": call, "events": [to_json(e) for e in events]})
         else:
             print(render(call, events))
     elif args.action == "label":

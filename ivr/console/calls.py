@@ -21,6 +21,7 @@ from ivr.console.handling import (
     optional,
     session,
 )
+from ivr.core.events import to_json
 from ivr.errors import IvrError
 
 
@@ -50,7 +51,8 @@ async def timeline(request: web.Request) -> web.StreamResponse:
     call = await _find(request)
     events = await blocking(ctx.store.events, call["call_id"])
     await blocking(ctx.accounts.audit, session(request).user, "view", call["call_id"])
-    return json_answer({"call": call, "events": events, "turns": turn_view(events),
+    return json_answer({"call": call, "events": [to_json(e) for e in events],
+                        "turns": turn_view(events),
                         "audit": await blocking(ctx.accounts.audit_log, call["call_id"])})
 
 

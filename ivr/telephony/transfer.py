@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from ivr.calllog.store import CallLogError, CallStore
+from ivr.core.events import CallEnded, CallEvent, HungUp, TurnTaken
 from ivr.dialogue.routing import QUEUES
 from ivr.errors import IvrError
 from ivr.telephony import is_loopback
@@ -169,20 +170,19 @@ def summarize_result(result: dict[str, Any]) -> dict[str, Any]:
             "cut_off": cut_off}
 
 
-def summarize_events(call_id: str, events: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+def summarize_events(call_id: str, events: Iterable[CallEvent]) -> dict[str, Any] | None:
     """A call's summary from the call log (any instance's call); None before its end."""
-    end: dict[str, Any] | None = None
+    end: CallEnded | None = None
     turned, hung_up = False, False
     for event in events:
-        kind = event.get("kind")
-        turned = turned or kind == "turn"
-        hung_up = hung_up or kind == "hangup"
-        if kind == "end":
-            end = dict(event.get("data") or {})
+        turned = turned or isinstance(event, TurnTaken)
+        hung_up = hung_up or isinstance(event, HungUp)
+        if isinstance(event, CallEnded):
+            end = event
     if end is None:
         return None
-    return {**{k: end.get(k) for k in ("outcome", "queue", "reason", "priority", "skills",
-                                       "locale")},
+    return {**{k: getattr(end, k) for k in ("outcome", "queue", "reason", "priority", "skills",
+                                            "locale")},
             "call_id": call_id, "cut_off": hung_up or not turned}
 
 
