@@ -74,9 +74,16 @@ def _files(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
     path, with a hash of its content."""
     if not folder.is_dir():
         return {}
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()
-            and not p.relative_to(folder).parts[0].startswith(skip)}
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        if p.relative_to(folder).parts[0].startswith(skip) or (
+                p.name.startswith(".") and p.name.endswith(".tmp")):  # a cache write under way
+            continue
+        try:
+            out[str(p.relative_to(folder))] = hashlib.sha256(p.read_bytes()).hexdigest()
+        except (IsADirectoryError, FileNotFoundError):  # a folder; a temporary file gone
+            continue
+    return out
 
 
 def _prompts_unchanged(before: dict[str, dict[str, str]], project_root: Path) -> None:

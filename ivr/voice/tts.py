@@ -8,6 +8,7 @@ import hashlib
 import io
 import logging
 import subprocess
+import uuid
 import wave
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -132,6 +133,8 @@ class PromptAudio:
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        # Atomic: a concurrent process never reads half a file. The temporary name is this
+        # writer's own: engines sharing the folder may synthesise the same prompt at once.
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         tmp.write_bytes(pcm)
-        tmp.replace(path)  # atomic: a concurrent process never reads half a file
+        tmp.replace(path)
