@@ -119,7 +119,7 @@ def call(engine: DialogueEngine):
 
     async def _run(turns: list[dict[str, Any]], caller: str = KNOWN, acd=None) -> dict[str, Any]:
         script = parse_script({"caller": caller, "turns": turns}, Path("<test>"))
-        return await run_script(script, engine, acd)
+        return (await run_script(script, engine, acd)).as_dict()
 
     return _run
 
@@ -131,7 +131,7 @@ def ko_call(ko_engine: DialogueEngine):
     async def _run(turns: list[dict[str, Any]], caller: str = KNOWN, acd=None) -> dict[str, Any]:
         script = parse_script({"caller": caller, "locale": "ko", "turns": turns},
                               Path("<test>"))
-        return await run_script(script, ko_engine, acd)
+        return (await run_script(script, ko_engine, acd)).as_dict()
 
     return _run
 
@@ -165,7 +165,7 @@ def vague_call(engine: DialogueEngine):
 
     async def _run(turns: list[dict[str, Any]]) -> dict[str, Any]:
         script = parse_script({"caller": KNOWN, "turns": turns}, Path("<test>"))
-        return await run_script(script, HeardAsTwoTopics(engine, VAGUE))
+        return (await run_script(script, HeardAsTwoTopics(engine, VAGUE))).as_dict()
 
     return _run
 

@@ -105,7 +105,7 @@ async def test_a_call_whose_worker_crashes_goes_to_an_agent_and_the_other_call_g
             await spared.hangup()
             await spared.wait_closed(30)
             assert spared.end and spared.end["outcome"] != "escalated"
-            results = {r["call_id"]: r for r in app[GATEWAY].results}
+            results = {r.call_id: r for r in app[GATEWAY].results}
             assert len(results) == 2 and not app[GATEWAY].live
     finally:
         pool.close()

@@ -39,7 +39,7 @@ async def test_a_failing_dialogue_escalates_with_the_whole_record():
     call = Call(dialogue, caller_id="+8613800000001")  # type: ignore[arg-type]
     await call.start()
     await call.take(Say("我想问问房贷"))
-    result = call.result()
+    result = call.result().as_dict()
     assert (result["outcome"], result["queue"], result["reason"]) == (
         "escalated", "general", "engine_error")
     assert result["turns"][-1]["prompts"] == [FAILURE_PROMPT]  # the caller hears why

@@ -100,7 +100,7 @@ async def _logged(server: Server, external_id: str, count: int,
     """The ``count`` results (wait for them) of calls whose external id is ``external_id``,
     once all their events are written."""
     for _ in range(int(timeout / 0.05)):
-        found = [r for r in server.gateway.results if r.get("external_id") == external_id]
+        found = [r.as_dict() for r in server.gateway.results if r.external_id == external_id]
         if len(found) >= count:
             assert server.recorder and server.recorder.flush()
             return found

@@ -287,15 +287,15 @@ async def test_replay_reproduces_routes_and_names_the_calls_another_model_change
         {"dtmf": "123456#"}, {"say": "아니요"}]}, Path("<test>"))
     results = [await run_script(s, ko_engine, None, recorder.record)
                for s in (complaint, rates, balance)]
-    assert [r["outcome"] for r in results] == ["escalated", "self_service", "self_service"]
+    assert [r.outcome for r in results] == ["escalated", "self_service", "self_service"]
     assert recorder.flush()
-    store.add_label(results[0]["call_id"], by="trainer-kim", queue="complaints")
+    store.add_label(results[0].call_id, by="trainer-kim", queue="complaints")
 
     replayer = Replayer(store, project.root, load_voice_locales(project.root / "locales"))
     try:
         # The same model: every turn and route as recorded; the wrong then right PIN is
         # answered as the bank answered it, though no PIN was stored.
-        same = await replayer.replay(results[2]["call_id"])
+        same = await replayer.replay(results[2].call_id)
         assert same["source"] == "transcript" and not same["route_changed"]
         assert not any(t["differs"] for t in same["turns"])
         assert [t["replayed"]["prompt_names"][0] for t in same["turns"][1:3]] == [
@@ -309,6 +309,6 @@ async def test_replay_reproduces_routes_and_names_the_calls_another_model_change
     assert report["model"] == altered_ko_model.name
     assert report["calls"] == 3 and report["changed"] == 1
     change = report["changes"][0]
-    assert change["call_id"] == results[0]["call_id"]
+    assert change["call_id"] == results[0].call_id
     assert (change["from"], change["to"]) == ("escalated:complaints", "escalated:fraud")
     assert change["direction"] == "worse" and report["worse"] == 1  # the trainer said so

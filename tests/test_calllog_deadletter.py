@@ -365,7 +365,7 @@ async def test_callers_on_the_plain_socket_are_logged_a_long_one_cut_and_health_
     while len(gateway.results) < len(callers):
         await asyncio.sleep(0.05)
     assert await asyncio.to_thread(recorder.flush, 10), "the call log stalled"
-    ids = [r["call_id"] for r in gateway.results]
+    ids = [r.call_id for r in gateway.results]
     rows = [recorder.store.find_call(call_id) for call_id in ids]
     assert [r["caller"] for r in rows] == [SIP, "sip:" + "8" * 251, "tel:" + "7" * 251, KNOWN]
     assert all(r["status"] == "complete" for r in rows)

@@ -57,8 +57,7 @@ class Server:
         """The call's row once the call has ended and everything is written (``call_id``:
         its id, or the telephony's id for it, its ``external_id``)."""
         for _ in range(int(timeout / 0.05)):
-            if any(call_id in (r["call_id"], r.get("external_id"))
-                   for r in self.gateway.results):
+            if any(call_id in (r.call_id, r.external_id) for r in self.gateway.results):
                 assert await asyncio.to_thread(self.recorder.flush)
                 return await asyncio.to_thread(self.recorder.store.find_call, call_id)
             await asyncio.sleep(0.05)

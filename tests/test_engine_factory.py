@@ -45,8 +45,9 @@ def healthy(core_bank):
 
 
 async def _call(engine, turns, caller=KNOWN):
-    return await run_script(parse_script({"caller": caller, "turns": turns}, Path("<t>")),
-                            engine)
+    report = await run_script(parse_script({"caller": caller, "turns": turns}, Path("<t>")),
+                              engine)
+    return report.as_dict()
 
 
 async def test_a_call_is_served_from_the_bank_over_http(http_engine, core_bank):

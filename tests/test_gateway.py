@@ -94,16 +94,16 @@ class Server:
 
     def result(self, call_id: str | None = None) -> dict:
         """The last call's result, or the call's with that id or external (wire) id."""
-        for result in reversed(self.gateway.results):
-            if call_id is None or call_id in (result["call_id"], result.get("external_id")):
-                return result
+        for report in reversed(self.gateway.results):
+            if call_id is None or call_id in (report.call_id, report.external_id):
+                return report.as_dict()
         raise AssertionError(f"no result for {call_id}")
 
     async def wait_result(self, phone, timeout: float = 30) -> dict:
         await phone.wait_closed(timeout)
         for _ in range(100):
             if self.gateway.results and not self.gateway.live:
-                return self.gateway.results[-1]
+                return self.gateway.results[-1].as_dict()
             await asyncio.sleep(0.05)
         raise AssertionError("call did not end")
 
@@ -297,7 +297,7 @@ async def test_a_connection_reset_mid_utterance_ends_the_call_keeping_what_was_s
     async def ended(count: int) -> dict:
         for _ in range(200):
             if len(server.gateway.results) > count:
-                return server.gateway.results[-1]
+                return server.gateway.results[-1].as_dict()
             await asyncio.sleep(0.05)
         raise AssertionError("the call did not end")
 

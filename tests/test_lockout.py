@@ -128,7 +128,7 @@ async def test_a_locked_account_is_refused_mid_call_even_with_the_right_pin(
         lockout.fail(ACCOUNT)
     turn = await call.take(Keys(PIN + "#"))
     assert ZH_LOCKED in " ".join(turn.prompts) and BALANCE not in " ".join(turn.prompts)
-    assert call.ended and call.result()["reason"] == "verification_locked"
+    assert call.ended and call.result().reason == "verification_locked"
 
 
 async def test_a_right_pin_before_the_limit_clears_past_failures(call, lockout) -> None:

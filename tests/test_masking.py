@@ -239,7 +239,8 @@ async def test_no_secret_said_in_any_form_is_kept_anywhere(
         logged.append(event)
         server.observe(event)
 
-    result = await run_script(script, server.app[GATEWAY].services.engines[locale], None, sink)
+    report = await run_script(script, server.app[GATEWAY].services.engines[locale], None, sink)
+    result = report.as_dict()
     hidden = [s for s in (free, entered) if s.digits]
     assert result["outcome"] == "escalated", result  # the handoff is there to be checked
     assert_hidden("the call log", [to_json(e) for e in logged], *hidden)

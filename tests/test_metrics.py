@@ -20,6 +20,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from call_reports import bundle, report
 from conftest import KNOWN, scripted_zh_services
 from phones import PlainPhone, serving, tone
 from prometheus_client.parser import text_string_to_metric_families
@@ -62,7 +63,7 @@ class Line:
         await phone.wait_closed(30)
         for _ in range(100):
             if not self.gateway.live:
-                return self.gateway.results[-1]
+                return self.gateway.results[-1].as_dict()
             await asyncio.sleep(0.05)
         raise AssertionError("the call did not end")
 
@@ -180,18 +181,16 @@ async def test_names_follow_prometheus_conventions_with_the_default_collectors(
 
 def test_label_values_outside_their_set_count_as_other() -> None:
     metrics = Metrics(["zh", "ko"])
-    assert metrics.call_labels({"transport": "sip", "locale": "fr", "outcome": "hacked",
-                                "queue": "../../etc", "reason": {"x": 1}}) == {
+    assert metrics.call_labels(report("hacked", transport="sip", locale="fr", handoff=bundle(
+        queue="../../etc", reason={"x": 1}))) == {
         "transport": "other", "locale": "other", "outcome": "other", "queue": "other",
         "reason": "other"}
-    assert metrics.call_labels({"transport": "twilio", "locale": "ko",
-                                "outcome": "hangup"}) == {
+    assert metrics.call_labels(report("hangup", transport="twilio", locale="ko")) == {
         "transport": "twilio", "locale": "ko", "outcome": "hangup", "queue": "none",
         "reason": "none"}
     # A busy call's reason is why it was turned away, not an escalation's reason.
-    assert metrics.call_labels({"outcome": "busy", "reason": "draining"})["reason"] == \
-        "draining"
-    assert metrics.call_labels({"outcome": "busy", "reason": "no_match"})["reason"] == "other"
+    assert metrics.call_labels(report("busy", reason="draining"))["reason"] == "draining"
+    assert metrics.call_labels(report("busy", reason="no_match"))["reason"] == "other"
     metrics.observe(Failed(call_id="c", error="a message from some library"))
     metrics.observe(Failed(call_id="c", error="asr"))
     get = metrics.registry.get_sample_value
@@ -242,7 +241,7 @@ def test_the_turn_stages_and_the_response_time_are_read_from_the_events() -> Non
 def test_each_metrics_has_its_own_registry() -> None:
     """Several apps in one process (the tests) each count their own calls."""
     first, second = Metrics(["zh"]), Metrics(["zh"])
-    first.call_ended({"transport": "websocket", "locale": "zh", "outcome": "hangup"}, 3.0)
+    first.call_ended(report("hangup", transport="websocket", locale="zh"), 3.0)
     labels = {"transport": "websocket", "locale": "zh", "outcome": "hangup",
               "queue": "none", "reason": "none"}
     assert first.registry.get_sample_value("ivr_calls_total", labels) == 1
@@ -257,10 +256,9 @@ def test_ivr_serve_writes_each_call_end_as_one_json_line(
     try:
         show_call_ends()
         show_call_ends()  # once is enough: never two lines per call
-        log_call_end({"call_id": "c1", "transport": "twilio", "locale": "zh",
-                      "outcome": "escalated", "queue": "cards", "reason": "intent",
-                      "intent": "password_reset", "turns": [{}, {}],
-                      "caller": KNOWN}, 42.12345)
+        log_call_end(report("escalated", queue="cards", reason="intent", call_id="c1",
+                            transport="twilio", locale="zh", intent="password_reset",
+                            turns=[{}, {}], caller=KNOWN), 42.12345)
         lines = capsys.readouterr().err.splitlines()
     finally:
         logger.handlers[:], logger.level, logger.propagate = saved

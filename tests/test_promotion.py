@@ -204,11 +204,11 @@ async def test_promotion_swaps_the_model_of_a_running_server_without_dropping_a_
                                            call_id=uuid.uuid4().hex)
         await after.wait_prompts(2)
         await _complaint(after)
-        assert [r["queue"] for r in app[GATEWAY].results] == ["complaints", "fraud"]
+        assert [r.queue for r in app[GATEWAY].results] == ["complaints", "fraud"]
         assert live_models.retiring == []  # the old engine is let go after its last call
         recorder = app[CALL_LOG]
         assert recorder.flush()
-        models = [recorder.store.find_call(r["call_id"])["model"]
+        models = [recorder.store.find_call(r.call_id)["model"]
                   for r in app[GATEWAY].results]
         assert models == [ko_model.name, altered_ko_model.name]
 

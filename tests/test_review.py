@@ -59,7 +59,7 @@ async def _calls(engine: DialogueEngine, recorder: CallRecorder,
     ids = {}
     for name, turns in calls.items():
         script = parse_script({"caller": KNOWN, "turns": turns}, Path(f"<{name}>"))
-        ids[name] = (await run_script(script, engine, None, recorder.record))["call_id"]
+        ids[name] = (await run_script(script, engine, None, recorder.record)).call_id
     return ids
 
 

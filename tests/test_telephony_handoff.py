@@ -20,15 +20,18 @@ import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import aiohttp
 import pytest
+from call_reports import report
 from conftest import KNOWN, scripted_zh_services
 from phones import AsteriskPhone, TwilioPhone, register_asterisk_call, serving
 from test_gateway import SPEECH, TOKEN, TWILIO_TOKEN, Server
 
 from ivr.core.events import CallEnded, CallStarted, HungUp, TurnTaken
+from ivr.core.report import CallReport
 from ivr.errors import IvrError
 from ivr.server.app import build_app
 from ivr.server.settings import ServerSettings
@@ -109,8 +112,8 @@ def test_queue_targets_cover_every_queue_or_refuse_to_start() -> None:
             QueueTargets.parse(bad)
 
 
-def result(outcome: str, turns: list[dict], **extra: object) -> dict:
-    return {"call_id": "c" * 32, "outcome": outcome, "locale": "zh", "turns": turns, **extra}
+def result(outcome: str, turns: list[dict], **extra: Any) -> CallReport:
+    return report(outcome, turns=turns, **extra)
 
 
 SAID = {"input": {"say": "我想查余额"}}
@@ -133,7 +136,7 @@ HUNG_UP = {"input": {"hangup": True}}
     (None, ("queue", "general", "0")),
 ])
 def test_the_next_step_hangs_up_only_on_a_call_the_engine_finished(
-        call: dict | None, expected: tuple[str, str, str]) -> None:
+        call: CallReport | None, expected: tuple[str, str, str]) -> None:
     step = next_step(summarize_result(call) if call else None, "zh")
     fields = step.fields()
     assert (fields["action"], fields["queue"], fields["prio"]) == expected

@@ -117,7 +117,7 @@ async def trainers(engine: DialogueEngine, model: Path, project: Project,
         for text in (*OPEN, CARD_DEBT[0]):
             script = parse_script({"caller": KNOWN, "turns": [{"say": text}]}, Path("<open>"))
             open_calls.append((await run_script(script, engine, None,
-                                                recorder.record))["call_id"])
+                                                recorder.record)).call_id)
         card_call = open_calls.pop()
         heard.append(["美元汇率多少", "不对，转人工"])
         phone, rate_call = await _phone(url)
@@ -391,7 +391,7 @@ async def test_train_compare_and_promote_swap_the_running_model(
         await after.wait_closed(30)
     recorder = trainers.app[CALL_LOG]
     assert recorder.flush()
-    ended = {r.get("external_id") for r in trainers.app[GATEWAY].results}
+    ended = {r.external_id for r in trainers.app[GATEWAY].results}
     assert {before_id, after_id} <= ended
     before_id, after_id = (recorder.store.find_call(i)["call_id"] for i in (before_id, after_id))
     first, second = (next(e for e in recorder.store.events(call_id)

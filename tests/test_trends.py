@@ -48,7 +48,7 @@ async def history(engine: DialogueEngine, store: CallStore,
         recorder.record(dataclasses.replace(event, at=event.at - 3 * DAY))
 
     script = parse_script({"caller": KNOWN, "turns": CLEAN["bill"]}, Path("<old>"))
-    ids["old"] = (await run_script(script, engine, None, three_days_ago))["call_id"]
+    ids["old"] = (await run_script(script, engine, None, three_days_ago)).call_id
     assert recorder.flush()
     for name, intent in (("open", "branch_info"), ("open_again", "branch_info"),
                          ("rate", "exchange_rate")):

@@ -44,9 +44,9 @@ class Server:
         """The result of a call by its id or by the telephony's id for it (a callSid or
         UUID: the call's ``external_id``, as the engine names every call itself)."""
         for _ in range(int(timeout / 0.05)):
-            for result in self.gateway.results:
-                if call_id in (result["call_id"], result.get("external_id")):
-                    return result
+            for report in self.gateway.results:
+                if call_id in (report.call_id, report.external_id):
+                    return report.as_dict()
             await asyncio.sleep(0.05)
         raise AssertionError(f"call {call_id} did not end")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ivr.core.events import CallEvent
+from ivr.core.report import CallReport
 from ivr.dialogue.confidence import ConfidenceBands
 from ivr.dialogue.engine import TurnOutcome
 from ivr.voice.asr import ScriptedRecognizer
@@ -212,7 +213,7 @@ class CapturingOutput:
     async def clear(self) -> None:
         self.cleared += 1
 
-    async def end(self, result: dict[str, Any]) -> None:
+    async def end(self, report: CallReport) -> None:
         pass
 
 
@@ -226,7 +227,7 @@ class Transport:
         self.confirms = confirms  # False: a transport that never reports playback
         self.log: list[tuple[float, str, str]] = []
         self.played: list[str] = []  # the texts sent, in order
-        self.result: dict[str, Any] | None = None
+        self.result: CallReport | None = None
         self._busy_until = 0.0
         self._reports: list[asyncio.TimerHandle] = []
 
@@ -249,9 +250,9 @@ class Transport:
         self._reports.clear()
         self._busy_until = now()
 
-    async def end(self, result: dict[str, Any]) -> None:
-        self.log.append((now(), "end", result.get("outcome") or ""))
-        self.result = result
+    async def end(self, report: CallReport) -> None:
+        self.log.append((now(), "end", report.outcome or ""))
+        self.result = report
 
 
 class Phone:
@@ -291,8 +292,8 @@ class Phone:
 
 @dataclass
 class Record:
-    """One call as it happened: its result, its events (each with its virtual time) and what
-    the transport saw."""
+    """One call as it happened: its result (its report's ``as_dict``), its events (each
+    with its virtual time) and what the transport saw."""
 
     result: dict[str, Any]
     events: list[tuple[float, CallEvent]]
@@ -335,14 +336,14 @@ async def place_call(voice: VoiceServices, script: Script = _quiet, confirms: bo
     phone = Phone(session)
     tasks = [asyncio.ensure_future(phone.line()), asyncio.ensure_future(script(phone))]
     try:
-        result = await asyncio.wait_for(session.run(), 600)
+        report = await asyncio.wait_for(session.run(), 600)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         voice.observers.remove(observe)
     engine = voice.engines.get(session.locale or "")
-    return Record(result, events, transport, session, engine)
+    return Record(report.as_dict(), events, transport, session, engine)
 
 
 def call(voice: VoiceServices, script: Script = _quiet, **kw: Any) -> Record:

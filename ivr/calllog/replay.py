@@ -165,7 +165,7 @@ class Replayer:
             turns.append(_compare(item, turn))
         replayed = await call.finish(input_ran_out=True)  # a replay's call is not logged
         recorded = {k: call_row.get(k) for k in ("outcome", "queue", "intent", "reason")}
-        now = {k: replayed.get(k) for k in ("outcome", "queue", "intent", "reason")}
+        now = {k: getattr(replayed, k) for k in ("outcome", "queue", "intent", "reason")}
         return {
             "call_id": call_id,
             "locale": locale,

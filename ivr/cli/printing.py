@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.cli.common import EXIT_ERROR
+from ivr.core.report import CallReport
 from ivr.core.zone import stamp  # every time printed: the bank's zone, with its offset
 
 
@@ -32,11 +33,11 @@ def parse_output(text: str, parse: dict[str, Any], locale: str) -> dict[str, Any
     }
 
 
-def print_call(result: dict[str, Any]) -> None:
-    print(f"== {result['script']} (caller {result['caller'] or 'unknown'})")
-    for prompt in result["greeting"]:
+def print_call(report: CallReport) -> None:
+    print(f"== {report.script} (caller {report.caller or 'unknown'})")
+    for prompt in report.greeting:
         print(f"  bot:    {prompt}")
-    for turn in result["turns"]:
+    for turn in report.turns:
         said = turn["input"]
         shown = said.get("say") or (f"#{said['dtmf']}" if "dtmf" in said else
                                     "(silence)" if "silence" in said else "(hangs up)")
@@ -45,10 +46,10 @@ def print_call(result: dict[str, Any]) -> None:
         print(f"  caller: {shown}{understood}")
         for prompt in turn.get("prompts", []):
             print(f"  bot:    {prompt}")
-    line = f"  => {result['outcome']}, topic {result['intent']}"
-    if result["outcome"] == "escalated":
-        line += (f", queue {result['queue']}, reason {result['reason']}, "
-                 f"priority {result['priority']}, skills {result['skills']}")
+    line = f"  => {report.outcome}, topic {report.intent}"
+    if report.outcome == "escalated":
+        line += (f", queue {report.queue}, reason {report.reason}, "
+                 f"priority {report.priority}, skills {report.skills}")
     print(line)
 
 

@@ -67,12 +67,12 @@ async def _simulate(args: argparse.Namespace, scripts: list, engines: dict, acd:
 
     failed = 0
     for script in scripts:
-        result = await run_script(script, engines[script.locale], acd, recorder.record)
+        report = await run_script(script, engines[script.locale], acd, recorder.record)
         if args.json:
-            print_json(result)
+            print_json(report.as_dict())
         else:
-            print_call(result)
-        delivery = result.get("delivery")
+            print_call(report)
+        delivery = report.delivery
         if delivery and delivery["status"] != "delivered":
             failed += 1
             print(f"error: {script.path}: handoff not delivered: {delivery['error']}",
@@ -98,14 +98,14 @@ async def cmd_chat(args: argparse.Namespace) -> int:
     try:
         await _chat(call)
     finally:
-        result = await call.finish()
+        report = await call.finish()
         await asyncio.get_running_loop().run_in_executor(None, recorder.close)
         await close_engines([engine])
-    print(f"== {result['outcome']}" + (f" -> {result['queue']} ({result['reason']})"
-                                      if result["outcome"] == "escalated" else ""))
+    print(f"== {report.outcome}" + (f" -> {report.queue} ({report.reason})"
+                                   if report.outcome == "escalated" else ""))
     print(f"call log: ivr calls show {call_id}")
     if args.json:
-        print_json(result)
+        print_json(report.as_dict())
     return 0
 
 

@@ -301,9 +301,3 @@ def clip(value: Any, what: str, limit: int = TEXT_MAX) -> str:
         log.warning("%s: NUL or unpaired surrogate characters removed", what)
     return cleaned
 
-
-def end_summary(result: dict[str, Any]) -> dict[str, Any]:
-    """What the ``end`` event keeps of a call's result (``Call.result()``)."""
-    keys = ("transport", "caller", "locale", "dialect", "outcome", "intent", "served", "queue",
-            "reason", "priority", "skills", "external_id")
-    return {k: result[k] for k in keys if result.get(k) not in (None, [])}

@@ -28,10 +28,10 @@ from ivr.core.events import (
     HandoffDelivered,
     HungUp,
     clip,
-    end_summary,
 )
 from ivr.core.inputs import CallerInput, Choice, Hangup, Keys, Say, Silence, Unintelligible
 from ivr.core.masking import longest_number, mask_card, mask_entry, mask_text
+from ivr.core.report import CallReport
 from ivr.dialogue.call_record import CallRecord, Turn, standard_dialect
 from ivr.dialogue.confidence import (
     NEVER_CONFIRMED,
@@ -139,19 +139,19 @@ class Call(CallRecord):
         raise InputError(f"not a caller input: {type(said).__name__}")
 
     async def finish(self, acd: HandoffDesk | None = None, input_ran_out: bool = False,
-                     **end: Any) -> dict[str, Any]:
+                     **end: Any) -> CallReport:
         """The one way a call ends: hung up if still open (``input_ran_out``: a script or a
         log ran out, so no hang-up turn), the handoff delivered to the ACD when there is
         one (a failure is recorded, never raised), then the ``end`` event with ``end``'s
-        figures. Returns the call's result."""
+        figures. Returns the call's report."""
         if not self.ended:
             await self._hangup(record=not input_ran_out)
-        result = self.result()
-        if acd is not None and result.get("handoff"):
-            result["delivery"] = await _delivered(acd, result["handoff"])
-            self._emit(HandoffDelivered, **result["delivery"])
-        self._emit(CallEnded, **end_summary({**result, "transport": self.transport}), **end)
-        return result
+        report = self.result()
+        if acd is not None and report.handoff:
+            report = replace(report, delivery=await _delivered(acd, report.handoff.as_dict()))
+            self._emit(HandoffDelivered, **report.delivery)
+        self._emit(CallEnded, **replace(report, transport=self.transport).end_fields(), **end)
+        return report
 
     async def _say(self, text: str, asr: dict[str, Any] | None = None) -> Turn:
         self._check_open()

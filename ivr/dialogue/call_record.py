@@ -14,6 +14,7 @@ from typing import Any
 
 from ivr.core.events import Emit, MisrouteSignal, Routed, TurnTaken, VerificationChanged
 from ivr.core.masking import mask_text
+from ivr.core.report import CallReport, HandoffBundle
 from ivr.dialogue.engine import TurnOutcome
 from ivr.dialogue.handoff import skills_for
 from ivr.nlu.normalizer import MANDARIN
@@ -116,9 +117,9 @@ class CallRecord:
         bundle = self.handoff_bundle()
         if bundle and not self._routed:
             self._routed = True
-            self._emit(Routed, **{k: bundle[k] for k in
-                                   ("queue", "reason", "priority", "topic", "skills")},
-                       handoff=bundle)
+            self._emit(Routed, queue=bundle.queue, reason=bundle.reason,
+                       priority=bundle.priority, topic=bundle.topic, skills=bundle.skills,
+                       handoff=bundle.as_dict())
 
     @property
     def dialect(self) -> str:
@@ -149,58 +150,48 @@ class CallRecord:
             lines += [{"speaker": "bot", "text": p} for p in turn.prompts]
         return lines
 
-    def handoff_bundle(self) -> dict[str, Any] | None:
+    def handoff_bundle(self) -> HandoffBundle | None:
         """Everything an agent needs so the caller never repeats themself (SPEC rule 5)."""
         decision = self.handoff
         if not decision:
             return None
         slots = self.slots
-        return {
-            "call_id": self.call_id,
-            "external_id": self.external_id,  # the telephony's id, for the ACD to match
-            "caller_id": self.caller_id,
-            "locale": self.locale,
-            "dialect": self.dialect,
-            "queue": decision["queue"],
-            "skills": skills_for(self.locale, self.dialect),
-            "priority": decision["priority"],
-            "reason": decision["reason"],
-            "topic": decision.get("topic"),
-            "intent_history": [
+        return HandoffBundle(
+            call_id=self.call_id,
+            external_id=self.external_id,
+            caller_id=self.caller_id,
+            locale=self.locale,
+            dialect=self.dialect,
+            queue=decision["queue"],
+            skills=skills_for(self.locale, self.dialect),
+            priority=decision["priority"],
+            reason=decision["reason"],
+            topic=decision.get("topic"),
+            intent_history=[
                 {"turn": i + 1, "intent": t.intent, "confidence": t.confidence}
                 for i, t in enumerate(self.turns) if t.intent
             ],
-            "slots": {k: slots.get(k) for k in ("topic", "card_type", "currency", "account_ref",
-                                               "customer_id", "vip") if slots.get(k) is not None},
-            "transcript": self.transcript(),
-            "verification": {
+            slots={k: slots.get(k) for k in ("topic", "card_type", "currency", "account_ref",
+                                             "customer_id", "vip") if slots.get(k) is not None},
+            transcript=self.transcript(),
+            verification={
                 "verified": slots.get("verified") is True,
                 "identified_by": _identified_by(slots.get("account_ref")),
                 "failed_attempts": int(slots.get("failed_attempts") or 0),
             },
-            "started_at": self.started_at.isoformat(),
-        }
+            started_at=self.started_at.isoformat(),
+        )
 
-    def result(self) -> dict[str, Any]:
-        """The call's outcome, in the shape ``ivr simulate --json`` prints."""
-        result: dict[str, Any] = {
-            "call_id": self.call_id,
-            "caller": self.caller_id,
-            "locale": self.locale,
-            "dialect": self.dialect,
-            "greeting": self.greeting,
-            "turns": [t.as_dict() for t in self.turns],
-            "outcome": self.outcome,
-            "intent": self.topic,
-            "served": self.served,
-        }
-        if self.external_id:
-            result["external_id"] = self.external_id
-        bundle = self.handoff_bundle()
-        if bundle:
-            result.update({k: bundle[k] for k in ("queue", "skills", "priority", "reason")})
-            result["handoff"] = bundle
-        return result
+    def result(self) -> CallReport:
+        """What the call has come to so far (``as_dict``: what ``ivr simulate --json``
+        prints)."""
+        return CallReport(
+            call_id=self.call_id, caller=self.caller_id, locale=self.locale,
+            dialect=self.dialect, greeting=list(self.greeting),
+            turns=[t.as_dict() for t in self.turns], outcome=self.outcome,
+            intent=self.topic, served=list(self.served),
+            external_id=self.external_id or None,  # an empty id is none
+            handoff=self.handoff_bundle())
 
 
 def mask_value(value: Any) -> Any:

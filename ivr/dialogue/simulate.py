@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ivr.core.events import EventSink, emitter
 from ivr.core.inputs import CallerInput, Hangup, Keys, Say, Silence
+from ivr.core.report import CallReport
 from ivr.dialogue.call import DTMF_KEYS, Call
 from ivr.dialogue.engine import DialogueEngine
 from ivr.dialogue.handoff import AcdWebhook
@@ -72,7 +73,7 @@ def _turn(path: Path, index: int, raw: Any) -> CallerInput:
 
 
 async def run_script(script: Script, engine: DialogueEngine, acd: AcdWebhook | None = None,
-                     call_log: EventSink | None = None) -> dict[str, Any]:
+                     call_log: EventSink | None = None) -> CallReport:
     """Play a script through a real call; the handoff, if any, goes to the ACD, and every
     event to ``call_log``."""
     call_id = uuid.uuid4().hex
@@ -85,6 +86,5 @@ async def run_script(script: Script, engine: DialogueEngine, acd: AcdWebhook | N
             break
         await call.take(said)
     # A script that runs out is the caller putting the phone down.
-    result = await call.finish(acd, input_ran_out=True)
-    result["script"] = str(script.path)
-    return result
+    report = await call.finish(acd, input_ran_out=True)
+    return replace(report, script=str(script.path))

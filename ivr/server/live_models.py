@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ivr.core.report import CallReport
 from ivr.dialogue.engine import DialogueEngine
 from ivr.dialogue.engine_factory import load_engine
 from ivr.errors import IvrError
@@ -116,5 +117,5 @@ class LiveModels:
                     self._owned.discard(engine)
                     engine.close()
 
-    async def _call_ended(self, result: dict[str, Any]) -> None:
+    async def _call_ended(self, report: CallReport) -> None:
         self._close_unused()

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from ivr.core.report import CallReport
 from ivr.telephony import CallHost, Limits, ProtocolError
 from ivr.voice.audio import FRAME_BYTES, FRAME_MS, frames
 from ivr.voice.events import AudioIn, CallerHangup, DigitIn, InboundEvent, PlaybackDone
@@ -89,7 +90,7 @@ class AudioSocketOutput:
             self._queue.get_nowait()
         self._cut.set()
 
-    async def end(self, result: dict[str, Any]) -> None:
+    async def end(self, report: CallReport) -> None:
         self._closed = True  # the player stops at its next frame even if the cancel is lost
         self._player.cancel()
         with contextlib.suppress(asyncio.CancelledError):

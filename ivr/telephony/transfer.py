@@ -37,6 +37,7 @@ from aiohttp import web
 
 from ivr.calllog.store import CallLogError, CallStore
 from ivr.core.events import CallEnded, CallEvent, HungUp, TurnTaken
+from ivr.core.report import CallReport
 from ivr.dialogue.routing import QUEUES
 from ivr.errors import IvrError
 from ivr.telephony import is_loopback
@@ -161,12 +162,12 @@ def next_step(summary: dict[str, Any] | None, default_locale: str) -> NextStep:
     return NextStep("queue", FALLBACK_QUEUE, locale, outcome, "cut_off", call_id=call_id)
 
 
-def summarize_result(result: dict[str, Any]) -> dict[str, Any]:
-    """A call's summary from this instance's own result (``Gateway.results``)."""
-    turns = result.get("turns") or []
+def summarize_result(report: CallReport) -> dict[str, Any]:
+    """A call's summary from this instance's own report (``Gateway.results``)."""
+    turns = report.turns
     cut_off = not turns or bool(turns[-1].get("input", {}).get("hangup"))
-    return {**{k: result.get(k) for k in ("call_id", "outcome", "queue", "reason",
-                                          "priority", "skills", "locale")},
+    return {**{k: getattr(report, k) for k in ("call_id", "outcome", "queue", "reason",
+                                               "priority", "skills", "locale")},
             "cut_off": cut_off}
 
 
@@ -205,9 +206,9 @@ class Handoff:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait_s
         while True:
-            for result in reversed(self.gateway.results):  # the latest, if an id recurs
-                if result.get("external_id") == external_id:
-                    return summarize_result(result)
+            for report in reversed(self.gateway.results):  # the latest, if an id recurs
+                if report.external_id == external_id:
+                    return summarize_result(report)
             why = "its call has not ended"
             try:
                 found = await asyncio.to_thread(self._logged, external_id)

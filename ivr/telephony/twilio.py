@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ivr.core.report import CallReport
 from ivr.telephony import (
     CallHost,
     ProtocolError,
@@ -73,7 +74,7 @@ class TwilioOutput:
     async def clear(self) -> None:
         await self.socket.send_json({"event": "clear", "streamSid": self.stream_sid})
 
-    async def end(self, result: dict[str, Any]) -> None:
+    async def end(self, report: CallReport) -> None:
         await self.socket.close()
 
 

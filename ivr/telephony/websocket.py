@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from ivr.core.report import CallReport
 from ivr.telephony import (
     CallHost,
     ProtocolError,
@@ -43,9 +44,9 @@ class PlainOutput:
     async def clear(self) -> None:
         await self.socket.send_json({"type": "clear"})
 
-    async def end(self, result: dict[str, Any]) -> None:
-        summary = {k: result.get(k) for k in ("call_id", "outcome", "intent", "queue", "skills",
-                                              "priority", "reason")}
+    async def end(self, report: CallReport) -> None:
+        summary = {k: getattr(report, k) for k in ("call_id", "outcome", "intent", "queue",
+                                                   "skills", "priority", "reason")}
         await self.socket.send_json({"type": "end", **summary})
         await self.socket.close()
 

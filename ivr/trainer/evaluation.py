@@ -268,13 +268,13 @@ async def evaluate_calls(engine: DialogueEngine, paths: list[Path],
                                   f"{', '.join(EXPECTED)}")
             reset()
             engine.lockout = MemoryLockout()
-            result = await run_script(parse_script(data, path), engine)
-            wrong = {k: {"expected": v, "got": result.get(k)} for k, v in expect.items()
-                     if result.get(k) != v and not (k == "served" and v == [] and
-                                                    not result.get(k))}
-            confirmations = sum(t.get("band") == "confirm" for t in result["turns"])
+            report = await run_script(parse_script(data, path), engine)
+            got = {k: getattr(report, k) for k in EXPECTED}
+            wrong = {k: {"expected": v, "got": got[k]} for k, v in expect.items()
+                     if got[k] != v and not (k == "served" and v == [] and not got[k])}
+            confirmations = sum(t.get("band") == "confirm" for t in report.turns)
             row = {"call": path.name, "ok": not wrong, "wrong": wrong,
-                   "turns": len(result["turns"]), "confirmations": confirmations,
+                   "turns": len(report.turns), "confirmations": confirmations,
                    "tags": [str(t) for t in data.get("tags") or []]}
             calls.append(row)
             for tag in row["tags"]:

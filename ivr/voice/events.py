@@ -5,7 +5,9 @@ came on."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
+
+from ivr.core.report import CallReport
 
 
 @dataclass(frozen=True)
@@ -40,5 +42,5 @@ class CallOutput(Protocol):
     async def clear(self) -> None:
         """Barge-in: drop whatever audio the caller has not heard yet."""
 
-    async def end(self, result: dict[str, Any]) -> None:
+    async def end(self, report: CallReport) -> None:
         """The call is over (hung up, finished or handed to an agent)."""

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ivr.core.events import clip
+from ivr.core.report import CallReport
 from ivr.dialogue.handoff import AcdWebhook
 from ivr.telephony import Limits, external_reference
 from ivr.voice.events import CallerHangup
@@ -40,8 +41,8 @@ class Gateway:
         self.metrics.draining.set_function(lambda: float(self.draining))
         services.observers.append(self.metrics.observe)
         self.live: dict[str, VoiceSession] = {}
-        self.results: deque[dict[str, Any]] = deque(maxlen=keep_results)
-        self.ended: list[Callable[[dict[str, Any]], Awaitable[None]]] = []
+        self.results: deque[CallReport] = deque(maxlen=keep_results)
+        self.ended: list[Callable[[CallReport], Awaitable[None]]] = []
         self._registered: dict[str, tuple[float, dict[str, Any]]] = {}
 
     @property
@@ -92,7 +93,7 @@ class Gateway:
         started = time.monotonic()
         gauge = self.metrics.call_started(session.transport)
         try:
-            result = await session.run()
+            report = await session.run()
         finally:
             gauge.dec()
             self.live.pop(session.call_id, None)
@@ -100,12 +101,12 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pump
         duration_s = time.monotonic() - started
-        self.metrics.call_ended(result, duration_s)
-        log_call_end(result, duration_s)
-        self.results.append(result)
+        self.metrics.call_ended(report, duration_s)
+        log_call_end(report, duration_s)
+        self.results.append(report)
         for callback in self.ended:
             try:
-                await callback(result)
+                await callback(report)
             except Exception:
                 log.exception("call %s: end-of-call hook failed", session.call_id)
 

@@ -42,6 +42,7 @@ from ivr.core.events import (
     TurnTaken,
     kind_of,
 )
+from ivr.core.report import CallReport
 from ivr.dialogue.routing import QUEUES, REASONS
 
 TRANSPORTS = ("twilio", "websocket", "audiosocket")
@@ -201,20 +202,20 @@ class Metrics:
         gauge.inc()
         return gauge
 
-    def call_ended(self, result: dict[str, Any], duration_s: float) -> None:
-        """A call's end (``VoiceSession.run``'s result), by its bounded labels."""
-        labels = self.call_labels(result)
+    def call_ended(self, report: CallReport, duration_s: float) -> None:
+        """A call's end (``VoiceSession.run``'s report), by its bounded labels."""
+        labels = self.call_labels(report)
         self.calls.labels(**labels).inc()
         self.call_duration.labels(labels["transport"], labels["outcome"]).observe(duration_s)
 
-    def call_labels(self, result: dict[str, Any]) -> dict[str, str]:
-        outcome = bounded(result.get("outcome"), OUTCOMES)
+    def call_labels(self, report: CallReport) -> dict[str, str]:
+        outcome = bounded(report.outcome, OUTCOMES)
         reasons = TURNED_AWAY if outcome == "busy" else REASONS
-        return {"transport": bounded(result.get("transport"), TRANSPORTS),
-                "locale": bounded(result.get("locale"), self.locales),
+        return {"transport": bounded(report.transport, TRANSPORTS),
+                "locale": bounded(report.locale, self.locales),
                 "outcome": outcome,
-                "queue": bounded(result.get("queue"), QUEUES),
-                "reason": bounded(result.get("reason"), reasons)}
+                "queue": bounded(report.queue, QUEUES),
+                "reason": bounded(report.reason, reasons)}
 
     def turned_away_call(self, reason: str) -> None:
         self.turned_away.labels(bounded(reason, TURNED_AWAY)).inc()
@@ -235,15 +236,15 @@ class Metrics:
             self.loop_lag.observe(max(0.0, loop.time() - due))
 
 
-def log_call_end(result: dict[str, Any], duration_s: float) -> None:
+def log_call_end(report: CallReport, duration_s: float) -> None:
     """One JSON line per call end on the ``ivr.calls`` logger (INFO): what a log pipeline
     indexes. The engine's call id, never the caller's number."""
     line = {"ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-            "event": "call_end", "call_id": result.get("call_id"),
-            "external_id": result.get("external_id"), "transport": result.get("transport"),
-            "locale": result.get("locale"), "outcome": result.get("outcome"),
-            "queue": result.get("queue"), "reason": result.get("reason"),
-            "intent": result.get("intent"), "turns": len(result.get("turns") or []),
+            "event": "call_end", "call_id": report.call_id,
+            "external_id": report.external_id, "transport": report.transport,
+            "locale": report.locale, "outcome": report.outcome,
+            "queue": report.queue, "reason": report.reason,
+            "intent": report.intent, "turns": len(report.turns),
             "duration_s": round(duration_s, 3)}
     calls_log.info(json.dumps(line, ensure_ascii=False))
 

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ivr.calllog.recording import RecordingTrack
@@ -28,9 +28,9 @@ from ivr.core.events import (
     KeyPressed,
     LanguageChosen,
     TimerFired,
-    end_summary,
 )
 from ivr.core.inputs import CallerInput, Choice, Hangup, Keys, Say, Silence, Unintelligible
+from ivr.core.report import CallReport
 from ivr.dialogue.call import Call, Turn
 from ivr.dialogue.engine import DialogueEngine
 from ivr.dialogue.handoff import HandoffDesk
@@ -127,8 +127,9 @@ class VoiceSession:
         self._inbox.push(event)
 
     # --- the call ------------------------------------------------------------------------
-    async def run(self) -> dict[str, Any]:
-        """Run the call to its end and return its result (``Call.result()`` plus voice)."""
+    async def run(self) -> CallReport:
+        """Run the call to its end and return its report (``Call.finish``'s, with the
+        transport and the audio dropped)."""
         try:
             if self.turned_away:
                 await self._turn_away()
@@ -142,8 +143,8 @@ class VoiceSession:
             with contextlib.suppress(Exception):
                 await self._fail_over("voice_session")
         finally:
-            result = await self._close()
-        return result
+            report = await self._close()
+        return report
 
     async def _run(self) -> None:
         locale = self.locale or await self._choose_language()
@@ -300,7 +301,7 @@ class VoiceSession:
             self.call.prompt_names = [None]
             await self._say([self.call.failure_prompt], [None])
 
-    async def _close(self) -> dict[str, Any]:
+    async def _close(self) -> CallReport:
         if self._playback.recording:
             self._playback.recording.close()
         self._listener.close()
@@ -308,24 +309,23 @@ class VoiceSession:
         figures = {"dropped_audio_frames": self._inbox.dropped_audio,
                    "asr_audio_s": sum(getattr(r, "audio_s", 0.0) for r in recognizers),
                    "asr_decode_s": sum(getattr(r, "decode_s", 0.0) for r in recognizers)}
-        if self.call is None:
-            result: dict[str, Any] = {"call_id": self.call_id, "caller": self.caller_id,
-                                      "external_id": self.external_id,
-                                      "outcome": "busy" if self.turned_away else "hangup",
-                                      "reason": self.turned_away, "turns": [],
-                                      "locale": self.locale if self.turned_away else None,
-                                      "transport": self.transport}
-            self._emit(CallEnded, **end_summary(result), **figures)
+        if self.call is None:  # turned away, or gone during the language menu
+            report = CallReport(call_id=self.call_id, caller=self.caller_id,
+                                locale=self.locale if self.turned_away else None,
+                                outcome="busy" if self.turned_away else "hangup",
+                                reached_dialogue=False, external_id=self.external_id,
+                                turned_away=self.turned_away, transport=self.transport)
+            self._emit(CallEnded, **report.end_fields(), **figures)
         else:  # the handoff goes to the ACD before the transport transfers the caller
-            result = await self.call.finish(self.acd, **figures)
-        result["transport"] = self.transport
-        result["dropped_audio_frames"] = self._inbox.dropped_audio
+            report = await self.call.finish(self.acd, **figures)
+        report = replace(report, transport=self.transport,
+                         dropped_audio_frames=self._inbox.dropped_audio)
         await self.services.log_settled()  # the caller hears the end once the log has it
         try:
-            await self.output.end(result)
+            await self.output.end(report)
         except Exception:
             log.exception("call %s: transport failed to end the call", self.call_id)
-        return result
+        return report
 
     def _emit(self, kind: type[CallEvent], **data: Any) -> None:
         event = kind(call_id=self.call_id, **data)
