@@ -280,20 +280,17 @@ async def test_a_correction_after_routing_still_reroutes(call) -> None:
 async def test_a_hesitation_is_no_review_item_but_its_escalation_is(engine) -> None:
     """Trainers get no "no_match" item for 嗯 (nothing to label); two of them escalating is
     still worth a look."""
+    from ivr.core.events import MisrouteSignal, emitter
     from ivr.core.inputs import Say
     from ivr.dialogue.call import Call
 
-    signals: list[tuple[int, str]] = []
-
-    def emit(kind: str, **data) -> None:
-        if kind == "signal":
-            signals.append((data["turn"], data["signal"]))
-
-    call = Call(engine, caller_id=KNOWN, emit=emit)
+    events: list = []
+    call = Call(engine, caller_id=KNOWN, emit=emitter(events.append, "hesitant"))
     await call.start()
     await call.take(Say("嗯……"))
     await call.take(Say("呃，那个"))
-    assert signals == [(2, "escalated_no_match")]
+    assert [(e.turn, e.signal) for e in events if isinstance(e, MisrouteSignal)] == [
+        (2, "escalated_no_match")]
 
 
 HESITATIONS = ["嗯", "嗯嗯嗯", "那个……", "呃，等一下", "喂？", "就是那个什么"]
