@@ -227,22 +227,31 @@ def postgres_database() -> Any:
 REDIS = os.environ.get("IVR_TEST_REDIS", "redis://127.0.0.1:6379/9")
 
 
+def _this_workers(url: str) -> str:
+    """Under ``pytest -n`` each worker empties a Redis database of its own (gw0 the one
+    named, gw1 the next, ...): one worker's flush must not empty another's test."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    base, _, db = url.rpartition("/")
+    return f"{base}/{int(db) + worker}" if worker and db.isdigit() else url
+
+
 @pytest.fixture
 def redis_url() -> Any:
     """An emptied database of the machine's Redis server. Skipped when none answers, except
     in CI (.ci/run), where that is a failure."""
     import redis
 
-    client = redis.Redis.from_url(REDIS)
+    url = _this_workers(REDIS)
+    client = redis.Redis.from_url(url)
     try:
         client.ping()
     except redis.exceptions.ConnectionError as e:
-        reason = f"no Redis server at {REDIS} ({e})"
+        reason = f"no Redis server at {url} ({e})"
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason + "; set IVR_TEST_REDIS to run these tests")
     client.flushdb()
-    yield REDIS
+    yield url
     client.flushdb()
     client.close()
 
